@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for protobuf package bidui.v1 (scripts/gen_proto.py). Do not edit."""
