@@ -1,0 +1,202 @@
+"""Exceptions raised by the client SDK, one class per failure class.
+
+A small flat hierarchy under ``BiduiError``. gRPC status codes are turned into these classes in one
+place, :func:`error_from_status` (and :func:`error_from_rpc`, which reads the status of a failed
+call). Each class says whether the failure is the caller's to fix (``user_error``: bad input, bad
+certificate, unknown resource, no grant) or the service's (unavailable, timed out, misbehaving);
+the CLI turns that into its exit code.
+
+Messages never contain record values, keys or certificate contents.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import grpc
+
+__all__ = [
+    "AuthenticationError",
+    "BiduiError",
+    "CredentialsError",
+    "CsvInputError",
+    "CsvOutputError",
+    "DeadlineExceededError",
+    "InvalidRequestError",
+    "PermissionDeniedError",
+    "ProofVerificationError",
+    "QuotaExceededError",
+    "ResourceNotFoundError",
+    "ServiceError",
+    "ServiceUnavailableError",
+    "error_from_rpc",
+    "error_from_status",
+    "is_tls_failure",
+    "rpc_status",
+]
+
+
+class BiduiError(Exception):
+    """Base class of every error raised by ``client_sdk``.
+
+    ``code`` is the gRPC status the node answered with, when the error came from the node.
+    """
+
+    #: True when the caller can fix the cause (input, certificate, resource name, grant).
+    user_error: bool = False
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class AuthenticationError(BiduiError):
+    """The node did not accept our identity (UNAUTHENTICATED, or the TLS handshake failed)."""
+
+    user_error = True
+
+
+class PermissionDeniedError(BiduiError):
+    """The node refused the request: not shared, no grant, mode not allowed (PERMISSION_DENIED)."""
+
+    user_error = True
+
+
+class ResourceNotFoundError(BiduiError):
+    """The node offers no such resource (NOT_FOUND)."""
+
+    user_error = True
+
+
+class InvalidRequestError(BiduiError, ValueError):
+    """The request was invalid: bad argument, out of range, or a failed precondition such as a key
+    version that no longer matches the node's (INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION).
+    """
+
+    user_error = True
+
+
+class QuotaExceededError(BiduiError):
+    """The requester's quota or rate limit at the node is used up (RESOURCE_EXHAUSTED)."""
+
+    user_error = True
+
+
+class ServiceUnavailableError(BiduiError):
+    """The node could not be reached or could not serve the request, after retries (UNAVAILABLE)."""
+
+
+class DeadlineExceededError(BiduiError):
+    """The request did not complete within its deadline (DEADLINE_EXCEEDED)."""
+
+
+class ProofVerificationError(BiduiError):
+    """The node's DLEQ proof did not verify, or its evaluated elements were malformed.
+
+    Either the node misbehaved or its OPRF key changed since the catalog entry was read. No result
+    is returned for the records concerned.
+    """
+
+
+class ServiceError(BiduiError):
+    """Any other failure of the node (INTERNAL, UNKNOWN, UNIMPLEMENTED, a malformed answer...)."""
+
+
+class CredentialsError(BiduiError):
+    """A CA certificate, client certificate or client key file is missing, unreadable or invalid."""
+
+    user_error = True
+
+
+class CsvInputError(BiduiError, ValueError):
+    """The input CSV is missing, malformed or lacks a required column.
+
+    ``line`` is the 1-based line number in the file (the header is line 1), when known.
+    """
+
+    user_error = True
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        where = path or "input"
+        if line is not None:
+            where = f"{where}, line {line}"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+
+
+class CsvOutputError(BiduiError):
+    """The output CSV could not be written."""
+
+    user_error = True
+
+
+@runtime_checkable
+class _HasStatus(Protocol):
+    """The ``grpc.Call`` side of a raised ``grpc.RpcError``."""
+
+    def code(self) -> grpc.StatusCode: ...
+
+    def details(self) -> str | None: ...
+
+
+_BY_CODE: dict[grpc.StatusCode, type[BiduiError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.NOT_FOUND: ResourceNotFoundError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidRequestError,
+    grpc.StatusCode.FAILED_PRECONDITION: InvalidRequestError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: QuotaExceededError,
+    grpc.StatusCode.UNAVAILABLE: ServiceUnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+}
+
+# Substrings of grpc's connection-failure details that point at TLS rather than the network.
+_TLS_MARKERS = ("handshake", "ssl", "certificate")
+
+
+def is_tls_failure(code: grpc.StatusCode, details: str | None) -> bool:
+    """True when an UNAVAILABLE status is really a failed TLS handshake (wrong CA, bad certificate).
+
+    Retrying such a failure cannot help, and it is the caller's configuration to fix.
+    """
+    if code is not grpc.StatusCode.UNAVAILABLE or not details:
+        return False
+    lowered = details.lower()
+    return any(marker in lowered for marker in _TLS_MARKERS)
+
+
+def error_from_status(
+    code: grpc.StatusCode, details: str | None, *, context: str | None = None
+) -> BiduiError:
+    """The one mapping from a gRPC status to an SDK exception.
+
+    ``context`` names what was being done ("DescribeResource residents") and prefixes the message.
+    """
+    text = (details or "").strip() or code.name.lower().replace("_", " ")
+    if is_tls_failure(code, details):
+        cls: type[BiduiError] = AuthenticationError
+        text = (
+            "TLS handshake with the node failed (check the CA certificate, client certificate"
+            f" and key): {text}"
+        )
+    else:
+        cls = _BY_CODE.get(code, ServiceError)
+    if context:
+        text = f"{context}: {text}"
+    return cls(text, code=code)
+
+
+def error_from_rpc(error: grpc.RpcError, *, context: str | None = None) -> BiduiError:
+    """Map a failed gRPC call (the ``grpc.RpcError`` it raised) to an SDK exception."""
+    code, details = rpc_status(error)
+    return error_from_status(code, details, context=context)
+
+
+def rpc_status(error: grpc.RpcError) -> tuple[grpc.StatusCode, str | None]:
+    """The status code and details of a failed call (UNKNOWN when the error carries none)."""
+    if isinstance(error, _HasStatus):
+        return error.code(), error.details()
+    return grpc.StatusCode.UNKNOWN, None
