@@ -14,7 +14,8 @@ class ComparatorError(Exception):
 class InvalidInputError(ComparatorError, ValueError):
     """Bytes from outside (an element, a scalar, a tag, a proof) are malformed.
 
-    Raised for wrong lengths, non-canonical encodings, the identity element and scalars out of range.
+    Raised for wrong lengths, non-canonical encodings, the identity element and scalars out of
+    range.
     """
 
 
@@ -49,3 +50,7 @@ class FieldError(ComparatorError, ValueError):
 
 class IndexFormatError(ComparatorError):
     """A saved match index is truncated, corrupt or of an unknown format version."""
+
+
+class DeriveKeyPairError(ComparatorError):
+    """DeriveKeyPair found no non-zero scalar in 256 attempts (RFC 9497 section 3.2.1)."""
