@@ -154,7 +154,10 @@ def _parse(handle: Iterable[bytes], path: str) -> CsvTable:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise CsvInputError(f"malformed CSV: {exc}", path=path, line=lines.current) from None
+            # Name the line the broken record starts on (an unclosed quote runs to the end).
+            start = last_line + 1
+            upto = f" (read up to line {lines.current})" if lines.current > start else ""
+            raise CsvInputError(f"malformed CSV: {exc}{upto}", path=path, line=start) from None
         start = last_line + 1
         last_line = lines.current
         if not row:  # a blank line

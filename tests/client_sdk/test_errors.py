@@ -1,0 +1,121 @@
+"""The one mapping from gRPC status to SDK exceptions."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from client_sdk.errors import (
+    AuthenticationError,
+    BiduiError,
+    CsvInputError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    ResourceNotFoundError,
+    ServiceError,
+    ServiceUnavailableError,
+    error_from_rpc,
+    error_from_status,
+    is_tls_failure,
+)
+
+
+class _FailedCall(grpc.RpcError):
+    """What a failed unary call raises: an RpcError that is also a grpc.Call (code, details)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self._code = code
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+@pytest.mark.parametrize(
+    ("code", "cls", "user_error"),
+    [
+        (grpc.StatusCode.UNAUTHENTICATED, AuthenticationError, True),
+        (grpc.StatusCode.PERMISSION_DENIED, PermissionDeniedError, True),
+        (grpc.StatusCode.NOT_FOUND, ResourceNotFoundError, True),
+        (grpc.StatusCode.INVALID_ARGUMENT, InvalidRequestError, True),
+        (grpc.StatusCode.OUT_OF_RANGE, InvalidRequestError, True),
+        (grpc.StatusCode.FAILED_PRECONDITION, InvalidRequestError, True),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, QuotaExceededError, True),
+        (grpc.StatusCode.UNAVAILABLE, ServiceUnavailableError, False),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceededError, False),
+        (grpc.StatusCode.INTERNAL, ServiceError, False),
+        (grpc.StatusCode.UNKNOWN, ServiceError, False),
+        (grpc.StatusCode.UNIMPLEMENTED, ServiceError, False),
+        (grpc.StatusCode.ABORTED, ServiceError, False),
+    ],
+)
+def test_each_status_maps_to_its_class(
+    code: grpc.StatusCode, cls: type[BiduiError], user_error: bool
+) -> None:
+    error = error_from_status(code, "the node's words", context="DescribeResource 'residents'")
+    assert type(error) is cls
+    assert error.code is code
+    assert error.user_error is user_error
+    assert str(error) == "DescribeResource 'residents': the node's words"
+
+
+def test_missing_details_fall_back_to_the_status_name() -> None:
+    error = error_from_status(grpc.StatusCode.NOT_FOUND, None)
+    assert str(error) == "not found"
+
+
+def test_error_from_rpc_reads_code_and_details() -> None:
+    error = error_from_rpc(_FailedCall(grpc.StatusCode.PERMISSION_DENIED, "resource not shared"))
+    assert isinstance(error, PermissionDeniedError)
+    assert "resource not shared" in str(error)
+
+
+def test_rpc_error_without_status_is_a_service_error() -> None:
+    error = error_from_rpc(grpc.RpcError("bare"))
+    assert isinstance(error, ServiceError)
+    assert error.code is grpc.StatusCode.UNKNOWN
+
+
+def test_invalid_request_is_a_value_error() -> None:
+    assert issubclass(InvalidRequestError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:5: "
+        "Ssl handshake failed: SSL_ERROR_SSL: CERTIFICATE_VERIFY_FAILED",
+        # grpc 1.85 with a node certificate from another CA:
+        "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:36485: Tls "
+        "handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:"
+        "OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate: OK",
+    ],
+)
+def test_tls_handshake_failure_is_an_authentication_error(details: str) -> None:
+    assert is_tls_failure(grpc.StatusCode.UNAVAILABLE, details)
+    error = error_from_status(grpc.StatusCode.UNAVAILABLE, details)
+    assert isinstance(error, AuthenticationError)
+    assert error.user_error
+    assert "certificate" in str(error)
+
+
+def test_plain_unavailable_is_not_a_tls_failure() -> None:
+    details = "failed to connect to all addresses; last error: ipv4:127.0.0.1:5: Connection refused"
+    assert not is_tls_failure(grpc.StatusCode.UNAVAILABLE, details)
+    assert not is_tls_failure(grpc.StatusCode.INTERNAL, "ssl")
+    assert isinstance(
+        error_from_status(grpc.StatusCode.UNAVAILABLE, details), ServiceUnavailableError
+    )
+
+
+def test_csv_input_error_names_file_and_line() -> None:
+    error = CsvInputError("has 3 column(s), the header has 2", path="in.csv", line=7)
+    assert str(error) == "in.csv, line 7: has 3 column(s), the header has 2"
+    assert error.line == 7
+    assert error.user_error
