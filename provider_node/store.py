@@ -1,0 +1,250 @@
+"""The node's SQLAlchemy store: models, engines, sessions and schema migrations.
+
+SQLite (a file next to the node's configuration) is the default; PostgreSQL through psycopg 3 is
+the production store. Both behave the same for the audit log:
+
+* the audit table is append-only and hash-chained (see ``provider_node.audit``);
+* a one-row chain head holds the last sequence number and record hash, updated in the same
+  transaction as each append, so removing the newest record is detected as well;
+* writers serialise on the chain head: ``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE``
+  on SQLite (emitted by the engine events installed in ``make_engine``);
+* a primary key on ``seq`` and a unique ``prev_hash`` make a fork of the chain impossible even if
+  the locking were bypassed.
+
+The schema is created and upgraded only by the Alembic migrations shipped in
+``provider_node/migrations`` (``migrate(engine)``); no ``alembic.ini`` is needed at run time.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Double,
+    Engine,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import DateTime, TypeDecorator
+
+__all__ = [
+    "GENESIS_HASH",
+    "HEAD_ROW_ID",
+    "SQLITE_BEGIN_OPTION",
+    "AuditChainHead",
+    "AuditRecord",
+    "Base",
+    "make_engine",
+    "migrate",
+    "session_factory",
+    "snapshot_options",
+]
+
+#: ``prev_hash`` of the first record, and the chain head's hash while the log is empty.
+GENESIS_HASH = "0" * 64
+#: The chain head table has exactly one row, with this id (created by migration 0001).
+HEAD_ROW_ID = 1
+#: Execution option read by the SQLite ``begin`` hook: "IMMEDIATE" (default) or "DEFERRED".
+SQLITE_BEGIN_OPTION = "bidui_sqlite_begin"
+
+_SQLITE_BUSY_TIMEOUT_MS = 10_000
+_PG_CONNECT_TIMEOUT_S = 5
+_MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite has no timezone type and hands back naive values; PostgreSQL stores ``timestamptz``.
+    Values are converted to UTC on the way in and always come back aware, in UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite stores the literal text: keep it naive UTC so ordering and ranges compare right.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table of the provider node."""
+
+
+class AuditRecord(Base):
+    """One audited comparison or governance action (articles 34, 35). Never updated or deleted."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="ck_audit_record_seq_positive"),
+        CheckConstraint("item_count >= 0", name="ck_audit_record_item_count"),
+        CheckConstraint("match_count >= 0", name="ck_audit_record_match_count"),
+        UniqueConstraint("comparison_id", name="uq_audit_record_comparison_id"),
+        # Two records can never follow the same predecessor, so the chain cannot fork.
+        UniqueConstraint("prev_hash", name="uq_audit_record_prev_hash"),
+        UniqueConstraint("record_hash", name="uq_audit_record_record_hash"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    comparison_id: Mapped[str] = mapped_column(String(36))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    requester: Mapped[str] = mapped_column(Text)
+    cert_fingerprint: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(Text)
+    comparison_key: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(Text)
+    item_count: Mapped[int] = mapped_column(BigInteger)
+    match_count: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Double)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The single row naming the newest record; moved in the same transaction as each append."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (
+        CheckConstraint(f"id = {HEAD_ROW_ID}", name="ck_audit_chain_head_single_row"),
+        CheckConstraint("last_seq >= 0", name="ck_audit_chain_head_last_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the node's store.
+
+    SQLite: WAL journal, ``synchronous=FULL`` (a committed audit record survives a crash or power
+    loss), a busy timeout, foreign keys, and every transaction opened with ``BEGIN IMMEDIATE``
+    unless the connection carries the execution option ``SQLITE_BEGIN_OPTION="DEFERRED"``.
+    PostgreSQL: psycopg 3 (``postgresql://`` is taken to mean ``postgresql+psycopg://``), a connect
+    timeout and pre-ping so a restarted server is noticed. Statement parameters are never put in
+    error messages or logs (``hide_parameters``).
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _make_sqlite_engine(url)
+    connect_args: dict[str, Any] = {}
+    if backend == "postgresql":
+        connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+    return create_engine(
+        parsed, hide_parameters=True, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
+def _make_sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    in_memory = parsed.database in (None, "", ":memory:")
+    engine = create_engine(
+        parsed,
+        hide_parameters=True,
+        connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000},
+        # One shared connection for an in-memory database, or each thread would see its own.
+        **({"poolclass": StaticPool} if in_memory else {}),
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so we can emit our own BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front: two writers never both read the same chain head
+        # and then fail to upgrade their locks. Readers ask for DEFERRED to get a WAL snapshot
+        # without blocking writers.
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        if mode not in ("IMMEDIATE", "DEFERRED"):
+            raise ValueError(f"{SQLITE_BEGIN_OPTION} must be IMMEDIATE or DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def snapshot_options(engine: Engine) -> dict[str, Any]:
+    """Execution options for a consistent read-only snapshot that does not block writers."""
+    if engine.dialect.name == "sqlite":
+        return {SQLITE_BEGIN_OPTION: "DEFERRED"}
+    if engine.dialect.name == "postgresql":
+        return {"isolation_level": "REPEATABLE READ"}
+    return {}
+
+
+_factories: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = weakref.WeakKeyDictionary()
+_factories_lock = threading.Lock()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """The one sessionmaker of ``engine`` (created on first use). Sessions are per thread."""
+    with _factories_lock:
+        factory = _factories.get(engine)
+        if factory is None:
+            factory = sessionmaker(bind=engine, expire_on_commit=False)
+            _factories[engine] = factory
+        return factory
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision with the migrations shipped in this package.
+
+    Runs inside one transaction. On PostgreSQL an advisory lock keeps two nodes started at the same
+    time from migrating concurrently; on SQLite ``BEGIN IMMEDIATE`` does the same.
+    """
+    # Imported here: Alembic is only needed when the schema is touched.
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(742133011)")
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
