@@ -1,0 +1,190 @@
+"""``bidui audit``: the compliance officer's commands, verifying and exporting the audit log.
+
+Exit codes: 0 success; 1 the audit chain is broken (``verify``); 2 a usage problem (missing or bad
+configuration, unreachable or uninitialised database), reported as one line per problem on stderr.
+Neither command writes to the audit database.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+import click
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from provider_node.audit import AuditLog, AuditUnavailableError, ExportFormat
+from provider_node.config import AuditConfig, ConfigError, load_config
+from provider_node.store import make_engine, session_factory
+
+__all__ = ["audit"]
+
+_USAGE_ERROR = 2
+_CHAIN_BROKEN = 1
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(_USAGE_ERROR)
+
+
+def _audit_config(config_file: Path) -> AuditConfig:
+    """The ``[audit]`` section of the node configuration: env overrides applied, paths resolved."""
+    try:
+        return load_config(config_file).audit
+    except ConfigError as exc:
+        _fail("\n".join(exc.problems))
+
+
+@contextmanager
+def _audit_log(config_file: Path) -> Iterator[AuditLog]:
+    settings = _audit_config(config_file)
+    url = settings.database_url
+    try:
+        parsed: URL = make_url(url)
+    except (ArgumentError, ValueError):
+        _fail(f"{config_file}: audit.database_url: is not a valid SQLAlchemy database URL")
+    where = parsed.render_as_string(hide_password=True)
+    database = parsed.database
+    in_memory = database in (None, "", ":memory:")
+    # Opening a missing SQLite file would create an empty one and report an empty, valid log.
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and not in_memory
+        and not Path(str(database)).is_file()
+    ):
+        _fail(f"audit database {database} does not exist")
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        _fail(f"cannot use audit database {where}: {exc}")
+    try:
+        yield AuditLog(session_factory(engine), retention_days=settings.retention_days)
+    except AuditUnavailableError as exc:
+        _fail(f"cannot read the audit log at {where}: {exc.detail}")
+    finally:
+        engine.dispose()
+
+
+def _parse_time(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "expected an ISO 8601 date or time, e.g. 2025-01-01 or 2025-01-01T08:00:00+08:00",
+            param=param,
+        ) from None
+    # A time without an offset is taken as UTC, the time zone the audit log is kept in.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+_config_option = click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The node's TOML configuration; its [audit] database_url names the audit database.",
+)
+
+
+@click.group(name="audit")
+def audit() -> None:
+    """Verify and export the tamper-evident audit log (articles 34, 35)."""
+
+
+@audit.command()
+@_config_option
+def verify(config_file: Path) -> None:
+    """Check the hash chain of the whole audit log.
+
+    Exits 0 when every record is intact, 1 naming the first bad record when any record was edited,
+    deleted or inserted, 2 when the log cannot be read.
+    """
+    with _audit_log(config_file) as log:
+        report = log.verify()
+    if report.ok:
+        click.echo(f"audit chain OK: {report.records_checked} records")
+        return
+    where = f" at record seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+    click.echo(f"audit chain BROKEN{where}: {report.reason}")
+    raise SystemExit(_CHAIN_BROKEN)
+
+
+@audit.command()
+@_config_option
+@click.option(
+    "--from",
+    "start",
+    metavar="ISO-TIME",
+    callback=_parse_time,
+    help="Only records at or after this ISO 8601 time (UTC unless an offset is given).",
+)
+@click.option(
+    "--to",
+    "end",
+    metavar="ISO-TIME",
+    callback=_parse_time,
+    help="Only records before this ISO 8601 time (UTC unless an offset is given).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines or CSV; both carry seq and hashes so the export can be verified offline.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default=Path("-"),
+    help="File to write (replaced only once the export is complete); '-' or absent: stdout.",
+)
+def export(
+    config_file: Path,
+    start: datetime | None,
+    end: datetime | None,
+    fmt: ExportFormat,
+    output: Path,
+) -> None:
+    """Write the audit records of a time range as JSON Lines or CSV."""
+    if start is not None and end is not None and start >= end:
+        raise click.BadParameter("--from must be earlier than --to", param_hint="'--from'")
+    with _audit_log(config_file) as log:
+        if str(output) == "-":
+            count = log.export(sys.stdout, fmt, start, end)
+        else:
+            count = _export_to_file(log, output, fmt, start, end)
+    target = "stdout" if str(output) == "-" else str(output)
+    click.echo(f"exported {count} audit records to {target}", err=True)
+
+
+def _export_to_file(
+    log: AuditLog, output: Path, fmt: ExportFormat, start: datetime | None, end: datetime | None
+) -> int:
+    """Write next to ``output`` and rename, so a failed export never leaves a partial file."""
+    folder = output.absolute().parent
+    if not folder.is_dir():
+        _fail(f"cannot write {output}: folder {folder} does not exist")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.", suffix=".tmp")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+    try:
+        stream: TextIO
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            count = log.export(stream, fmt, start, end)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count
