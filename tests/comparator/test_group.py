@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 
 import pytest
 
@@ -170,3 +172,18 @@ def test_element_arithmetic() -> None:
         group.scalar_mult(a, pb),
         group.scalar_mult(b, pb),
     ]
+
+
+def test_missing_libsodium_gives_clear_import_error() -> None:
+    code = (
+        "import ctypes.util\n"
+        "ctypes.util.find_library = lambda name: None\n"
+        "try:\n"
+        "    import comparator.group\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "libsodium23" in out
