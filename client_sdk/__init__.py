@@ -1,0 +1,63 @@
+"""bidui client SDK: what a requesting department imports to compare its records with a provider's.
+
+::
+
+    from client_sdk import ComparisonClient, Credentials
+
+    credentials = Credentials.from_files("pki/ca.pem", "pki/dept.pem", "pki/dept.key")
+    with ComparisonClient("node.example:50051", credentials) as client:
+        result = client.compare(
+            "residents",
+            [{"id_number": "510502198001010011", "name": "张三"}],
+            key="id_number+name",
+            mode="blinded",
+            purpose="minimum living allowance eligibility check",
+        )
+    result.matched          # indexes of the matched records
+    result[0].status        # "matched" | "not_matched" | "error"
+
+Only match bits come back; the provider's data never leaves its node.
+"""
+
+from client_sdk.client import ComparisonClient, ComparisonMode, ProgressCallback, RetryPolicy
+from client_sdk.credentials import Credentials
+from client_sdk.errors import (
+    AuthenticationError,
+    BiduiError,
+    CredentialsError,
+    CsvInputError,
+    CsvOutputError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    ProofVerificationError,
+    QuotaExceededError,
+    ResourceNotFoundError,
+    ServiceError,
+    ServiceUnavailableError,
+)
+from client_sdk.results import ComparisonResult, MatchStatus, RecordResult
+
+__all__ = [
+    "AuthenticationError",
+    "BiduiError",
+    "ComparisonClient",
+    "ComparisonMode",
+    "ComparisonResult",
+    "Credentials",
+    "CredentialsError",
+    "CsvInputError",
+    "CsvOutputError",
+    "DeadlineExceededError",
+    "InvalidRequestError",
+    "MatchStatus",
+    "PermissionDeniedError",
+    "ProgressCallback",
+    "ProofVerificationError",
+    "QuotaExceededError",
+    "RecordResult",
+    "ResourceNotFoundError",
+    "RetryPolicy",
+    "ServiceError",
+    "ServiceUnavailableError",
+]
