@@ -1,0 +1,309 @@
+"""provider_node.config: parsing, path resolution, environment overrides, validation messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from comparator.fields import FieldType
+from provider_node.config import (
+    Category,
+    ComparisonMode,
+    ConfigError,
+    NodeConfig,
+    SharingType,
+    load_config,
+    parse_address,
+)
+
+EXAMPLE = """\
+[node]
+name = "瀘州市公安局 data service node"
+department = "luzhou-psb"
+listen = "127.0.0.1:50051"
+metrics_listen = "127.0.0.1:9464"
+data_dir = "data"
+max_batch_items = 100000
+max_message_bytes = 16777216
+blinded_session_seconds = 300
+
+[tls]
+ca_cert = "pki/ca.pem"
+server_cert = "pki/node.pem"
+server_key = "pki/node.key"
+
+[keys]
+dir = "keys"
+
+[audit]
+database_url = "sqlite:///audit.db"
+retention_days = 730
+
+[[resources]]
+id = "residents"
+name = "瀘州市常住人口基礎信息"
+owner_department = "luzhou-psb"
+category = "basic"
+sharing_type = "unconditional"
+update_period = "P1D"
+usage_conditions = "comparison only"
+modes = ["hashed", "blinded"]
+expose_record_count = false
+key_version = 1
+fields = { id_number = "cn_resident_id", name = "person_name", birth_date = "date" }
+keys = { "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }
+source = { url = "sqlite:///source.db", query = "SELECT * FROM residents" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "node.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str, **environ: str) -> NodeConfig:
+    return load_config(write(tmp_path, text), environ=environ)
+
+
+def problems(tmp_path: Path, text: str, **environ: str) -> tuple[str, ...]:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text, **environ)
+    return info.value.problems
+
+
+def only_problem(tmp_path: Path, text: str, **environ: str) -> str:
+    found = problems(tmp_path, text, **environ)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{tmp_path / 'node.toml'}: "), found[0]
+    return found[0]
+
+
+def test_the_contract_example_parses_with_paths_resolved(tmp_path: Path) -> None:
+    config = load(tmp_path, EXAMPLE)
+    assert config.path == tmp_path / "node.toml"
+    assert config.node.department == "luzhou-psb"
+    assert config.node.data_dir == tmp_path / "data"
+    assert config.node.index_dir == tmp_path / "data" / "indexes"
+    assert config.node.max_batch_items == 100_000
+    assert config.tls.ca_cert == tmp_path / "pki" / "ca.pem"
+    assert config.keys.dir == tmp_path / "keys"
+    assert config.audit.database_url == f"sqlite:///{tmp_path / 'audit.db'}"
+    assert config.audit.retention_days == 730
+    (resource,) = config.resources
+    assert resource.id == "residents"
+    assert resource.category is Category.BASIC
+    assert resource.sharing_type is SharingType.UNCONDITIONAL
+    assert resource.modes == (ComparisonMode.HASHED, ComparisonMode.BLINDED)
+    assert resource.fields["id_number"] is FieldType("cn_resident_id")
+    assert resource.keys["id_number+name"] == ("id_number", "name")
+    assert resource.source.url == f"sqlite:///{tmp_path / 'source.db'}"
+    assert resource.source.csv is None
+    assert config.resource("residents") is resource
+
+
+def test_defaults_fill_what_is_left_out(tmp_path: Path) -> None:
+    config = load(tmp_path, '[node]\ndepartment = "luzhou-psb"\n')
+    assert config.node.name == "luzhou-psb"
+    assert config.node.listen == "127.0.0.1:50051"
+    assert config.node.blinded_session_seconds == 300
+    assert config.audit.retention_days == 730
+    assert config.resources == ()
+
+
+def test_csv_source_and_absolute_or_server_urls(tmp_path: Path) -> None:
+    text = EXAMPLE.replace(
+        'source = { url = "sqlite:///source.db", query = "SELECT * FROM residents" }',
+        'source = { csv = "in/residents.csv" }',
+    ).replace(
+        'database_url = "sqlite:///audit.db"',
+        'database_url = "postgresql+psycopg://bidui:pw@db.example/bidui"',
+    )
+    config = load(tmp_path, text)
+    assert config.resources[0].source.csv == tmp_path / "in" / "residents.csv"
+    assert config.audit.database_url == "postgresql+psycopg://bidui:pw@db.example/bidui"
+    assert "pw" not in repr(config.audit)
+    absolute = EXAMPLE.replace("sqlite:///audit.db", "sqlite:////var/lib/bidui/audit.db")
+    assert load(tmp_path, absolute).audit.database_url == "sqlite:////var/lib/bidui/audit.db"
+
+
+def test_environment_overrides_with_types(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        EXAMPLE,
+        BIDUI_AUDIT_DATABASE_URL="sqlite:///elsewhere.db",
+        BIDUI_NODE_LISTEN="0.0.0.0:6000",
+        BIDUI_NODE_METRICS_LISTEN="[::1]:0",
+        BIDUI_NODE_MAX_BATCH_ITEMS="500",
+        BIDUI_KEYS_DIR="/secure/keys",
+    )
+    assert config.audit.database_url == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert config.node.listen == "0.0.0.0:6000"
+    assert config.node.metrics_listen == "[::1]:0"
+    assert config.node.max_batch_items == 500
+    assert config.keys.dir == Path("/secure/keys")
+
+
+def test_environment_override_of_the_wrong_type(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, EXAMPLE, BIDUI_NODE_MAX_BATCH_ITEMS="many")
+    assert line == "environment BIDUI_NODE_MAX_BATCH_ITEMS: expected an integer"
+    (line,) = problems(tmp_path, EXAMPLE, BIDUI_AUDIT_RETENTION_DAYS="365")
+    assert "article 35 requires audit logs be kept at least 730 days" in line
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'sharing_type = "unconditional"',
+            'sharing_type = "public"',
+            "resources[residents].sharing_type: unknown sharing type 'public' "
+            "(expected unconditional, conditional, not_shared)",
+        ),
+        (
+            'category = "basic"',
+            'category = "misc"',
+            "resources[residents].category: unknown category 'misc'",
+        ),
+        (
+            'birth_date = "date"',
+            'birth_date = "datetime"',
+            "resources[residents].fields.birth_date: unknown field type 'datetime'",
+        ),
+        (
+            'modes = ["hashed", "blinded"]',
+            'modes = ["hashed", "psi"]',
+            "resources[residents].modes: unknown mode 'psi'",
+        ),
+        (
+            '"id_number+name" = ["id_number", "name"]',
+            '"id_number+name" = ["id_number", "full_name"]',
+            "resources[residents].keys.id_number+name: names undeclared field 'full_name'",
+        ),
+        (
+            'id = "residents"',
+            'id = "Residents!"',
+            "resources[#1].id: 'Residents!' is not a resource id",
+        ),
+        (
+            "retention_days = 730",
+            "retention_days = 729",
+            "audit.retention_days: 729 is too short: article 35 requires audit logs be kept "
+            "at least 730 days",
+        ),
+        (
+            "max_batch_items = 100000",
+            "max_batch_items = 0",
+            "node.max_batch_items: must be between 1 and 1000000, got 0",
+        ),
+        (
+            "max_batch_items = 100000",
+            "max_batch_items = 2000000",
+            "node.max_batch_items: must be between 1 and 1000000, got 2000000",
+        ),
+        (
+            "max_batch_items = 100000",
+            "max_batch_items = true",
+            "node.max_batch_items: must be an integer",
+        ),
+        (
+            'listen = "127.0.0.1:50051"',
+            'listen = "localhost"',
+            "node.listen: invalid address 'localhost'",
+        ),
+        (
+            'update_period = "P1D"',
+            'update_period = "daily"',
+            "resources[residents].update_period: 'daily' is not an ISO 8601 duration",
+        ),
+        (
+            "blinded_session_seconds = 300",
+            "blinded_session_secs = 300",
+            "node.blinded_session_secs: unknown key",
+        ),
+        (
+            "expose_record_count = false",
+            'expose_record_count = "no"',
+            "resources[residents].expose_record_count: must be true or false",
+        ),
+    ],
+)
+def test_each_problem_gets_one_precise_line(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    assert old in EXAMPLE
+    line = only_problem(tmp_path, EXAMPLE.replace(old, new))
+    assert expected in line
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'source = { csv = "a.csv", url = "sqlite:///a.db", query = "SELECT 1" }',
+        "source = { }",
+    ],
+)
+def test_source_needs_exactly_one_kind(tmp_path: Path, source: str) -> None:
+    text = EXAMPLE.replace(EXAMPLE.splitlines()[-1], source)
+    line = only_problem(tmp_path, text)
+    assert "resources[residents].source: give exactly one of source.url + source.query" in line
+
+
+def test_source_url_without_query(tmp_path: Path) -> None:
+    text = EXAMPLE.replace(EXAMPLE.splitlines()[-1], 'source = { url = "sqlite:///a.db" }')
+    assert "resources[residents].source.query: is required" in only_problem(tmp_path, text)
+
+
+def test_duplicate_resource_ids(tmp_path: Path) -> None:
+    block = EXAMPLE[EXAMPLE.index("[[resources]]") :]
+    line = only_problem(tmp_path, EXAMPLE + "\n" + block)
+    assert "resources[residents].id: duplicate resource id 'residents'" in line
+
+
+def test_several_problems_are_reported_together(tmp_path: Path) -> None:
+    text = EXAMPLE.replace("retention_days = 730", "retention_days = 30").replace(
+        'category = "basic"', 'category = "other"'
+    )
+    found = problems(tmp_path, text)
+    assert len(found) == 2
+    assert all("\n" not in line for line in found)
+
+
+def test_bad_database_url_is_not_repeated(tmp_path: Path) -> None:
+    text = EXAMPLE.replace('"sqlite:///audit.db"', '"no url with secret-password"')
+    line = only_problem(tmp_path, text)
+    assert "audit.database_url: is not a valid SQLAlchemy database URL" in line
+    assert "secret-password" not in line
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(tmp_path, "[node\n")
+
+
+def test_tls_files_are_checked_at_serve_time_not_parse_time(tmp_path: Path) -> None:
+    config = load(tmp_path, EXAMPLE)
+    with pytest.raises(ConfigError) as info:
+        config.tls.check_files(config.path)
+    assert len(info.value.problems) == 3
+    assert f"tls.ca_cert: file {tmp_path / 'pki' / 'ca.pem'} does not exist" in str(info.value)
+    (tmp_path / "pki").mkdir()
+    for name in ("ca.pem", "node.pem", "node.key"):
+        (tmp_path / "pki" / name).write_text("x")
+    config.tls.check_files(config.path)
+
+
+def test_unknown_resource_lookup(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no resource with id 'vehicles'"):
+        load(tmp_path, EXAMPLE).resource("vehicles")
+
+
+def test_parse_address() -> None:
+    assert parse_address("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_address("[::1]:9464") == ("::1", 9464)
+    for bad in ("127.0.0.1", ":80", "host:99999", "::1:80", "[zz]:80"):
+        with pytest.raises(ValueError):
+            parse_address(bad)
