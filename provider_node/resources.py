@@ -1,0 +1,174 @@
+"""The node's catalog (articles 7-10, 24): resources as declared in the configuration.
+
+A ``Resource`` is what the servicer reasons about: its comparison keys as comparator objects, its
+sharing type and modes, and the domain separating its encodings from every other resource's and
+key version's. ``resource_to_proto`` makes the catalog entry a requester sees; it carries a record
+count only where the operator set ``expose_record_count = true``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from bidui.v1 import catalog_pb2 as _catalog_pb2
+from comparator import oprf
+from comparator.canonical import ComparisonKey, Domain
+from comparator.fields import FieldType
+from provider_node.config import (
+    Category,
+    ComparisonMode,
+    NodeConfig,
+    ResourceConfig,
+    SharingType,
+    SourceConfig,
+)
+
+__all__ = [
+    "Resource",
+    "UnknownComparisonKeyError",
+    "build_catalog",
+    "resource_to_proto",
+]
+
+_SHARING_TYPES = {
+    SharingType.UNCONDITIONAL: _catalog_pb2.SHARING_TYPE_UNCONDITIONAL,
+    SharingType.CONDITIONAL: _catalog_pb2.SHARING_TYPE_CONDITIONAL,
+    SharingType.NOT_SHARED: _catalog_pb2.SHARING_TYPE_NOT_SHARED,
+}
+_CATEGORIES = {
+    Category.BASIC: _catalog_pb2.CATEGORY_BASIC,
+    Category.THEMATIC: _catalog_pb2.CATEGORY_THEMATIC,
+    Category.DEPARTMENTAL: _catalog_pb2.CATEGORY_DEPARTMENTAL,
+}
+_MODES = {
+    ComparisonMode.HASHED: _catalog_pb2.MODE_HASHED,
+    ComparisonMode.BLINDED: _catalog_pb2.MODE_BLINDED,
+}
+
+
+class UnknownComparisonKeyError(KeyError):
+    """The resource declares no comparison key of that name."""
+
+    def __init__(self, resource_id: str, key_name: str, known: tuple[str, ...]) -> None:
+        super().__init__(key_name)
+        self.resource_id = resource_id
+        self.key_name = key_name
+        self.known = known
+
+    def __str__(self) -> str:
+        return (
+            f"resource {self.resource_id!r} has no comparison key {self.key_name!r} "
+            f"(keys: {', '.join(self.known)})"
+        )
+
+
+@dataclass(frozen=True)
+class Resource:
+    id: str
+    name: str
+    owner_department: str
+    category: Category
+    fields: Mapping[str, FieldType]
+    comparison_keys: Mapping[str, ComparisonKey]
+    sharing_type: SharingType
+    update_period: str
+    usage_conditions: str
+    modes: tuple[ComparisonMode, ...]
+    key_version: int
+    expose_record_count: bool
+    source: SourceConfig
+
+    @classmethod
+    def from_config(cls, config: ResourceConfig) -> Resource:
+        field_types = {name: kind.value for name, kind in config.fields.items()}
+        keys = {
+            name: ComparisonKey.from_names(name, members, field_types)
+            for name, members in config.keys.items()
+        }
+        return cls(
+            id=config.id,
+            name=config.name,
+            owner_department=config.owner_department,
+            category=config.category,
+            fields=MappingProxyType(dict(config.fields)),
+            comparison_keys=MappingProxyType(keys),
+            sharing_type=config.sharing_type,
+            update_period=config.update_period,
+            usage_conditions=config.usage_conditions,
+            modes=config.modes,
+            key_version=config.key_version,
+            expose_record_count=config.expose_record_count,
+            source=config.source,
+        )
+
+    @property
+    def comparable(self) -> bool:
+        """False for ``not_shared`` resources: catalogued, never compared (article 24)."""
+        return self.sharing_type is not SharingType.NOT_SHARED
+
+    def comparison_key(self, key_name: str) -> ComparisonKey:
+        try:
+            return self.comparison_keys[key_name]
+        except KeyError:
+            raise UnknownComparisonKeyError(
+                self.id, key_name, tuple(self.comparison_keys)
+            ) from None
+
+    def domain(self, key_name: str) -> Domain:
+        """The domain separating this resource, key and key version's encodings from all others."""
+        self.comparison_key(key_name)
+        return Domain(self.id, key_name, self.key_version)
+
+    def offers(self, mode: ComparisonMode | str) -> bool:
+        return mode in self.modes
+
+
+def build_catalog(config: NodeConfig) -> dict[str, Resource]:
+    """Every configured resource by id, in configuration order."""
+    return {resource.id: Resource.from_config(resource) for resource in config.resources}
+
+
+def resource_to_proto(
+    resource: Resource,
+    *,
+    oprf_public_key: bytes | None,
+    last_refresh: _dt.datetime | None,
+    record_count: int | None = None,
+) -> _catalog_pb2.Resource:
+    """The catalog entry a requester sees.
+
+    ``record_count`` is published only when the operator set ``expose_record_count = true`` for
+    the resource; by default, and for conditional data unless allowed, it is left out.
+    ``oprf_public_key`` is only published when the resource offers blinded mode.
+    """
+    message = _catalog_pb2.Resource(
+        id=resource.id,
+        name=resource.name,
+        owner_department=resource.owner_department,
+        category=_CATEGORIES[resource.category],
+        fields=[
+            _catalog_pb2.Field(name=name, type=kind.value) for name, kind in resource.fields.items()
+        ],
+        comparison_keys=[
+            _catalog_pb2.ComparisonKey(name=name, fields=[spec.name for spec in key.fields])
+            for name, key in resource.comparison_keys.items()
+        ],
+        sharing_type=_SHARING_TYPES[resource.sharing_type],
+        usage_conditions=resource.usage_conditions,
+        update_period=resource.update_period,
+        key_version=resource.key_version,
+        modes=[_MODES[mode] for mode in resource.modes],
+        oprf_suite=oprf.SUITE_ID,
+    )
+    if oprf_public_key is not None and resource.offers(ComparisonMode.BLINDED):
+        message.oprf_public_key = oprf_public_key
+    if last_refresh is not None:
+        if last_refresh.tzinfo is None:
+            raise ValueError("last_refresh must be timezone-aware")
+        message.last_refresh.FromDatetime(last_refresh.astimezone(_dt.UTC))
+    if record_count is not None and resource.expose_record_count:
+        message.record_count = record_count
+    return message
