@@ -1,0 +1,151 @@
+"""``bidui provider init | load`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provider_node.cli import init_node, provider
+from provider_node.config import load_config
+from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE
+from provider_node.pki import department_from_certificate
+
+VALID_IDS = ["11010519491231002X", "510502198001010013"]
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_init_creates_a_working_node(runner: CliRunner, tmp_path: Path) -> None:
+    directory = tmp_path / "node"
+    result = runner.invoke(
+        provider,
+        ["init", "--dir", str(directory), "--client", "luzhou-tax", "--client", "luzhou-health"],
+    )
+    assert result.exit_code == 0, result.output
+    for name in (OPRF_SEED_FILE, HMAC_MASTER_FILE):
+        assert mode_of(directory / "keys" / name) == 0o600
+        secret = (directory / "keys" / name).read_bytes()
+        assert secret.hex() not in result.output
+    for key in ("pki/ca.key", "pki/node.key", "pki/clients/luzhou-tax.key"):
+        assert mode_of(directory / key) == 0o600
+    client_pem = (directory / "pki" / "clients" / "luzhou-health.pem").read_bytes()
+    assert department_from_certificate(client_pem) == "luzhou-health"
+    assert "bidui provider load --config" in result.output
+    assert "bidui provider serve --config" in result.output
+
+    text = (directory / "node.toml").read_text(encoding="utf-8")
+    assert "# " in text  # the comments survive
+    config = load_config(directory / "node.toml", environ={})
+    config.tls.check_files(config.path)
+    assert config.node.department == "luzhou-psb"
+    assert [r.id for r in config.resources] == ["residents"]
+
+
+def test_init_refuses_to_overwrite_keys_unless_forced(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(provider, ["init", "--dir", str(tmp_path)]).exit_code == 0
+    seed = (tmp_path / "keys" / OPRF_SEED_FILE).read_bytes()
+    again = runner.invoke(provider, ["init", "--dir", str(tmp_path)])
+    assert again.exit_code == 2
+    assert "refusing to overwrite" in again.output and "--force" in again.output
+    assert "Traceback" not in again.output
+    assert (tmp_path / "keys" / OPRF_SEED_FILE).read_bytes() == seed
+    forced = runner.invoke(provider, ["init", "--dir", str(tmp_path), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (tmp_path / "keys" / OPRF_SEED_FILE).read_bytes() != seed
+    assert mode_of(tmp_path / "keys" / OPRF_SEED_FILE) == 0o600
+
+
+def test_init_rejects_a_bad_department(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(provider, ["init", "--dir", str(tmp_path), "--client", "Tax Office"])
+    assert result.exit_code == 2
+    assert "'Tax Office' is not a department id" in result.output
+    assert not (tmp_path / "keys").exists()
+
+
+def test_load_builds_the_indexes_and_reports_counts(runner: CliRunner, tmp_path: Path) -> None:
+    init_node(tmp_path)
+    with sqlite3.connect(tmp_path / "source.db") as connection:
+        connection.executemany(
+            "INSERT INTO residents VALUES (?, ?, ?)",
+            [
+                (VALID_IDS[0], "王偉", "1949-12-31"),
+                (VALID_IDS[1], "李芳", "1980-01-01"),
+                ("510502198001010017", "張敏", "1980-01-01"),
+            ],
+        )
+    connection.close()
+    result = runner.invoke(provider, ["load", "--config", str(tmp_path / "node.toml")])
+    assert result.exit_code == 0, result.output
+    assert "residents: 3 source rows" in result.output
+    assert "id_number+name" in result.output
+    assert "invalid for id_number: id_number:" in result.output and "(rows 3)" in result.output
+    assert "510502198001010017" not in result.output
+    for key in ("id_number", "id_number+name"):
+        for mode in ("hashed", "blinded"):
+            assert (tmp_path / "data" / "indexes" / "residents" / f"{key}.{mode}.idx").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "{dir}/absent.toml"], "no such configuration file"),
+        (["--config", "{dir}/node.toml", "--resource", "vehicles"], "no resource 'vehicles'"),
+    ],
+)
+def test_load_user_mistakes_exit_2(
+    runner: CliRunner, tmp_path: Path, args: list[str], message: str
+) -> None:
+    init_node(tmp_path)
+    result = runner.invoke(provider, ["load", *[a.format(dir=tmp_path) for a in args]])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_load_with_a_bad_config_names_the_key(runner: CliRunner, tmp_path: Path) -> None:
+    init_node(tmp_path)
+    config = tmp_path / "node.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("retention_days = 730", "retention_days = 365"),
+        encoding="utf-8",
+    )
+    result = runner.invoke(provider, ["load", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "audit.retention_days" in result.output
+    assert "article 35 requires audit logs be kept at least 730 days" in result.output
+
+
+def test_load_with_a_broken_source_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    init_node(tmp_path)
+    with sqlite3.connect(tmp_path / "source.db") as connection:
+        connection.execute("DROP TABLE residents")
+    connection.close()
+    result = runner.invoke(provider, ["load", "--config", str(tmp_path / "node.toml")])
+    assert result.exit_code == 2
+    assert "no such table: residents" in result.output
+
+
+def test_load_with_world_readable_keys_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    init_node(tmp_path)
+    (tmp_path / "keys" / HMAC_MASTER_FILE).chmod(0o644)
+    result = runner.invoke(provider, ["load", "--config", str(tmp_path / "node.toml")])
+    assert result.exit_code == 2
+    assert "readable by group or others" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["init"], ["load"]])
+def test_help(runner: CliRunner, command: list[str]) -> None:
+    result = runner.invoke(provider, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
