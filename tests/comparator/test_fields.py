@@ -175,7 +175,8 @@ def test_phone(raw: object, canonical: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["1380013800", "138001380001", "12800138000", "tel 13800138000", "028123", "+12", "0", ""]
+    "raw",
+    ["1380013800", "138001380001", "12800138000", "tel 13800138000", "028123", "+12", "0", ""],
 )
 def test_phone_invalid(raw: str) -> None:
     _refused(PHONE, raw)
