@@ -458,7 +458,17 @@ def _node(table: Mapping[str, Any], base: Path, problems: _Problems) -> NodeSect
 
 def _audit(table: Mapping[str, Any], base: Path, problems: _Problems) -> AuditConfig:
     url = _get(table, "audit", "database_url", str, "sqlite:///audit.db", problems)
-    resolved = _resolve_url(url, base, "audit.database_url", problems) if url else ""
+    resolved = ""
+    if url == "":
+        problems.add("audit.database_url", "must not be empty (e.g. sqlite:///audit.db)")
+    elif url is not None:
+        resolved = _resolve_url(url, base, "audit.database_url", problems)
+        if _is_memory_sqlite(resolved):
+            problems.add(
+                "audit.database_url",
+                "an in-memory database loses the audit log when the node stops (article 35): "
+                "give a file or a server",
+            )
     retention = _get(table, "audit", "retention_days", int, MIN_RETENTION_DAYS, problems)
     if retention is not None and retention < MIN_RETENTION_DAYS:
         problems.add(
@@ -467,6 +477,14 @@ def _audit(table: Mapping[str, Any], base: Path, problems: _Problems) -> AuditCo
             f"{MIN_RETENTION_DAYS} days",
         )
     return AuditConfig(database_url=resolved, retention_days=retention or MIN_RETENTION_DAYS)
+
+
+def _is_memory_sqlite(url: str) -> bool:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return False
+    return parsed.drivername.startswith("sqlite") and parsed.database in (None, "", ":memory:")
 
 
 def _resolve_url(url: str, base: Path, key: str, problems: _Problems) -> str:

@@ -193,6 +193,16 @@ def test_environment_override_of_the_wrong_type(tmp_path: Path) -> None:
             "at least 730 days",
         ),
         (
+            'database_url = "sqlite:///audit.db"',
+            'database_url = "sqlite://"',
+            "audit.database_url: an in-memory database loses the audit log",
+        ),
+        (
+            'database_url = "sqlite:///audit.db"',
+            'database_url = ""',
+            "audit.database_url: must not be empty",
+        ),
+        (
             "max_batch_items = 100000",
             "max_batch_items = 0",
             "node.max_batch_items: must be between 1 and 1000000, got 0",
