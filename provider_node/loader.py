@@ -48,6 +48,7 @@ __all__ = [
     "LoaderError",
     "SourceError",
     "count_source_rows",
+    "index_built_at",
     "index_path",
     "load_indexes",
     "load_resource",
@@ -353,6 +354,15 @@ def _build_index(buffer: bytearray, metadata: dict[str, str]) -> MatchIndex:
 
 
 # ---- serving ---------------------------------------------------------------------------------
+
+
+def index_built_at(index: MatchIndex) -> _dt.datetime | None:
+    """When ``index`` was built (UTC), from its metadata: for ``NodeMetrics.set_index``."""
+    try:
+        built_at = _dt.datetime.fromisoformat(index.metadata["built_at"])
+    except (KeyError, ValueError):
+        return None
+    return built_at if built_at.tzinfo is not None else None
 
 
 def load_indexes(

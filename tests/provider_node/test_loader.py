@@ -20,6 +20,7 @@ from provider_node.loader import (
     IndexMissingError,
     SourceError,
     count_source_rows,
+    index_built_at,
     index_path,
     load_indexes,
     load_resource,
@@ -205,8 +206,9 @@ def test_invalid_rows_are_counted_with_row_numbers_not_values(
     assert index.metadata["invalid_rows"] == "2"
     assert index.metadata["source_rows"] == str(ROWS)
     assert index.metadata["key_version"] == "1"
-    built_at = _dt.datetime.fromisoformat(index.metadata["built_at"])
-    assert built_at.tzinfo is not None
+    built_at = index_built_at(index)
+    assert built_at is not None and built_at.tzinfo is not None
+    assert built_at == report.built_at
     assert not any(value in str(index.metadata) for value in bad_values)
 
 
