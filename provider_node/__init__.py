@@ -1,1 +1,1 @@
-"""bidui provider node: the data service node a providing department runs next to its own database."""
+"""bidui provider node: the data service node a providing department runs beside its database."""
