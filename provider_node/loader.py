@@ -177,10 +177,14 @@ def _sql_chunks(resource: Resource, chunk_rows: int) -> Iterator[list[Record]]:
     kinds = {name: resource.fields[name] for name in names}
     try:
         engine = create_engine(source.url)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
+    except ImportError as exc:
         raise SourceError(
-            f"resource {resource.id!r}: cannot use the source URL: {type(exc).__name__}"
+            f"resource {resource.id!r}: the source URL needs a database driver that is not "
+            f"installed ({exc})"
         ) from None
+    except (SQLAlchemyError, ValueError):
+        # Not repeated: the URL may carry a password.
+        raise SourceError(f"resource {resource.id!r}: the source URL is not usable") from None
     try:
         with engine.connect() as connection:
             result = connection.execution_options(
@@ -226,7 +230,7 @@ def _csv_chunks(resource: Resource, chunk_rows: int) -> Iterator[list[Record]]:
         except (csv.Error, UnicodeDecodeError) as exc:
             reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
             raise SourceError(
-                f"resource {resource.id!r}: {path} line {reader.line_num}: "
+                f"resource {resource.id!r}: {path} near line {reader.line_num + 1}: "
                 f"not valid UTF-8 CSV ({reason})"
             ) from None
 
