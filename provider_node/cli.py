@@ -294,4 +294,7 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
                 report = load_resource(resource, config, keys, progress=bar.update)
         except LoaderError as exc:
             _fail(str(exc))
+        except OSError as exc:
+            # Not the operator's input: the machine (disk full, permissions on data_dir).
+            raise UserError(f"cannot write the indexes of {resource_id!r}: {exc}") from None
         _print_report(report)
