@@ -228,6 +228,7 @@ def encode_records(domain: Domain, key: ComparisonKey, records: Iterable[Record]
     header = _header(domain, len(key.fields))
     pack = _U32.pack
     plan = key._plan
+    required = frozenset(key.field_names)
     encoded: list[bytes] = []
     positions: list[int] = []
     errors: list[RecordError] = []
@@ -249,15 +250,18 @@ def encode_records(domain: Domain, key: ComparisonKey, records: Iterable[Record]
         return EncodedBatch(encoded, positions, errors)
     for index, record in enumerate(records):
         try:
-            values = _values_of(plan, record)
-            parts = [header]
-            for (name, fn), value in zip(plan, values, strict=True):
-                raw = fn(value, name).encode("utf-8")
-                parts.append(pack(len(raw)))
-                parts.append(raw)
+            if type(record) is dict and required <= record.keys():
+                raws = [fn(record[name], name).encode("utf-8") for name, fn in plan]
+            else:
+                values = _values_of(plan, record)
+                raws = [fn(v, n).encode("utf-8") for (n, fn), v in zip(plan, values, strict=True)]
         except FieldError as exc:
             errors.append(RecordError(index, exc.field, exc.reason))
             continue
+        parts = [header]
+        for raw in raws:
+            parts.append(pack(len(raw)))
+            parts.append(raw)
         add(b"".join(parts))
         add_position(index)
     return EncodedBatch(encoded, positions, errors)

@@ -6,9 +6,16 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from comparator.errors import FieldError
-from comparator.fields import FieldType, normalize
+from comparator.fields import (
+    FieldType,
+    normalize,
+    resident_id_check_character,
+    uscc_check_character,
+)
 
 
 def _refused(field_type: FieldType, value: object) -> FieldError:
@@ -274,3 +281,51 @@ def test_default_field_name() -> None:
     with pytest.raises(FieldError) as info:
         normalize(FieldType.CN_RESIDENT_ID, "123")
     assert info.value.field == "value"
+
+
+# --- check characters against their textbook definitions ----------------------------------------
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def _reference_id_check(body: str) -> str:
+    total = sum(int(d) * (2 ** (17 - i) % 11) for i, d in enumerate(body))
+    return "10X98765432"[total % 11]
+
+
+def _reference_uscc_check(body: str) -> str:
+    total = sum(USCC_ALPHABET.index(c) * (3**i % 31) for i, c in enumerate(body))
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=17, max_size=17))
+def test_resident_id_check_matches_definition(body: str) -> None:
+    assert resident_id_check_character(body) == _reference_id_check(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=USCC_ALPHABET, min_size=17, max_size=17))
+def test_uscc_check_matches_definition(body: str) -> None:
+    assert uscc_check_character(body) == _reference_uscc_check(body)
+
+
+def test_birth_dates_at_the_edges() -> None:
+    today = dt.date.today()
+    body = f"110105{today:%Y%m%d}001"
+    assert normalize(RID, body + resident_id_check_character(body)) == body + (
+        resident_id_check_character(body)
+    )
+    tomorrow = f"110105{today + dt.timedelta(days=1):%Y%m%d}001"
+    _refused(RID, tomorrow + resident_id_check_character(tomorrow))
+    for born, ok in [
+        ("18000101", True),
+        ("17991231", False),
+        ("20000229", True),
+        ("19000229", False),
+    ]:
+        body = f"110105{born}001"
+        if ok:
+            normalize(RID, body + resident_id_check_character(body))
+        else:
+            _refused(RID, body + resident_id_check_character(body))
