@@ -51,7 +51,10 @@ _CHECKSUM_LENGTH = 32
 _MAX_METADATA_BYTES = 1 << 20
 
 _ENTRY_DTYPE = np.dtype(f"S{ENTRY_LENGTH}")
-_CHUNK = 1 << 16  # entries gathered per step while building; also the progress interval
+# Entries are joined into the build buffer this many at a time: few enough that the short-lived
+# bytes objects leave little heap behind, enough that the joins cost nothing.
+_CHUNK = 1 << 13
+_PROGRESS_EVERY = 1 << 16  # entries between progress calls (a multiple of _CHUNK)
 _IO_CHUNK = 1 << 24  # bytes per read/write/hash step, so files are never held twice in memory
 
 BoolArray = npt.NDArray[np.bool_]
@@ -106,7 +109,7 @@ class MatchIndex:
                 buffer += b"".join(chunk)
                 count += len(chunk)
                 chunk.clear()
-                if progress is not None:
+                if progress is not None and count % _PROGRESS_EVERY == 0:
                     progress(count)
         buffer += b"".join(chunk)
         count += len(chunk)
