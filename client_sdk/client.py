@@ -33,9 +33,6 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import grpc
-from comparator.canonical import ComparisonKey, Domain, encode_records
-from comparator.index import unpack_matches
-from comparator.keyed_hash import TAG_LENGTH, KeyedHasher
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
@@ -52,7 +49,10 @@ from client_sdk.errors import (
     rpc_status,
 )
 from client_sdk.results import ComparisonResult, build_result
+from comparator.canonical import ComparisonKey, Domain, encode_records
 from comparator.errors import ComparatorError, InvalidInputError, VerifyError
+from comparator.index import unpack_matches
+from comparator.keyed_hash import TAG_LENGTH, KeyedHasher
 from comparator.oprf import (
     MAX_VERIFIABLE_BATCH,
     PROOF_LENGTH,
@@ -330,9 +330,7 @@ class ComparisonClient:
         comparison_key = comparison_key_for(entry, key, mode)
 
         if mode == "hashed":
-            return self._compare_hashed(
-                entry, comparison_key, items, purpose, request_id, progress
-            )
+            return self._compare_hashed(entry, comparison_key, items, purpose, request_id, progress)
         return self._compare_blinded(entry, comparison_key, items, purpose, request_id, progress)
 
     def _compare_hashed(
@@ -365,9 +363,7 @@ class ComparisonClient:
         del hash_key  # the key now lives only inside the hasher, for this call
 
         def run(chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader) -> Any:
-            request = _comparison_pb2.CompareHashedRequest(
-                header=header, tags=hasher.tags(chunk)
-            )
+            request = _comparison_pb2.CompareHashedRequest(header=header, tags=hasher.tags(chunk))
             return self._retrying(
                 lambda deadline: self._rpc(
                     "CompareHashed", self._comparison.CompareHashed, request, deadline
@@ -588,4 +584,3 @@ def _finalize(
     except InvalidInputError:
         raise ProofVerificationError("the node returned malformed evaluated elements") from None
     return list(outputs)
-

@@ -42,9 +42,7 @@ class Credentials:
     private_key: bytes = field(repr=False)
 
     @classmethod
-    def from_files(
-        cls, ca_cert: StrPath, client_cert: StrPath, client_key: StrPath
-    ) -> Credentials:
+    def from_files(cls, ca_cert: StrPath, client_cert: StrPath, client_key: StrPath) -> Credentials:
         """Read and check the three PEM files.
 
         Raises :class:`CredentialsError` naming the file when one is missing, unreadable, not PEM

@@ -86,9 +86,7 @@ def test_missing_key_columns_are_named(tmp_path: Path) -> None:
         (b",\n1,2\n", 1, "no column names"),
     ],
 )
-def test_malformed_input_names_the_line(
-    tmp_path: Path, data: bytes, line: int, words: str
-) -> None:
+def test_malformed_input_names_the_line(tmp_path: Path, data: bytes, line: int, words: str) -> None:
     with pytest.raises(CsvInputError) as caught:
         read_csv(_write(tmp_path, data))
     assert caught.value.line == line

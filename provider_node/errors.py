@@ -1,0 +1,85 @@
+"""Why the node refuses or fails a request, in the node's own terms.
+
+These exceptions carry no gRPC types: ``provider_node.status`` is the one place that maps them to a
+gRPC status code, and each names the bounded ``reason`` label the refusal is counted under in the
+metrics. Messages are written for the requesting department's engineer and never contain a
+queried value, a tag or a key.
+"""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Base class: a request the node will not answer with a result."""
+
+    #: Bounded label for ``bidui_refusals_total{reason}`` and the audit record's outcome reason.
+    reason = "internal"
+    #: ``refused`` for the requester's mistakes and policy; ``failed`` for the node's own faults.
+    outcome = "refused"
+
+
+class UnauthenticatedError(NodeError):
+    """The caller presented no usable department identity."""
+
+    reason = "unauthenticated"
+
+
+class UnknownResourceError(NodeError):
+    """No resource (or comparison key, or open comparison) of that name on this node."""
+
+    reason = "unknown_resource"
+
+
+class NotSharedError(NodeError):
+    """Article 24: the resource is catalogued as not shared and is never compared."""
+
+    reason = "not_shared"
+
+
+class NotGrantedError(NodeError):
+    """The caller has no grant for this resource (conditional sharing)."""
+
+    reason = "not_granted"
+
+
+class InvalidRequestError(NodeError):
+    """Malformed input: wrong lengths, invalid group elements, missing purpose, bad ids."""
+
+    reason = "invalid_argument"
+
+
+class BatchTooLargeError(InvalidRequestError):
+    """More items in one request than the node's ``max_batch_items``."""
+
+    reason = "batch_too_large"
+
+
+class KeyVersionMismatchError(NodeError):
+    """The requester used a key version other than the resource's current one."""
+
+    reason = "key_version_mismatch"
+
+
+class ModeNotOfferedError(NodeError):
+    """The resource does not offer the requested comparison mode."""
+
+    reason = "mode_not_offered"
+
+
+class SessionExpiredError(NodeError):
+    """A blinded comparison's second step came after its session lifetime, or never opened."""
+
+    reason = "session_expired"
+
+
+class TooManySessionsError(NodeError):
+    """Too many blinded comparisons are open at once; the requester should retry shortly."""
+
+    reason = "too_many_sessions"
+
+
+class AuditUnavailableError(NodeError):
+    """The audit record could not be committed, so no answer may leave the node (fail closed)."""
+
+    reason = "audit_unavailable"
+    outcome = "failed"

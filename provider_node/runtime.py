@@ -1,0 +1,132 @@
+"""Assemble a running node from its configuration: keys, catalog, indexes, audit log, metrics.
+
+``open_node`` does the work that ``bidui provider serve`` and ``bidui demo`` share; ``serve`` runs
+the node in the foreground until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from comparator.oprf import VoprfServer
+from provider_node.audit import AuditLog
+from provider_node.config import NodeConfig
+from provider_node.keys import NodeKeys
+from provider_node.loader import index_built_at, load_indexes
+from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
+from provider_node.node import ProviderNode, ServedResource
+from provider_node.resources import build_catalog
+from provider_node.server import RunningServer, SessionReaper, TlsMaterial, create_server
+from provider_node.store import make_engine, migrate, session_factory
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenNode:
+    """Everything a node holds while it runs."""
+
+    config: NodeConfig
+    node: ProviderNode
+    metrics: NodeMetrics
+    registry: CollectorRegistry
+    audit: AuditLog
+    engine: Engine
+
+
+def open_node(
+    config: NodeConfig,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> OpenNode:
+    """Load keys and indexes, open (and migrate) the audit store; raises on a missing part."""
+    keys = NodeKeys.load(config.keys.dir)
+    catalog = build_catalog(config)
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = NodeMetrics(registry, known_resources=catalog, clock=clock)
+    served: dict[str, ServedResource] = {}
+    for resource in catalog.values():
+        private_key, public_key = keys.oprf_key_pair(resource.id, resource.key_version)
+        indexes = load_indexes(resource, config, keys) if resource.comparable else {}
+        built = [t for t in (index_built_at(i) for i in indexes.values()) if t is not None]
+        for (key_name, mode), index in indexes.items():
+            metrics.set_index(
+                resource.id, key_name, mode, len(index), index_built_at(index) or clock()
+            )
+        served[resource.id] = ServedResource(
+            resource=resource,
+            oprf_server=VoprfServer(private_key),
+            oprf_public_key=public_key,
+            hmac_key=keys.hmac_key(resource.id, resource.key_version),
+            indexes=indexes,
+            last_refresh=min(built) if built else None,
+        )
+    engine = make_engine(config.audit.database_url)
+    migrate(engine)
+    audit = AuditLog(
+        session_factory(engine), clock=clock, retention_days=config.audit.retention_days
+    )
+    node = ProviderNode(
+        served,
+        audit,
+        metrics,
+        max_batch_items=config.node.max_batch_items,
+        session_seconds=config.node.blinded_session_seconds,
+    )
+    return OpenNode(config, node, metrics, registry, audit, engine)
+
+
+@dataclass
+class StartedNode:
+    """A node listening for gRPC and serving metrics; ``stop`` shuts all of it down."""
+
+    opened: OpenNode
+    grpc: RunningServer
+    metrics_server: MetricsServer
+    metrics_port: int
+    reaper: SessionReaper
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.grpc.stop(grace)
+        self.reaper.stop()
+        # Comparisons whose second step can no longer come are audited as abandoned.
+        self.opened.node.reap_expired_sessions()
+        self.metrics_server.shutdown()
+        self.opened.engine.dispose()
+
+
+def start_node(
+    opened: OpenNode, *, listen: str | None = None, metrics_listen: str | None = None
+) -> StartedNode:
+    """Start the gRPC server (mutual TLS) and the metrics endpoint of an opened node."""
+    config = opened.config
+    config.tls.check_files(config.path)
+    tls = TlsMaterial.from_files(config.tls.ca_cert, config.tls.server_cert, config.tls.server_key)
+    running = create_server(
+        opened.node,
+        opened.metrics,
+        tls,
+        listen or config.node.listen,
+        max_message_bytes=config.node.max_message_bytes,
+    )
+    try:
+        metrics_server, metrics_port = start_metrics_server(
+            metrics_listen or config.node.metrics_listen, opened.registry
+        )
+    except BaseException:
+        running.stop(0)
+        raise
+    reaper = SessionReaper(opened.node)
+    reaper.start()
+    return StartedNode(opened, running, metrics_server, metrics_port, reaper)

@@ -1,0 +1,83 @@
+"""``bidui provider serve``: run the node in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from provider_node.config import ConfigError, load_config
+from provider_node.keys import KeyStoreError
+from provider_node.loader import LoaderError
+from provider_node.runtime import open_node, start_node
+from provider_node.server import wait_for_signal
+
+_log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="BIDUI_CONFIG",
+    help="The node's TOML configuration (made by `bidui provider init`).",
+)
+@click.option("--listen", help="Override [node] listen, e.g. 0.0.0.0:50051.")
+@click.option("--metrics-listen", help="Override [node] metrics_listen, e.g. 127.0.0.1:9464.")
+@click.option(
+    "--grace", default=10.0, show_default=True, help="Seconds in-flight comparisons get on stop."
+)
+def serve(config_path: Path, listen: str | None, metrics_listen: str | None, grace: float) -> None:
+    """Serve comparisons over gRPC with mutual TLS, and Prometheus metrics over HTTP.
+
+    Only departments with a client certificate from the node's CA are served. Every comparison is
+    written to the audit log before it is answered. SIGTERM or Ctrl-C stops the node gracefully:
+    the health service reports NOT_SERVING, in-flight comparisons finish, then it exits.
+
+    \b
+    Example:
+      bidui provider serve --config node/node.toml
+    """
+    try:
+        config = load_config(config_path)
+        config.tls.check_files(config.path)
+        opened = open_node(config)
+        started = start_node(opened, listen=listen, metrics_listen=metrics_listen)
+    except (ConfigError, KeyStoreError, LoaderError) as problem:
+        raise click.ClickException(str(problem)) from None
+    except OSError as problem:
+        raise click.ClickException(f"cannot start the node: {problem}") from None
+    except Exception as problem:  # the audit store, most often: say which part, not a traceback
+        raise click.ClickException(
+            f"cannot start the node ({type(problem).__name__}): {str(problem).splitlines()[0]}"
+        ) from None
+    click.echo(
+        f"bidui node {config.node.name!r} serving on port {started.port} "
+        f"(mutual TLS); metrics on http://{_host(metrics_listen or config.node.metrics_listen)}:"
+        f"{started.metrics_port}/metrics; audit log {_safe_url(config.audit.database_url)}",
+        err=True,
+    )
+    for resource_id, served in opened.node.resources.items():
+        sizes = ", ".join(f"{k}/{m}: {len(i):,}" for (k, m), i in served.indexes.items())
+        click.echo(f"  resource {resource_id}: {sizes or 'no index (not shared)'}", err=True)
+    number = wait_for_signal()
+    click.echo(f"received {signal.Signals(number).name}; stopping gracefully", err=True)
+    started.stop(grace)
+    click.echo("stopped", err=True)
+
+
+def _host(address: str) -> str:
+    return address.rsplit(":", 1)[0] or "127.0.0.1"
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database>"
