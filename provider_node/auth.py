@@ -24,11 +24,13 @@ def caller_from_context(context: grpc.ServicerContext) -> Caller:
             "department"
         )
     pem = pem_certs[0]
+    fingerprint = certificate_fingerprint(pem)
     try:
         department = department_from_certificate(pem)
     except ValueError:
         raise UnauthenticatedError(
             "the client certificate names no department (expected a URI SAN "
-            "urn:bidui:department:<id>)"
+            "urn:bidui:department:<id>)",
+            cert_fingerprint=fingerprint,
         ) from None
-    return Caller(department=department, cert_fingerprint=certificate_fingerprint(pem))
+    return Caller(department=department, cert_fingerprint=fingerprint)

@@ -23,6 +23,11 @@ class UnauthenticatedError(NodeError):
 
     reason = "unauthenticated"
 
+    def __init__(self, message: str, *, cert_fingerprint: str = "") -> None:
+        super().__init__(message)
+        #: SHA-256 of the presented certificate, if any, for the audit record.
+        self.cert_fingerprint = cert_fingerprint
+
 
 class UnknownResourceError(NodeError):
     """No resource (or comparison key, or open comparison) of that name on this node."""

@@ -174,6 +174,14 @@ class ProviderNode:
         )
         return served.hmac_key, served.resource.key_version
 
+    def refuse_unauthenticated(
+        self, refusal: errors.UnauthenticatedError, action: str, resource_id: str = ""
+    ) -> None:
+        """Audit a request refused before any department could be named (article 34)."""
+        caller = Caller(department="", cert_fingerprint=refusal.cert_fingerprint)
+        header = Header(resource_id, "", "", "", 0)
+        self._audit_refusal(caller, header, "", 0, "", self._monotonic(), refusal, action)
+
     # -- hashed mode -------------------------------------------------------------------------
 
     def compare_hashed(self, caller: Caller, header: Header, tags: Sequence[bytes]) -> MatchOutcome:

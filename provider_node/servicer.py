@@ -18,8 +18,9 @@ from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from comparator.keyed_hash import TAG_LENGTH
 from provider_node.auth import caller_from_context
+from provider_node.errors import UnauthenticatedError
 from provider_node.metrics import NodeMetrics
-from provider_node.node import Header, MatchOutcome, ProviderNode, ServedResource
+from provider_node.node import Caller, Header, MatchOutcome, ProviderNode, ServedResource
 from provider_node.resources import resource_to_proto
 from provider_node.status import abort_with
 
@@ -33,6 +34,16 @@ def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
         return call()
     except Exception as error:  # NodeError -> its status; anything else -> INTERNAL
         abort_with(context, error)
+
+
+def _caller(
+    node: ProviderNode, context: grpc.ServicerContext, action: str, resource_id: str = ""
+) -> Caller:
+    try:
+        return caller_from_context(context)
+    except UnauthenticatedError as refusal:
+        node.refuse_unauthenticated(refusal, action, resource_id)
+        raise
 
 
 def _header(message: _comparison_pb2.ComparisonHeader) -> Header:
@@ -73,7 +84,7 @@ class CatalogServicer(_catalog_pb2_grpc.CatalogServiceServicer):
         self, request: _catalog_pb2.ListResourcesRequest, context: grpc.ServicerContext
     ) -> _catalog_pb2.ListResourcesResponse:
         def call() -> _catalog_pb2.ListResourcesResponse:
-            caller_from_context(context)
+            _caller(self._node, context, "catalog_read")
             served = self._node.resources.values()
             return _catalog_pb2.ListResourcesResponse(
                 resources=[_resource_message(s) for s in served]
@@ -85,7 +96,7 @@ class CatalogServicer(_catalog_pb2_grpc.CatalogServiceServicer):
         self, request: _catalog_pb2.DescribeResourceRequest, context: grpc.ServicerContext
     ) -> _catalog_pb2.Resource:
         def call() -> _catalog_pb2.Resource:
-            caller_from_context(context)
+            _caller(self._node, context, "catalog_read", request.resource_id)
             return _resource_message(self._node.describe(request.resource_id))
 
         return _guarded(context, call)
@@ -94,7 +105,7 @@ class CatalogServicer(_catalog_pb2_grpc.CatalogServiceServicer):
         self, request: _catalog_pb2.GetHashKeyRequest, context: grpc.ServicerContext
     ) -> _catalog_pb2.GetHashKeyResponse:
         def call() -> _catalog_pb2.GetHashKeyResponse:
-            caller = caller_from_context(context)
+            caller = _caller(self._node, context, "hash_key_fetch", request.resource_id)
             key, version = self._node.hash_key(caller, request.resource_id, request.comparison_key)
             return _catalog_pb2.GetHashKeyResponse(
                 hmac_key=key, key_version=version, tag_length=TAG_LENGTH
@@ -111,7 +122,7 @@ class ComparisonServicer(_comparison_pb2_grpc.ComparisonServiceServicer):
         self, request: _comparison_pb2.CompareHashedRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.MatchResult:
         def call() -> _comparison_pb2.MatchResult:
-            caller = caller_from_context(context)
+            caller = _caller(self._node, context, "comparison", request.header.resource_id)
             outcome = self._node.compare_hashed(caller, _header(request.header), request.tags)
             return _match_result(outcome)
 
@@ -121,7 +132,7 @@ class ComparisonServicer(_comparison_pb2_grpc.ComparisonServiceServicer):
         self, request: _comparison_pb2.BlindEvaluateRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.BlindEvaluateResponse:
         def call() -> _comparison_pb2.BlindEvaluateResponse:
-            caller = caller_from_context(context)
+            caller = _caller(self._node, context, "comparison", request.header.resource_id)
             outcome = self._node.blind_evaluate(
                 caller, _header(request.header), request.blinded_elements
             )
@@ -138,7 +149,7 @@ class ComparisonServicer(_comparison_pb2_grpc.ComparisonServiceServicer):
         self, request: _comparison_pb2.MatchBlindedRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.MatchResult:
         def call() -> _comparison_pb2.MatchResult:
-            caller = caller_from_context(context)
+            caller = _caller(self._node, context, "comparison")
             outcome = self._node.match_blinded(caller, request.comparison_id, request.outputs)
             return _match_result(outcome)
 

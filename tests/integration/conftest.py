@@ -1,0 +1,132 @@
+"""A real provider node on a loopback port with real mutual TLS, for the integration tests.
+
+One node (and its directory) per test module: created with ``init_node`` like an operator would,
+filled with synthetic residents, indexes loaded, started on port 0. A second resource catalogued as
+``not_shared`` is appended to the configuration to test article 24.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bidui.demo import synthetic_residents
+from bidui.v1 import catalog_pb2_grpc, comparison_pb2_grpc
+from client_sdk import ComparisonClient, Credentials
+from provider_node.cli import init_node
+from provider_node.config import load_config
+from provider_node.keys import NodeKeys
+from provider_node.loader import load_resource
+from provider_node.resources import build_catalog
+from provider_node.runtime import StartedNode, open_node, start_node
+
+RESIDENTS = 300
+MAX_BATCH = 500
+REQUESTER = "luzhou-civil-affairs"
+
+NOT_SHARED = """
+[[resources]]
+id = "sealed_records"
+name = "Sealed juvenile records"
+owner_department = "luzhou-psb"
+category = "departmental"
+sharing_type = "not_shared"
+update_period = "P1M"
+usage_conditions = "Not shared (law on the protection of minors)."
+modes = ["hashed", "blinded"]
+fields = { id_number = "cn_resident_id" }
+keys = { "id_number" = ["id_number"] }
+source = { csv = "sealed.csv" }
+"""
+
+
+@dataclass
+class NodeUnderTest:
+    directory: Path
+    config_path: Path
+    started: StartedNode
+    residents: list[tuple[str, str, str]]
+    absent: list[tuple[str, str, str]]
+    ca_cert: Path
+    client_cert: Path
+    client_key: Path
+
+    @property
+    def target(self) -> str:
+        return f"localhost:{self.started.port}"
+
+    def credentials(self) -> Credentials:
+        return Credentials.from_files(self.ca_cert, self.client_cert, self.client_key)
+
+    def channel(self, *, cert: Path | None = None, key: Path | None = None) -> grpc.Channel:
+        """A raw channel; ``cert``/``key`` default to the requester's, ``Path()`` for none."""
+        cert = self.client_cert if cert is None else cert
+        key = self.client_key if key is None else key
+        kwargs = {}
+        if cert != Path():
+            kwargs = {"private_key": key.read_bytes(), "certificate_chain": cert.read_bytes()}
+        creds = grpc.ssl_channel_credentials(self.ca_cert.read_bytes(), **kwargs)
+        return grpc.secure_channel(
+            self.target, creds, options=[("grpc.max_send_message_length", 64 << 20)]
+        )
+
+    def stubs(
+        self, channel: grpc.Channel
+    ) -> tuple[catalog_pb2_grpc.CatalogServiceStub, comparison_pb2_grpc.ComparisonServiceStub]:
+        return (
+            catalog_pb2_grpc.CatalogServiceStub(channel),
+            comparison_pb2_grpc.ComparisonServiceStub(channel),
+        )
+
+    def client(self) -> ComparisonClient:
+        return ComparisonClient(self.target, self.credentials(), timeout=30.0)
+
+
+def build_node_dir(directory: Path, *, audit_url: str | None = None) -> tuple[Path, list, list]:
+    init = init_node(directory, clients=(REQUESTER,))
+    text = init.config_path.read_text(encoding="utf-8")
+    text = text.replace("max_batch_items = 100000", f"max_batch_items = {MAX_BATCH}")
+    if audit_url is not None:
+        text = text.replace('database_url = "sqlite:///audit.db"', f'database_url = "{audit_url}"')
+    init.config_path.write_text(text + NOT_SHARED, encoding="utf-8")
+    people = synthetic_residents(RESIDENTS + 50, seed=7)
+    residents, absent = people[:RESIDENTS], people[RESIDENTS:]
+    with sqlite3.connect(init.source_db) as db:
+        db.executemany("INSERT INTO residents VALUES (?, ?, ?)", residents)
+    db.close()
+    (directory / "sealed.csv").write_text("id_number\n" + residents[0][0] + "\n")
+    config = load_config(init.config_path)
+    keys = NodeKeys.load(config.keys.dir)
+    for resource in build_catalog(config).values():
+        load_resource(resource, config, keys)
+    return init.config_path, residents, absent
+
+
+def start(directory: Path, *, audit_url: str | None = None) -> NodeUnderTest:
+    config_path, residents, absent = build_node_dir(directory, audit_url=audit_url)
+    started = start_node(
+        open_node(load_config(config_path)), listen="127.0.0.1:0", metrics_listen="127.0.0.1:0"
+    )
+    pki = directory / "pki"
+    return NodeUnderTest(
+        directory=directory,
+        config_path=config_path,
+        started=started,
+        residents=residents,
+        absent=absent,
+        ca_cert=pki / "ca.pem",
+        client_cert=pki / "clients" / f"{REQUESTER}.pem",
+        client_key=pki / "clients" / f"{REQUESTER}.key",
+    )
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeUnderTest]:
+    running = start(tmp_path_factory.mktemp("node"))
+    yield running
+    running.started.stop(grace=1.0)

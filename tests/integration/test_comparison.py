@@ -1,0 +1,111 @@
+"""Both comparison modes end to end: SDK -> gRPC over mutual TLS -> node -> audit -> answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from client_sdk import ComparisonClient
+from tests.integration.audit_helpers import audit_records
+from tests.integration.conftest import NodeUnderTest
+
+PURPOSE = "integration test: residence check"
+
+
+def _records(node: NodeUnderTest) -> tuple[list[dict[str, str]], list[str]]:
+    rows: list[dict[str, str]] = []
+    expected: list[str] = []
+    for id_number, name, _ in node.residents[:40]:
+        rows.append({"id_number": id_number, "name": name})
+        expected.append("matched")
+    for id_number, name, _ in node.absent[:30]:
+        rows.append({"id_number": id_number, "name": name})
+        expected.append("not_matched")
+    # Right ID, wrong name: matches on id_number alone, not on id_number+name.
+    rows.append({"id_number": node.residents[50][0], "name": "不是此人"})
+    expected.append("name-mismatch")
+    rows.append({"id_number": "110105194912310021", "name": "张三"})  # bad check digit
+    expected.append("error")
+    return rows, expected
+
+
+@pytest.mark.parametrize("mode", ["hashed", "blinded"])
+@pytest.mark.parametrize("key", ["id_number", "id_number+name"])
+def test_compare_gives_match_bits_aligned_with_input(
+    node: NodeUnderTest, mode: str, key: str
+) -> None:
+    rows, expected = _records(node)
+    before = len(audit_records(node))
+    with node.client() as client:
+        result = client.compare(
+            "residents",
+            rows,
+            key=key,
+            mode=mode,  # type: ignore[arg-type]
+            purpose=PURPOSE,
+        )
+    want = [
+        ("matched" if key == "id_number" else "not_matched") if e == "name-mismatch" else e
+        for e in expected
+    ]
+    assert [r.status for r in result] == want
+    assert result.error_count == 1
+    assert result[len(rows) - 1].field == "id_number"
+    # One request, one comparison, one audit record, committed before the answer came back.
+    records = audit_records(node)[before:]
+    if mode == "hashed":  # handing out the HMAC key is a governance action, audited too
+        key_fetch = records.pop(0)
+        assert (key_fetch["action"], key_fetch["outcome"]) == ("hash_key_fetch", "answered")
+    assert [r["comparison_id"] for r in records] == list(result.comparison_ids)
+    (record,) = records
+    assert record["outcome"] == "answered"
+    assert record["mode"] == mode
+    assert record["requester"] == "luzhou-civil-affairs"
+    assert record["item_count"] == len(rows) - 1
+    assert record["match_count"] == result.matched_count
+    assert record["purpose"] == PURPOSE
+    assert len(record["payload_sha256"]) == 64
+    assert len(record["cert_fingerprint"]) == 64
+
+
+def test_large_input_is_split_into_several_audited_requests(node: NodeUnderTest) -> None:
+    rows = [{"id_number": r[0]} for r in node.residents] * 2  # 600 rows > max_batch 250
+    before = len(audit_records(node))
+    seen: list[tuple[int, int]] = []
+    with ComparisonClient(node.target, node.credentials(), max_batch=250) as client:
+        result = client.compare(
+            "residents",
+            rows,
+            key="id_number",
+            mode="blinded",
+            purpose=PURPOSE,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert result.matched_count == 600
+    assert len(result.comparison_ids) == 3
+    records = audit_records(node)[before:]
+    assert len(records) == 3
+    assert {r["request_id"] for r in records} == {result.request_id}
+    assert seen[-1] == (600, 600)
+
+
+def test_tuples_are_positional_in_key_order(node: NodeUnderTest) -> None:
+    id_number, name, _ = node.residents[3]
+    with node.client() as client:
+        result = client.compare(
+            "residents", [(id_number, name)], key="id_number+name", mode="hashed", purpose=PURPOSE
+        )
+    assert result[0].status == "matched"
+
+
+def test_catalog_lists_metadata_and_public_key_never_counts_by_default(
+    node: NodeUnderTest,
+) -> None:
+    with node.client() as client:
+        resources = {r.id: r for r in client.list_resources()}
+    residents = resources["residents"]
+    assert len(residents.oprf_public_key) == 32
+    assert residents.oprf_suite == "ristretto255-SHA512"
+    assert {k.name for k in residents.comparison_keys} == {"id_number", "id_number+name"}
+    assert residents.last_refresh.seconds > 0
+    assert not residents.HasField("record_count")
+    assert resources["sealed_records"].sharing_type == 3  # SHARING_TYPE_NOT_SHARED
