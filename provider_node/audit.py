@@ -397,9 +397,20 @@ class AuditLog:
                     return ChainReport(False, 0, None, "the chain head row is missing")
                 checker = ChainChecker(head_seq=head.last_seq)
                 records = select(AuditRecord.__table__).order_by(AuditRecord.seq)
-                for row in _stream(connection, records):
-                    if checker.feed(row) is not None:
-                        break
+                try:
+                    for row in _stream(connection, records):
+                        if checker.feed(row) is not None:
+                            break
+                except (ValueError, TypeError, ArithmeticError):
+                    # A value the column type cannot even read: edited outside bidui.
+                    bad = checker.records_checked + 1
+                    return ChainReport(
+                        False,
+                        checker.records_checked,
+                        bad,
+                        f"record seq {bad} (or the one after it) holds values that cannot be "
+                        "read back: it was edited outside bidui",
+                    )
                 return checker.finish((head.last_seq, head.last_hash))
         except SQLAlchemyError as exc:
             raise AuditUnavailableError(_describe(exc)) from exc

@@ -1,0 +1,138 @@
+"""ProviderNode without gRPC: blinded sessions, their lifetime, and the audit of abandoned ones."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from comparator.canonical import Domain, encode_record
+from comparator.index import MatchIndex, unpack_matches
+from comparator.oprf import Mode, VoprfClient, VoprfServer, generate_key_pair
+from provider_node import errors
+from provider_node.audit import AuditLog
+from provider_node.config import load_config
+from provider_node.metrics import NodeMetrics
+from provider_node.node import Caller, Header, ProviderNode, ServedResource
+from provider_node.resources import build_catalog
+from provider_node.store import make_engine, migrate, session_factory
+
+CONFIG = """
+[node]
+name = "test"
+department = "psb"
+[audit]
+database_url = "sqlite:///audit.db"
+[[resources]]
+id = "residents"
+name = "Residents"
+owner_department = "psb"
+category = "basic"
+sharing_type = "unconditional"
+update_period = "P1D"
+usage_conditions = ""
+modes = ["blinded"]
+fields = { id_number = "cn_resident_id" }
+keys = { "id_number" = ["id_number"] }
+source = { csv = "residents.csv" }
+"""
+IDS = ["11010519491231002X", "510502199611099144", "510502199805027771"]
+CALLER = Caller("civil-affairs", "ab" * 32)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[ProviderNode, FakeClock, AuditLog, bytes]:
+    (tmp_path / "node.toml").write_text(CONFIG)
+    config = load_config(tmp_path / "node.toml")
+    resource = build_catalog(config)["residents"]
+    sk, pk = generate_key_pair(Mode.VOPRF)
+    server = VoprfServer(sk)
+    key = resource.comparison_key("id_number")
+    domain = resource.domain("id_number")
+    index = MatchIndex.build(server.evaluate_batch([encode_record(domain, key, [i]) for i in IDS]))
+    engine = make_engine(config.audit.database_url)
+    migrate(engine)
+    audit = AuditLog(session_factory(engine))
+    clock = FakeClock()
+    served = ServedResource(resource, server, pk, b"k" * 32, {("id_number", "blinded"): index})
+    node = ProviderNode(
+        {"residents": served},
+        audit,
+        NodeMetrics(CollectorRegistry()),
+        max_batch_items=100,
+        session_seconds=60,
+        monotonic=clock,
+    )
+    return node, clock, audit, pk
+
+
+def _records(audit: AuditLog) -> list[dict[str, object]]:
+    out = io.StringIO()
+    audit.export(out, "jsonl")
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def _blind(pk: bytes, ids: list[str]):  # type: ignore[no-untyped-def]
+    resource_key = Domain("residents", "id_number", 1)
+    from comparator.canonical import ComparisonKey
+
+    key = ComparisonKey.from_names("id_number", ["id_number"], {"id_number": "cn_resident_id"})
+    client = VoprfClient(pk)
+    return client, client.blind([encode_record(resource_key, key, [i]) for i in ids])
+
+
+HEADER = Header("residents", "id_number", "test purpose", "req-1", 1)
+
+
+def test_blinded_comparison_is_one_audit_record(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, audit, pk = setup
+    client, blinded = _blind(pk, [IDS[0], "110105194912310038", IDS[2]])
+    opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
+    assert node.open_sessions == 1 and _records(audit) == []
+    outputs = client.finalize(blinded.state, opened.evaluation)
+    outcome = node.match_blinded(CALLER, opened.comparison_id, outputs)
+    assert unpack_matches(outcome.match_bits, 3) == [True, False, True]
+    (record,) = _records(audit)
+    assert record["comparison_id"] == opened.comparison_id == outcome.comparison_id
+    assert (record["outcome"], record["item_count"], record["match_count"]) == ("answered", 3, 2)
+    assert node.open_sessions == 0
+
+
+def test_session_of_another_department_looks_missing(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, _, pk = setup
+    client, blinded = _blind(pk, [IDS[0]])
+    opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
+    outputs = client.finalize(blinded.state, opened.evaluation)
+    with pytest.raises(errors.SessionExpiredError):
+        node.match_blinded(Caller("intruder", "cd" * 32), opened.comparison_id, outputs)
+    # The rightful owner can still finish it.
+    assert node.match_blinded(CALLER, opened.comparison_id, outputs).match_count == 1
+
+
+def test_expired_session_is_refused_and_abandoned_ones_audited(setup) -> None:  # type: ignore[no-untyped-def]
+    node, clock, audit, pk = setup
+    client, blinded = _blind(pk, [IDS[0]])
+    late = node.blind_evaluate(CALLER, HEADER, blinded.message)
+    clock.now += 61
+    with pytest.raises(errors.SessionExpiredError):
+        node.match_blinded(
+            CALLER, late.comparison_id, client.finalize(blinded.state, late.evaluation)
+        )
+    _, again = _blind(pk, [IDS[1], IDS[2]])
+    node.blind_evaluate(CALLER, HEADER, again.message)
+    clock.now += 61
+    assert node.reap_expired_sessions() == 1
+    outcomes = [(r["outcome"], r["item_count"]) for r in _records(audit)]
+    assert outcomes == [("refused", 1), ("abandoned", 2)]
+    assert node.open_sessions == 0
