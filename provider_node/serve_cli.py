@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from provider_node.cli import UserError
 from provider_node.config import ConfigError, load_config
 from provider_node.keys import KeyStoreError
 from provider_node.loader import LoaderError
@@ -48,11 +49,11 @@ def serve(config_path: Path, listen: str | None, metrics_listen: str | None, gra
         opened = open_node(config)
         started = start_node(opened, listen=listen, metrics_listen=metrics_listen)
     except (ConfigError, KeyStoreError, LoaderError) as problem:
-        raise click.ClickException(str(problem)) from None
+        raise UserError(str(problem)) from None
     except OSError as problem:
-        raise click.ClickException(f"cannot start the node: {problem}") from None
+        raise UserError(f"cannot start the node: {problem}") from None
     except Exception as problem:  # the audit store, most often: say which part, not a traceback
-        raise click.ClickException(
+        raise UserError(
             f"cannot start the node ({type(problem).__name__}): {str(problem).splitlines()[0]}"
         ) from None
     click.echo(

@@ -80,6 +80,9 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # grpc shares ports by default: a second node on the same port must fail, not split
+            # the traffic.
+            ("grpc.so_reuseport", 0),
         ],
     )
     _catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(node), server)
@@ -95,9 +98,12 @@ def create_server(
         # Article 34: no department reaches a servicer without a certificate from our CA.
         require_client_auth=True,
     )
-    port = server.add_secure_port(address, credentials)
+    try:
+        port = server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpc's way of saying the bind failed
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {address}")
+        raise OSError(f"cannot listen on {address}: the address is in use or not available")
     server.start()
     for name in ("", *SERVICE_NAMES):
         health.set(name, _health_pb2.HealthCheckResponse.SERVING)
