@@ -153,23 +153,19 @@ class ProviderNode:
             self._audit_refusal(caller, header, HASHED, 0, "", started, refusal, "hash_key_fetch")
             raise
         self._append(
-            AuditEntry(
-                action="hash_key_fetch",
-                requester=caller.department,
-                cert_fingerprint=caller.cert_fingerprint,
-                resource_id=resource_id,
-                comparison_key=key_name,
-                mode=HASHED,
-                purpose="",
-                item_count=0,
-                match_count=0,
-                outcome="answered",
-                status_code="OK",
-                reason="",
-                request_id="",
-                duration_ms=self._elapsed_ms(started),
-                payload_sha256="",
-                comparison_id=str(uuid.uuid4()),
+            self._entry(
+                caller,
+                header,
+                HASHED,
+                0,
+                0,
+                "answered",
+                "OK",
+                "",
+                "",
+                started,
+                str(uuid.uuid4()),
+                "hash_key_fetch",
             )
         )
         return served.hmac_key, served.resource.key_version
