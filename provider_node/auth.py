@@ -1,8 +1,8 @@
 """Who is calling: the requesting department named in its client certificate (article 34).
 
-The TLS layer already refused any client without a certificate chained to the node's CA (the
-server requires client authentication), so a request that reaches this code has a verified
-certificate. What is left to check here is that the certificate names a department.
+The TLS front (``tls_front.py``) asked for the client's certificate and verified its chain against
+the node's CA; here the servicers look that result up by the connection's loopback port and turn
+it into a ``Caller``, or into ``UnauthenticatedError`` with the reason.
 """
 
 from __future__ import annotations
@@ -12,19 +12,21 @@ import grpc
 from provider_node.errors import UnauthenticatedError
 from provider_node.node import Caller
 from provider_node.pki import certificate_fingerprint, department_from_certificate
+from provider_node.tls_front import PeerRegistry
 
 
-def caller_from_context(context: grpc.ServicerContext) -> Caller:
+def caller_from_context(context: grpc.ServicerContext, peers: PeerRegistry) -> Caller:
     """The verified department behind this RPC; raises ``UnauthenticatedError`` otherwise."""
-    # grpc returns a list of PEM bytes per property (its type stubs say plain bytes).
-    pem_certs: list[bytes] | None = context.auth_context().get("x509_pem_cert")  # type: ignore[assignment]
-    if not pem_certs:
+    identity = peers.lookup(context.peer())
+    if identity is None:
+        # Someone reached the internal port directly, around the TLS front.
+        raise UnauthenticatedError("connect through the node's TLS port with a client certificate")
+    pem = identity.certificate_pem
+    fingerprint = certificate_fingerprint(pem) if pem else ""
+    if identity.failure is not None or pem is None:
         raise UnauthenticatedError(
-            "no client certificate: connect with the certificate the provider issued to your "
-            "department"
+            identity.failure or "no client certificate", cert_fingerprint=fingerprint
         )
-    pem = pem_certs[0]
-    fingerprint = certificate_fingerprint(pem)
     try:
         department = department_from_certificate(pem)
     except ValueError:

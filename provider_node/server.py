@@ -25,9 +25,11 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from provider_node.config import parse_address
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
 from provider_node.servicer import CatalogServicer, ComparisonServicer, RpcMetricsInterceptor
+from provider_node.tls_front import PeerRegistry, TlsFront
 
 _log = logging.getLogger(__name__)
 
@@ -56,12 +58,18 @@ class TlsMaterial:
 @dataclass
 class RunningServer:
     server: grpc.Server
-    port: int
+    front: TlsFront
     health: _health.HealthServicer
+
+    @property
+    def port(self) -> int:
+        return self.front.port
 
     def stop(self, grace: float | None = 5.0) -> None:
         self.health.enter_graceful_shutdown()
+        # In-flight RPCs finish through the front; then the front closes the connections.
         self.server.stop(grace).wait()
+        self.front.stop()
 
 
 def create_server(
@@ -73,7 +81,7 @@ def create_server(
     max_message_bytes: int = 64 * 1024 * 1024,
     max_workers: int = 16,
 ) -> RunningServer:
-    """Bind ``address`` (port 0 picks a free one) with client certificates required; start."""
+    """Serve on ``address`` (port 0 picks a free one) behind the mutual-TLS front; start."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bidui-rpc"),
         interceptors=[RpcMetricsInterceptor(metrics)],
@@ -85,29 +93,38 @@ def create_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    _catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(node), server)
-    _comparison_pb2_grpc.add_ComparisonServiceServicer_to_server(ComparisonServicer(node), server)
+    peers = PeerRegistry()
+    _catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(node, peers), server)
+    _comparison_pb2_grpc.add_ComparisonServiceServicer_to_server(
+        ComparisonServicer(node, peers), server
+    )
     health = _health.HealthServicer()
     _health_pb2_grpc.add_HealthServicer_to_server(health, server)
     _reflection.enable_server_reflection(
         (*SERVICE_NAMES, _health.SERVICE_NAME, _reflection.SERVICE_NAME), server
     )
-    credentials = grpc.ssl_server_credentials(
-        [(tls.server_key, tls.server_cert)],
-        root_certificates=tls.ca_cert,
-        # Article 34: no department reaches a servicer without a certificate from our CA.
-        require_client_auth=True,
-    )
+    # Only the TLS front reaches this loopback port; it names each connection's department.
+    internal_port = server.add_insecure_port("127.0.0.1:0")
     try:
-        port = server.add_secure_port(address, credentials)
-    except RuntimeError:  # grpc's way of saying the bind failed
-        port = 0
-    if port == 0:
-        raise OSError(f"cannot listen on {address}: the address is in use or not available")
+        host, port = parse_address(address)
+    except ValueError as problem:
+        raise OSError(f"cannot listen on {address}: {problem}") from None
+    try:
+        front = TlsFront(
+            (host, port),
+            internal_port,
+            ca_cert=tls.ca_cert,
+            server_cert=tls.server_cert,
+            server_key=tls.server_key,
+            registry=peers,
+        )
+    except OSError as problem:
+        raise OSError(f"cannot listen on {address}: {problem.strerror or problem}") from None
     server.start()
+    front.start()
     for name in ("", *SERVICE_NAMES):
         health.set(name, _health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health)
+    return RunningServer(server, front, health)
 
 
 class SessionReaper(threading.Thread):

@@ -23,6 +23,7 @@ from provider_node.metrics import NodeMetrics
 from provider_node.node import Caller, Header, MatchOutcome, ProviderNode, ServedResource
 from provider_node.resources import resource_to_proto
 from provider_node.status import abort_with
+from provider_node.tls_front import PeerRegistry
 
 _T = TypeVar("_T")
 
@@ -36,14 +37,17 @@ def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
         abort_with(context, error)
 
 
-def _caller(
-    node: ProviderNode, context: grpc.ServicerContext, action: str, resource_id: str = ""
-) -> Caller:
-    try:
-        return caller_from_context(context)
-    except UnauthenticatedError as refusal:
-        node.refuse_unauthenticated(refusal, action, resource_id)
-        raise
+class _Base:
+    def __init__(self, node: ProviderNode, peers: PeerRegistry) -> None:
+        self._node = node
+        self._peers = peers
+
+    def _caller(self, context: grpc.ServicerContext, action: str, resource_id: str = "") -> Caller:
+        try:
+            return caller_from_context(context, self._peers)
+        except UnauthenticatedError as refusal:
+            self._node.refuse_unauthenticated(refusal, action, resource_id)
+            raise
 
 
 def _header(message: _comparison_pb2.ComparisonHeader) -> Header:
@@ -76,15 +80,12 @@ def _resource_message(served: ServedResource) -> _catalog_pb2.Resource:
     )
 
 
-class CatalogServicer(_catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, node: ProviderNode) -> None:
-        self._node = node
-
+class CatalogServicer(_Base, _catalog_pb2_grpc.CatalogServiceServicer):
     def ListResources(
         self, request: _catalog_pb2.ListResourcesRequest, context: grpc.ServicerContext
     ) -> _catalog_pb2.ListResourcesResponse:
         def call() -> _catalog_pb2.ListResourcesResponse:
-            _caller(self._node, context, "catalog_read")
+            self._caller(context, "catalog_read")
             served = self._node.resources.values()
             return _catalog_pb2.ListResourcesResponse(
                 resources=[_resource_message(s) for s in served]
@@ -96,7 +97,7 @@ class CatalogServicer(_catalog_pb2_grpc.CatalogServiceServicer):
         self, request: _catalog_pb2.DescribeResourceRequest, context: grpc.ServicerContext
     ) -> _catalog_pb2.Resource:
         def call() -> _catalog_pb2.Resource:
-            _caller(self._node, context, "catalog_read", request.resource_id)
+            self._caller(context, "catalog_read", request.resource_id)
             return _resource_message(self._node.describe(request.resource_id))
 
         return _guarded(context, call)
@@ -105,7 +106,7 @@ class CatalogServicer(_catalog_pb2_grpc.CatalogServiceServicer):
         self, request: _catalog_pb2.GetHashKeyRequest, context: grpc.ServicerContext
     ) -> _catalog_pb2.GetHashKeyResponse:
         def call() -> _catalog_pb2.GetHashKeyResponse:
-            caller = _caller(self._node, context, "hash_key_fetch", request.resource_id)
+            caller = self._caller(context, "hash_key_fetch", request.resource_id)
             key, version = self._node.hash_key(caller, request.resource_id, request.comparison_key)
             return _catalog_pb2.GetHashKeyResponse(
                 hmac_key=key, key_version=version, tag_length=TAG_LENGTH
@@ -114,15 +115,12 @@ class CatalogServicer(_catalog_pb2_grpc.CatalogServiceServicer):
         return _guarded(context, call)
 
 
-class ComparisonServicer(_comparison_pb2_grpc.ComparisonServiceServicer):
-    def __init__(self, node: ProviderNode) -> None:
-        self._node = node
-
+class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
     def CompareHashed(
         self, request: _comparison_pb2.CompareHashedRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.MatchResult:
         def call() -> _comparison_pb2.MatchResult:
-            caller = _caller(self._node, context, "comparison", request.header.resource_id)
+            caller = self._caller(context, "comparison", request.header.resource_id)
             outcome = self._node.compare_hashed(caller, _header(request.header), request.tags)
             return _match_result(outcome)
 
@@ -132,7 +130,7 @@ class ComparisonServicer(_comparison_pb2_grpc.ComparisonServiceServicer):
         self, request: _comparison_pb2.BlindEvaluateRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.BlindEvaluateResponse:
         def call() -> _comparison_pb2.BlindEvaluateResponse:
-            caller = _caller(self._node, context, "comparison", request.header.resource_id)
+            caller = self._caller(context, "comparison", request.header.resource_id)
             outcome = self._node.blind_evaluate(
                 caller, _header(request.header), request.blinded_elements
             )
@@ -149,7 +147,7 @@ class ComparisonServicer(_comparison_pb2_grpc.ComparisonServiceServicer):
         self, request: _comparison_pb2.MatchBlindedRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.MatchResult:
         def call() -> _comparison_pb2.MatchResult:
-            caller = _caller(self._node, context, "comparison")
+            caller = self._caller(context, "comparison")
             outcome = self._node.match_blinded(caller, request.comparison_id, request.outputs)
             return _match_result(outcome)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -274,6 +276,11 @@ def test_certificate_from_our_ca_without_department_is_unauthenticated(
         .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("somewhere.example")]), False)
         .sign(ca.private_key, hashes.SHA256())
     )
     cert_path = node.directory / "anonymous.pem"
@@ -302,3 +309,79 @@ def test_certificate_from_our_ca_without_department_is_unauthenticated(
     assert record["requester"] == ""
     assert record["resource_id"] == "residents"
     assert len(record["cert_fingerprint"]) == 64
+
+
+def test_no_client_certificate_is_unauthenticated_and_audited(node: NodeUnderTest) -> None:
+    channel = node.channel(cert=Path())
+    catalog, compare = node.stubs(channel)
+    before = len(audit_records(node))
+    expect(
+        lambda: compare.CompareHashed(
+            comparison_pb2.CompareHashedRequest(header=header(node), tags=[bytes(32)])
+        ),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "no client certificate",
+    )
+    expect(
+        lambda: catalog.ListResources(catalog_pb2.ListResourcesRequest()),
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+    channel.close()
+    records = audit_records(node)[before:]
+    assert [(r["action"], r["status_code"]) for r in records] == [
+        ("comparison", "UNAUTHENTICATED"),
+        ("catalog_read", "UNAUTHENTICATED"),
+    ]
+    assert records[0]["cert_fingerprint"] == ""
+
+
+def test_certificate_from_another_ca_is_unauthenticated(
+    node: NodeUnderTest, tmp_path: Path
+) -> None:
+    from provider_node.pki import create_ca, issue_client_cert
+
+    rogue_ca = create_ca(tmp_path / "rogue", "rogue CA")
+    # Same department name, wrong issuer.
+    rogue = issue_client_cert(rogue_ca, tmp_path / "rogue", "luzhou-civil-affairs")
+    channel = node.channel(cert=rogue.cert_path, key=rogue.key_path)
+    _, compare = node.stubs(channel)
+    before = len(audit_records(node))
+    expect(
+        lambda: compare.CompareHashed(
+            comparison_pb2.CompareHashedRequest(header=header(node), tags=[bytes(32)])
+        ),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "does not verify against this node's CA",
+    )
+    channel.close()
+    (record,) = audit_records(node)[before:]
+    assert record["requester"] == "" and len(record["cert_fingerprint"]) == 64
+
+
+def test_sdk_reports_a_rejected_certificate_as_authentication_error(
+    node: NodeUnderTest, tmp_path: Path
+) -> None:
+    from client_sdk import AuthenticationError, ComparisonClient, Credentials
+    from provider_node.pki import create_ca, issue_client_cert
+
+    rogue_ca = create_ca(tmp_path / "rogue", "rogue CA")
+    rogue = issue_client_cert(rogue_ca, tmp_path / "rogue", "luzhou-civil-affairs")
+    creds = Credentials.from_files(node.ca_cert, rogue.cert_path, rogue.key_path)
+    with ComparisonClient(node.target, creds) as client, pytest.raises(AuthenticationError):
+        client.compare(
+            "residents", [{"id_number": node.residents[0][0]}], key="id_number", purpose="x"
+        )
+
+
+def test_the_internal_port_is_not_a_way_around_tls(node: NodeUnderTest) -> None:
+    port = node.started.grpc.front._upstream_port
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    _, compare = node.stubs(channel)
+    expect(
+        lambda: compare.CompareHashed(
+            comparison_pb2.CompareHashedRequest(header=header(node), tags=[bytes(32)])
+        ),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "TLS port",
+    )
+    channel.close()
