@@ -29,15 +29,6 @@ from comparator.oprf.suite import (
 )
 
 
-def _concat(parts: list[list[bytes]]) -> list[bytes]:
-    if len(parts) == 1:
-        return parts[0]
-    out: list[bytes] = []
-    for p in parts:
-        out.extend(p)
-    return out
-
-
 class _Client:
     _mode: ClassVar[Mode]
 
@@ -73,7 +64,7 @@ class _Client:
             # blindedElement = blind * inputElement
             return group.scalar_mult_batch(chosen[start:stop], elements)
 
-        return items, chosen, _concat(parallel.map_ranges(chunk, n))
+        return items, chosen, parallel.concat(parallel.map_ranges(chunk, n))
 
     def _check_evaluation(self, state: ClientState, evaluation: Evaluation) -> list[bytes]:
         if not isinstance(state, ClientState) or state.mode != self._mode:
@@ -98,7 +89,7 @@ class _Client:
             )  # fmt: skip
             return finalize_outputs(state.inputs[start:stop], unblinded, info)  # Hash(hashInput)
 
-        return _concat(parallel.map_ranges(chunk, len(evaluated)))
+        return parallel.concat(parallel.map_ranges(chunk, len(evaluated)))
 
 
 class OprfClient(_Client):

@@ -111,3 +111,13 @@ def map_ranges(fn: Callable[[int, int], T], n: int) -> list[T]:
     if first_error is not None:
         raise first_error
     return results
+
+
+def concat(parts: list[list[bytes]]) -> list[bytes]:
+    """Join the per-chunk results of ``map_ranges`` back into one list, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    out: list[bytes] = []
+    for part in parts:
+        out.extend(part)
+    return out

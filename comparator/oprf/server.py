@@ -33,15 +33,6 @@ from comparator.oprf.suite import (
 )
 
 
-def _concat(parts: list[list[bytes]]) -> list[bytes]:
-    if len(parts) == 1:
-        return parts[0]
-    out: list[bytes] = []
-    for p in parts:
-        out.extend(p)
-    return out
-
-
 class _Server:
     _mode: ClassVar[Mode]
 
@@ -81,7 +72,7 @@ class _Server:
                 k, blinded[start:stop], validate=True, start=start, what="blinded element"
             )
 
-        return _concat(parallel.map_ranges(chunk, len(blinded)))
+        return parallel.concat(parallel.map_ranges(chunk, len(blinded)))
 
     def _evaluate_inputs(self, k: bytes, inputs: list[bytes], info: bytes | None) -> list[bytes]:
         expander = self._suite.group_expander
@@ -95,7 +86,7 @@ class _Server:
             evaluated = group.scalar_mult_batch(k, elements)  # evaluatedElement = k * inputElement
             return finalize_outputs(part, evaluated, info)  # Hash(hashInput)
 
-        return _concat(parallel.map_ranges(chunk, len(inputs)))
+        return parallel.concat(parallel.map_ranges(chunk, len(inputs)))
 
 
 class _KeyedServer(_Server):
