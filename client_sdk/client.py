@@ -256,6 +256,11 @@ class ComparisonClient:
         self._comparison = _comparison_pb2_grpc.ComparisonServiceStub(self._channel)
         self._clock: Callable[[], float] = time.monotonic
         self._sleep: Callable[[float], None] = time.sleep
+        # Catalog entries and hashed-mode keys, reused across compare() calls so a one-record
+        # comparison costs one or two RPCs, not four; dropped when the node reports a changed
+        # key version (FAILED_PRECONDITION) and on close(). Memory only, never written anywhere.
+        self._entries: dict[str, _catalog_pb2.Resource] = {}
+        self._hashers: dict[tuple[str, str], tuple[KeyedHasher, Domain]] = {}
 
     def __enter__(self) -> ComparisonClient:
         return self
@@ -272,7 +277,9 @@ class ComparisonClient:
         return f"ComparisonClient(target={self.target!r})"
 
     def close(self) -> None:
-        """Close the channel. Calls made afterwards fail."""
+        """Close the channel and forget cached keys. Calls made afterwards fail."""
+        self._entries.clear()
+        self._hashers.clear()
         self._channel.close()
 
     # -- catalog ------------------------------------------------------------------------------
@@ -326,12 +333,20 @@ class ComparisonClient:
             )
         request_id = check_request_id(request_id)
         items = list(records)
-        entry = self.describe(resource)
-        comparison_key = comparison_key_for(entry, key, mode)
-
-        if mode == "hashed":
-            return self._compare_hashed(entry, comparison_key, items, purpose, request_id, progress)
-        return self._compare_blinded(entry, comparison_key, items, purpose, request_id, progress)
+        for attempt in (1, 2):
+            entry = self._entries.get(resource) or self.describe(resource)
+            self._entries[resource] = entry
+            comparison_key = comparison_key_for(entry, key, mode)
+            compare = self._compare_hashed if mode == "hashed" else self._compare_blinded
+            try:
+                return compare(entry, comparison_key, items, purpose, request_id, progress)
+            except InvalidRequestError as error:
+                # The node's catalog changed (e.g. a key rotation): describe again, once.
+                if attempt == 2 or error.code != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                self._entries.pop(resource, None)
+                self._hashers.pop((resource, key), None)
+        raise AssertionError("unreachable")
 
     def _compare_hashed(
         self,
@@ -342,25 +357,10 @@ class ComparisonClient:
         request_id: str,
         progress: ProgressCallback | None,
     ) -> ComparisonResult:
-        key_request = _catalog_pb2.GetHashKeyRequest(
-            resource_id=entry.id, comparison_key=comparison_key.name
+        hasher, domain = self._hashers.get((entry.id, comparison_key.name)) or self._fetch_hasher(
+            entry, comparison_key
         )
-        hash_key = self._retrying(
-            lambda deadline: self._rpc(
-                f"GetHashKey {entry.id!r}", self._catalog.GetHashKey, key_request, deadline
-            )
-        )
-        if hash_key.tag_length and hash_key.tag_length != TAG_LENGTH:
-            raise ServiceError(
-                f"the node uses {hash_key.tag_length}-byte tags; this SDK makes {TAG_LENGTH}"
-            )
-        key_version = hash_key.key_version or entry.key_version
-        domain = Domain(entry.id, comparison_key.name, key_version)
-        try:
-            hasher = KeyedHasher(hash_key.hmac_key, domain)
-        except ComparatorError as exc:
-            raise ServiceError(f"the node sent an unusable hashed-mode key: {exc}") from None
-        del hash_key  # the key now lives only inside the hasher, for this call
+        self._hashers[(entry.id, comparison_key.name)] = (hasher, domain)
 
         def run(chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader) -> Any:
             request = _comparison_pb2.CompareHashedRequest(header=header, tags=hasher.tags(chunk))
@@ -382,6 +382,30 @@ class ComparisonClient:
             self.max_batch,
             run,
         )
+
+    def _fetch_hasher(
+        self, entry: _catalog_pb2.Resource, comparison_key: ComparisonKey
+    ) -> tuple[KeyedHasher, Domain]:
+        key_request = _catalog_pb2.GetHashKeyRequest(
+            resource_id=entry.id, comparison_key=comparison_key.name
+        )
+        hash_key = self._retrying(
+            lambda deadline: self._rpc(
+                f"GetHashKey {entry.id!r}", self._catalog.GetHashKey, key_request, deadline
+            )
+        )
+        if hash_key.tag_length and hash_key.tag_length != TAG_LENGTH:
+            raise ServiceError(
+                f"the node uses {hash_key.tag_length}-byte tags; this SDK makes {TAG_LENGTH}"
+            )
+        key_version = hash_key.key_version or entry.key_version
+        domain = Domain(entry.id, comparison_key.name, key_version)
+        try:
+            hasher = KeyedHasher(hash_key.hmac_key, domain)
+        except ComparatorError as exc:
+            raise ServiceError(f"the node sent an unusable hashed-mode key: {exc}") from None
+        del hash_key  # the key now lives only inside the hasher
+        return hasher, domain
 
     def _compare_blinded(
         self,
