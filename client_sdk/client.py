@@ -33,6 +33,8 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import grpc
+import numpy as np
+import numpy.typing as npt
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
@@ -48,7 +50,7 @@ from client_sdk.errors import (
     is_tls_failure,
     rpc_status,
 )
-from client_sdk.results import ComparisonResult, build_result
+from client_sdk.results import ComparisonResult, result_from_arrays
 from comparator.canonical import ComparisonKey, Domain, encode_records
 from comparator.errors import ComparatorError, InvalidInputError, VerifyError
 from comparator.index import unpack_matches
@@ -501,22 +503,22 @@ class ComparisonClient:
             request_id=request_id,
             key_version=domain.key_version,
         )
-        matches: list[tuple[int, bool]] = []
+        answers: list[npt.NDArray[np.bool_]] = []
         comparison_ids: list[str] = []
         done = total - len(encoded)  # invalid records are done: they are never sent
         for chunk in chunk_ranges(len(encoded), max_batch):
             result = run(encoded[chunk.start : chunk.stop], header)
-            bits = match_bits(result, len(chunk))
-            matches.extend(zip(positions[chunk.start : chunk.stop], bits, strict=True))
+            answers.append(match_bits(result, len(chunk)))
             comparison_ids.append(result.comparison_id)
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
         if not encoded and progress is not None:
             progress(total, total)
-        return build_result(
+        return result_from_arrays(
             total,
-            matches,
+            np.asarray(positions, dtype=np.int64),
+            np.concatenate(answers) if answers else np.zeros(0, dtype=bool),
             batch.errors,
             resource_id=entry.id,
             comparison_key=comparison_key.name,
@@ -566,15 +568,15 @@ def channel_options(max_batch: int, server_name: str | None = None) -> list[tupl
     return options
 
 
-def match_bits(result: _comparison_pb2.MatchResult, count: int) -> list[bool]:
+def match_bits(result: _comparison_pb2.MatchResult, count: int) -> npt.NDArray[np.bool_]:
     """Unpack and check the node's answer for a chunk of ``count`` items."""
     if result.item_count != count or len(result.match_bits) != (count + 7) // 8:
         raise ServiceError(
             f"the node answered for {result.item_count} item(s) in {len(result.match_bits)} "
             f"byte(s); {count} item(s) were sent"
         )
-    bits = unpack_matches(result.match_bits, count)
-    if sum(bits) != result.match_count:
+    bits = np.array(unpack_matches(result.match_bits, count), dtype=bool)
+    if int(bits.sum()) != result.match_count:
         raise ServiceError("the node's match count disagrees with its match bits")
     return bits
 

@@ -12,11 +12,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, overload
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "ComparisonResult",
     "MatchStatus",
     "RecordResult",
     "build_result",
+    "result_from_arrays",
 ]
 
 MatchStatus = Literal["matched", "not_matched", "error"]
@@ -53,13 +57,21 @@ class RecordResult:
         return self.reason or "invalid"
 
 
+_NONE, _MATCHED, _NOT_MATCHED, _ERROR = 0, 1, 2, 3
+_CODES: dict[str, int] = {"matched": _MATCHED, "not_matched": _NOT_MATCHED, "error": _ERROR}
+_STATUSES: tuple[MatchStatus, ...] = ("matched", "matched", "not_matched", "error")
+
+
 class ComparisonResult(Sequence[RecordResult]):
-    """Per-record outcomes, in input order, with the ids that tie them to the node's audit log."""
+    """Per-record outcomes, in input order, with the ids that tie them to the node's audit log.
+
+    Outcomes are kept as one byte per record (a million records cost a megabyte, not a million
+    objects); ``RecordResult`` objects are made when read.
+    """
 
     __slots__ = (
-        "_error_count",
-        "_matched_count",
-        "_records",
+        "_codes",
+        "_errors",
         "comparison_ids",
         "comparison_key",
         "mode",
@@ -77,18 +89,55 @@ class ComparisonResult(Sequence[RecordResult]):
         request_id: str,
         comparison_ids: Iterable[str] = (),
     ) -> None:
-        self._records: tuple[RecordResult, ...] = tuple(records)
-        for position, record in enumerate(self._records):
+        records = tuple(records)
+        for position, record in enumerate(records):
             if record.index != position:
                 raise ValueError(f"record at position {position} has index {record.index}")
-        self._matched_count = sum(1 for r in self._records if r.status == "matched")
-        self._error_count = sum(1 for r in self._records if r.status == "error")
+        codes = np.array([_CODES[r.status] for r in records], dtype=np.uint8)
+        errors = {r.index: (r.field, r.reason) for r in records if r.status == "error"}
+        self._init(codes, errors, resource_id, comparison_key, mode, request_id, comparison_ids)
+
+    @classmethod
+    def _from_codes(
+        cls,
+        codes: npt.NDArray[np.uint8],
+        errors: dict[int, tuple[str | None, str | None]],
+        *,
+        resource_id: str,
+        comparison_key: str,
+        mode: str,
+        request_id: str,
+        comparison_ids: Iterable[str],
+    ) -> ComparisonResult:
+        result = cls.__new__(cls)
+        result._init(codes, errors, resource_id, comparison_key, mode, request_id, comparison_ids)
+        return result
+
+    def _init(
+        self,
+        codes: npt.NDArray[np.uint8],
+        errors: dict[int, tuple[str | None, str | None]],
+        resource_id: str,
+        comparison_key: str,
+        mode: str,
+        request_id: str,
+        comparison_ids: Iterable[str],
+    ) -> None:
+        self._codes = codes
+        self._errors = errors
         self.resource_id = resource_id
         self.comparison_key = comparison_key
         self.mode = mode
         self.request_id = request_id
         #: One audit record id per request chunk, in order.
         self.comparison_ids: tuple[str, ...] = tuple(comparison_ids)
+
+    def _record(self, index: int) -> RecordResult:
+        code = int(self._codes[index])
+        if code == _ERROR:
+            field, reason = self._errors[index]
+            return RecordResult(index, "error", field, reason)
+        return RecordResult(index, _STATUSES[code])
 
     @overload
     def __getitem__(self, index: int) -> RecordResult: ...
@@ -97,13 +146,17 @@ class ComparisonResult(Sequence[RecordResult]):
     def __getitem__(self, index: slice) -> Sequence[RecordResult]: ...
 
     def __getitem__(self, index: int | slice) -> RecordResult | Sequence[RecordResult]:
-        return self._records[index]
+        if isinstance(index, slice):
+            return tuple(self._record(i) for i in range(len(self))[index])
+        if not -len(self) <= index < len(self):
+            raise IndexError("comparison result index out of range")
+        return self._record(index % len(self))
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._codes)
 
     def __iter__(self) -> Iterator[RecordResult]:
-        return iter(self._records)
+        return (self._record(i) for i in range(len(self)))
 
     def __repr__(self) -> str:
         return (
@@ -115,30 +168,30 @@ class ComparisonResult(Sequence[RecordResult]):
 
     @property
     def matched_count(self) -> int:
-        return self._matched_count
+        return int(np.count_nonzero(self._codes == _MATCHED))
 
     @property
     def error_count(self) -> int:
-        return self._error_count
+        return len(self._errors)
 
     @property
     def not_matched_count(self) -> int:
-        return len(self._records) - self._matched_count - self._error_count
+        return int(np.count_nonzero(self._codes == _NOT_MATCHED))
 
     @property
     def matched(self) -> list[int]:
         """Indexes of the input records that matched."""
-        return [r.index for r in self._records if r.status == "matched"]
+        return [int(i) for i in np.flatnonzero(self._codes == _MATCHED)]
 
     @property
     def not_matched(self) -> list[int]:
         """Indexes of the input records that were compared and did not match."""
-        return [r.index for r in self._records if r.status == "not_matched"]
+        return [int(i) for i in np.flatnonzero(self._codes == _NOT_MATCHED)]
 
     @property
     def errors(self) -> list[RecordResult]:
         """The records that could not be compared, with field and reason."""
-        return [r for r in self._records if r.status == "error"]
+        return [self._record(i) for i in sorted(self._errors)]
 
 
 class RecordErrorLike(Protocol):
@@ -170,18 +223,12 @@ def build_result(
     ``matches`` gives ``(input index, matched)`` for every record that was compared; ``errors``
     every record that was not. Each index in ``range(count)`` must be covered exactly once.
     """
-    slots: list[RecordResult | None] = [None] * count
-    for index, field, reason in ((e.index, e.field, e.reason) for e in errors):
-        _check_free(slots, index)
-        slots[index] = RecordResult(index, "error", field or None, reason)
-    for index, matched in matches:
-        _check_free(slots, index)
-        slots[index] = RecordResult(index, "matched" if matched else "not_matched")
-    missing = [i for i, slot in enumerate(slots) if slot is None]
-    if missing:
-        raise ValueError(f"no outcome for {len(missing)} record(s), first at index {missing[0]}")
-    return ComparisonResult(
-        (slot for slot in slots if slot is not None),
+    pairs = list(matches)
+    return result_from_arrays(
+        count,
+        np.array([index for index, _ in pairs], dtype=np.int64),
+        np.array([matched for _, matched in pairs], dtype=bool),
+        errors,
         resource_id=resource_id,
         comparison_key=comparison_key,
         mode=mode,
@@ -190,8 +237,48 @@ def build_result(
     )
 
 
-def _check_free(slots: Sequence[RecordResult | None], index: int) -> None:
-    if not 0 <= index < len(slots):
-        raise ValueError(f"record index {index} out of range for {len(slots)} records")
-    if slots[index] is not None:
-        raise ValueError(f"record index {index} has two outcomes")
+def result_from_arrays(
+    count: int,
+    positions: npt.NDArray[np.int64],
+    matched: npt.NDArray[np.bool_],
+    errors: Iterable[RecordErrorLike],
+    *,
+    resource_id: str,
+    comparison_key: str,
+    mode: str,
+    request_id: str,
+    comparison_ids: Iterable[str] = (),
+) -> ComparisonResult:
+    """``build_result`` for a whole batch at once: ``matched[i]`` is the answer for input record
+    ``positions[i]``. Checks that every record has exactly one outcome."""
+    if len(positions) != len(matched):
+        raise ValueError("positions and match bits differ in length")
+    if len(positions) and (positions.min() < 0 or positions.max() >= count):
+        raise ValueError(f"record index out of range for {count} records")
+    codes = np.zeros(count, dtype=np.uint8)
+    codes[positions] = np.where(matched, _MATCHED, _NOT_MATCHED)
+    if np.count_nonzero(codes) != len(positions):
+        raise ValueError("a record index has two outcomes")
+    error_map: dict[int, tuple[str | None, str | None]] = {}
+    for error in errors:
+        index = error.index
+        if not 0 <= index < count:
+            raise ValueError(f"record index {index} out of range for {count} records")
+        if codes[index] != _NONE:
+            raise ValueError(f"record index {index} has two outcomes")
+        codes[index] = _ERROR
+        error_map[index] = (error.field or None, error.reason)
+    missing = np.flatnonzero(codes == _NONE)
+    if len(missing):
+        raise ValueError(
+            f"no outcome for {len(missing)} record(s), first at index {int(missing[0])}"
+        )
+    return ComparisonResult._from_codes(
+        codes,
+        error_map,
+        resource_id=resource_id,
+        comparison_key=comparison_key,
+        mode=mode,
+        request_id=request_id,
+        comparison_ids=comparison_ids,
+    )

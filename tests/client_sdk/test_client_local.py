@@ -283,7 +283,17 @@ def test_match_bits_are_unpacked_least_significant_first() -> None:
     result = _comparison_pb2.MatchResult(
         match_bits=bytes([0b0000_0101, 0b1]), item_count=9, match_count=3, comparison_id="c"
     )
-    assert match_bits(result, 9) == [True, False, True, False, False, False, False, False, True]
+    assert match_bits(result, 9).tolist() == [
+        True,
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
 
 
 @pytest.mark.parametrize(
