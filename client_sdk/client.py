@@ -27,8 +27,10 @@ import random
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -51,7 +53,7 @@ from client_sdk.errors import (
     rpc_status,
 )
 from client_sdk.results import ComparisonResult, result_from_arrays
-from comparator.canonical import ComparisonKey, Domain, encode_records
+from comparator.canonical import ComparisonKey, Domain, RecordError, encode_records
 from comparator.errors import ComparatorError, InvalidInputError, VerifyError
 from comparator.index import unpack_matches
 from comparator.keyed_hash import TAG_LENGTH, KeyedHasher
@@ -364,8 +366,8 @@ class ComparisonClient:
         )
         self._hashers[(entry.id, comparison_key.name)] = (hasher, domain)
 
-        def run(chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader) -> Any:
-            request = _comparison_pb2.CompareHashedRequest(header=header, tags=hasher.tags(chunk))
+        def send(tags: Sequence[bytes], header: _comparison_pb2.ComparisonHeader) -> Any:
+            request = _comparison_pb2.CompareHashedRequest(header=header, tags=tags)
             return self._retrying(
                 lambda deadline: self._rpc(
                     "CompareHashed", self._comparison.CompareHashed, request, deadline
@@ -382,7 +384,8 @@ class ComparisonClient:
             progress,
             "hashed",
             self.max_batch,
-            run,
+            hasher.tags,
+            send,
         )
 
     def _fetch_hasher(
@@ -474,6 +477,7 @@ class ComparisonClient:
             progress,
             "blinded",
             min(self.max_batch, MAX_VERIFIABLE_BATCH),  # one DLEQ proof covers one chunk
+            list,  # blinding happens per attempt: a retry must use fresh blinds
             run,
         )
 
@@ -488,14 +492,17 @@ class ComparisonClient:
         progress: ProgressCallback | None,
         mode: ComparisonMode,
         max_batch: int,
-        run: Callable[
+        prepare: Callable[[Sequence[bytes]], Sequence[bytes]],
+        send: Callable[
             [Sequence[bytes], _comparison_pb2.ComparisonHeader], _comparison_pb2.MatchResult
         ],
     ) -> ComparisonResult:
-        batch = encode_records(domain, comparison_key, items)
-        encoded = list(batch.encoded)
-        positions = list(batch.positions)
-        total = len(items)
+        """Canonicalise, prepare and send the input ``max_batch`` rows at a time.
+
+        Chunk ``k`` is sent from a helper thread while chunk ``k + 1`` is canonicalised and
+        prepared here, so the requester's CPU work overlaps the node's; answers are collected in
+        order, and any failure ends the comparison with no result.
+        """
         header = _comparison_pb2.ComparisonHeader(
             resource_id=entry.id,
             comparison_key=comparison_key.name,
@@ -503,23 +510,49 @@ class ComparisonClient:
             request_id=request_id,
             key_version=domain.key_version,
         )
+        total = len(items)
+        positions: list[npt.NDArray[np.int64]] = []
         answers: list[npt.NDArray[np.bool_]] = []
+        errors: list[RecordError] = []
         comparison_ids: list[str] = []
-        done = total - len(encoded)  # invalid records are done: they are never sent
-        for chunk in chunk_ranges(len(encoded), max_batch):
-            result = run(encoded[chunk.start : chunk.stop], header)
-            answers.append(match_bits(result, len(chunk)))
-            comparison_ids.append(result.comparison_id)
-            done += len(chunk)
+        pending: deque[tuple[Future[_comparison_pb2.MatchResult], int]] = deque()
+        done = 0
+
+        def report(rows: int) -> None:
+            nonlocal done
+            done += rows
             if progress is not None:
                 progress(done, total)
-        if not encoded and progress is not None:
-            progress(total, total)
+
+        def collect() -> None:
+            future, rows = pending.popleft()
+            result = future.result()
+            answers.append(match_bits(result, len(positions[len(answers)])))
+            comparison_ids.append(result.comparison_id)
+            report(rows)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="bidui-send") as sender:
+            for chunk in chunk_ranges(total, max_batch):
+                batch = encode_records(domain, comparison_key, items[chunk.start : chunk.stop])
+                errors.extend(replace(e, index=e.index + chunk.start) for e in batch.errors)
+                if not batch.encoded:  # every row invalid: nothing to send, nothing to audit
+                    while pending:
+                        collect()
+                    report(len(chunk))
+                    continue
+                positions.append(np.asarray(batch.positions, dtype=np.int64) + chunk.start)
+                pending.append((sender.submit(send, prepare(batch.encoded), header), len(chunk)))
+                if len(pending) > 1:
+                    collect()
+            while pending:
+                collect()
+        if total == 0 and progress is not None:
+            progress(0, 0)
         return result_from_arrays(
             total,
-            np.asarray(positions, dtype=np.int64),
+            np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64),
             np.concatenate(answers) if answers else np.zeros(0, dtype=bool),
-            batch.errors,
+            errors,
             resource_id=entry.id,
             comparison_key=comparison_key.name,
             mode=mode,

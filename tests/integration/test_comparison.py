@@ -109,3 +109,22 @@ def test_catalog_lists_metadata_and_public_key_never_counts_by_default(
     assert residents.last_refresh.seconds > 0
     assert not residents.HasField("record_count")
     assert resources["sealed_records"].sharing_type == 3  # SHARING_TYPE_NOT_SHARED
+
+
+@pytest.mark.parametrize("mode", ["hashed", "blinded"])
+def test_chunks_stay_aligned_when_a_whole_chunk_is_invalid(node: NodeUnderTest, mode: str) -> None:
+    present = [{"id_number": r[0]} for r in node.residents[:5]]
+    invalid = [{"id_number": "12345"}] * 5
+    absent = [{"id_number": r[0]} for r in node.absent[:5]]
+    with ComparisonClient(node.target, node.credentials(), max_batch=5) as client:
+        result = client.compare(
+            "residents",
+            present + invalid + absent + present,
+            key="id_number",
+            mode=mode,  # type: ignore[arg-type]
+            purpose=PURPOSE,
+        )
+    statuses = [r.status for r in result]
+    assert statuses == ["matched"] * 5 + ["error"] * 5 + ["not_matched"] * 5 + ["matched"] * 5
+    assert len(result.comparison_ids) == 3
+    assert result.errors[0].index == 5
