@@ -6,7 +6,8 @@ openmined-psi 2.0.6 pins an older protobuf than the project's, so this script im
 from the project and runs in ``.bench-venv`` (``bench/e2e.py`` creates it). Items are read one per
 line. The server's setup message for all its items is built once, untimed (its serialized size is
 reported: the client downloads it). Each timed run is what a comparison costs: client
-``CreateRequest`` over the client items, server ``ProcessRequest``, client ``GetIntersection``.
+``CreateRequest`` over the client items, server ``ProcessRequest``, client ``GetIntersection``,
+with the request and the response serialized and parsed as on the wire (no network).
 Prints one JSON object on stdout.
 """
 
@@ -55,12 +56,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     for _ in range(args.runs):
         client = psi.client.CreateWithNewKey(True)
         t0 = time.perf_counter()
-        request = client.CreateRequest(client_items)
-        response = server.ProcessRequest(request)
+        # Each message is serialized and parsed, as it would cross the wire (no network here).
+        request_wire = client.CreateRequest(client_items).SerializeToString()
+        request = psi.Request()
+        request.ParseFromString(request_wire)
+        response_wire = server.ProcessRequest(request).SerializeToString()
+        response = psi.Response()
+        response.ParseFromString(response_wire)
         found = client.GetIntersection(setup, response)
         seconds.append(time.perf_counter() - t0)
-        request_bytes = len(request.SerializeToString())
-        response_bytes = len(response.SerializeToString())
+        request_bytes, response_bytes = len(request_wire), len(response_wire)
         intersection = len(found)
         if args.expected >= 0 and intersection != args.expected:
             sys.exit(f"PSI found {intersection} items in common, expected {args.expected}")
