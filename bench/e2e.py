@@ -323,6 +323,12 @@ class ServerProcess:
         self._fail(f"the node was not SERVING after {timeout:.0f} s")
         raise AssertionError("unreachable")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the node process has used so far."""
+        with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rpc_counters(self) -> dict[str, tuple[float, float]]:
         """The node's ``bidui_rpc_duration_seconds`` (count, sum) by method, from /metrics."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -431,24 +437,31 @@ def throughput(
     runs: int,
 ) -> dict[str, Any]:
     """``runs`` calls of ``compare()`` over all of ``queries``; checks every answer."""
+    m = len(queries.records)
     seconds: list[float] = []
+    client_cpu = node_cpu = 0.0
     requests = 0
     before = server.rpc_counters()
     for run in range(runs):
-        t0 = time.perf_counter()
+        t0, c0, n0 = time.perf_counter(), time.process_time(), server.cpu_seconds()
         result = client.compare(RESOURCE, queries.records, key=KEY, mode=mode, purpose=PURPOSE)
         seconds.append(time.perf_counter() - t0)
+        client_cpu += time.process_time() - c0
+        node_cpu += server.cpu_seconds() - n0
         check_result(result, queries, f"{mode} run {run + 1}")
         requests = len(result.comparison_ids)
         _log(f"  {mode} run {run + 1}: {len(queries.records) / seconds[-1]:,.0f} items/s")
     rpcs = rpc_breakdown(before, server.rpc_counters(), runs)
-    m = len(queries.records)
     return {
         "m": m,
         "seconds": seconds,
         "items_per_second": m / statistics.median(seconds),
         "ms_per_compare": statistics.median(seconds) * 1000,
         "chunks": requests,
+        # CPU per item over all runs, client and node processes (all their threads)
+        "client_cpu_us_per_item": client_cpu / (runs * m) * 1e6,
+        "node_cpu_us_per_item": node_cpu / (runs * m) * 1e6,
+        "cores_busy": (client_cpu + node_cpu) / sum(seconds),
         "matches": queries.expected_matches,
         "rpcs": rpcs,
     }
@@ -605,6 +618,19 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"| ratio bidui blinded / PSI | **{ratio:.2f}x** | >= {TARGET_BLINDED_OVER_PSI}x | "
             f"{_verdict(ratio >= TARGET_BLINDED_OVER_PSI)} |"
+        )
+    for label, r in (("hashed", hashed), ("blinded", blinded)):
+        lines.append(
+            f"| {label}: CPU per item, client + node (cores busy) | "
+            f"{r['client_cpu_us_per_item']:.1f} + {r['node_cpu_us_per_item']:.1f} us "
+            f"({r['cores_busy']:.2f} of {mc['cores']}) | | |"
+        )
+    if psi:
+        cpu = statistics.median(psi["cpu_seconds"])
+        wall = statistics.median(psi["seconds"])
+        lines.append(
+            f"| PSI: CPU per item, client + server in one process (cores busy) | "
+            f"{cpu / psi['m'] * 1e6:.1f} us ({cpu / wall:.2f} of {mc['cores']}) | | |"
         )
     for mode, limit in (("hashed", TARGET_P99_HASHED_MS), ("blinded", TARGET_P99_BLINDED_MS)):
         lat = results[f"latency_{mode}"]
