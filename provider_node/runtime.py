@@ -22,8 +22,9 @@ from provider_node.loader import index_built_at, load_indexes
 from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
 from provider_node.node import ProviderNode, ServedResource
 from provider_node.resources import build_catalog
-from provider_node.server import RunningServer, SessionReaper, TlsMaterial, create_server
+from provider_node.server import RunningServer, SessionReaper, create_server
 from provider_node.store import make_engine, migrate, session_factory
+from provider_node.tls_front import TlsMaterial
 
 _log = logging.getLogger(__name__)
 

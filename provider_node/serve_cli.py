@@ -13,7 +13,7 @@ from provider_node.config import ConfigError, load_config
 from provider_node.keys import KeyStoreError
 from provider_node.loader import LoaderError
 from provider_node.runtime import open_node, start_node
-from provider_node.server import wait_for_signal
+from provider_node.server import SignalWaiter
 
 _log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def serve(config_path: Path, listen: str | None, metrics_listen: str | None, gra
     Example:
       bidui provider serve --config node/node.toml
     """
+    signals = SignalWaiter()  # before start-up: a SIGTERM during it must not be lost
     try:
         config = load_config(config_path)
         config.tls.check_files(config.path)
@@ -65,7 +66,7 @@ def serve(config_path: Path, listen: str | None, metrics_listen: str | None, gra
     for resource_id, served in opened.node.resources.items():
         sizes = ", ".join(f"{k}/{m}: {len(i):,}" for (k, m), i in served.indexes.items())
         click.echo(f"  resource {resource_id}: {sizes or 'no index (not shared)'}", err=True)
-    number = wait_for_signal()
+    number = signals.wait()
     click.echo(f"received {signal.Signals(number).name}; stopping gracefully", err=True)
     started.stop(grace)
     click.echo("stopped", err=True)

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health as _health
@@ -25,11 +24,10 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
-from provider_node.config import parse_address
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
 from provider_node.servicer import CatalogServicer, ComparisonServicer, RpcMetricsInterceptor
-from provider_node.tls_front import PeerRegistry, TlsFront
+from provider_node.tls_front import PeerRegistry, TlsFront, TlsMaterial, start_tls_front
 
 _log = logging.getLogger(__name__)
 
@@ -37,22 +35,6 @@ SERVICE_NAMES = (
     _catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     _comparison_pb2.DESCRIPTOR.services_by_name["ComparisonService"].full_name,
 )
-
-
-@dataclass(frozen=True)
-class TlsMaterial:
-    """PEM bytes for the server side of mutual TLS. ``server_key`` is secret."""
-
-    ca_cert: bytes
-    server_cert: bytes
-    server_key: bytes
-
-    @classmethod
-    def from_files(cls, ca_cert: Path, server_cert: Path, server_key: Path) -> TlsMaterial:
-        return cls(ca_cert.read_bytes(), server_cert.read_bytes(), server_key.read_bytes())
-
-    def __repr__(self) -> str:
-        return "TlsMaterial(<server key hidden>)"
 
 
 @dataclass
@@ -69,7 +51,7 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         # In-flight RPCs finish through the front; then the front closes the connections.
         self.server.stop(grace).wait()
-        self.front.stop()
+        self.front.stop(grace)
 
 
 def create_server(
@@ -105,23 +87,13 @@ def create_server(
     )
     # Only the TLS front reaches this loopback port; it names each connection's department.
     internal_port = server.add_insecure_port("127.0.0.1:0")
-    try:
-        host, port = parse_address(address)
-    except ValueError as problem:
-        raise OSError(f"cannot listen on {address}: {problem}") from None
-    try:
-        front = TlsFront(
-            (host, port),
-            internal_port,
-            ca_cert=tls.ca_cert,
-            server_cert=tls.server_cert,
-            server_key=tls.server_key,
-            registry=peers,
-        )
-    except OSError as problem:
-        raise OSError(f"cannot listen on {address}: {problem.strerror or problem}") from None
     server.start()
-    front.start()
+    try:
+        front, _ = start_tls_front(address, f"127.0.0.1:{internal_port}", tls, peers)
+    except (OSError, ValueError) as problem:
+        server.stop(0)
+        reason = problem.strerror if isinstance(problem, OSError) else None
+        raise OSError(f"cannot listen on {address}: {reason or problem}") from None
     for name in ("", *SERVICE_NAMES):
         health.set(name, _health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server, front, health)
@@ -147,16 +119,23 @@ class SessionReaper(threading.Thread):
         self._stopped.set()
 
 
-def wait_for_signal(signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)) -> int:
-    """Block until one of ``signals`` arrives; returns its number."""
-    received = threading.Event()
-    number = [0]
+class SignalWaiter:
+    """Catches ``signals`` from construction on, so one sent during start-up is not lost."""
 
-    def handler(signum: int, _frame: object) -> None:
-        number[0] = signum
-        received.set()
+    def __init__(self, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self._received = threading.Event()
+        self.number = 0
+        for sig in signals:
+            signal.signal(sig, self._handle)
 
-    for sig in signals:
-        signal.signal(sig, handler)
-    received.wait()
-    return number[0]
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.number = signum
+        self._received.set()
+
+    def wait(self) -> int:
+        """Block until a signal arrives; returns its number."""
+        # Wake up now and then: the OS may deliver the signal to one of grpc's threads, and
+        # then only a main thread that returns to the interpreter runs the Python handler.
+        while not self._received.wait(0.25):
+            pass
+        return self.number

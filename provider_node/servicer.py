@@ -17,13 +17,12 @@ from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from comparator.keyed_hash import TAG_LENGTH
-from provider_node.auth import caller_from_context
 from provider_node.errors import UnauthenticatedError
 from provider_node.metrics import NodeMetrics
 from provider_node.node import Caller, Header, MatchOutcome, ProviderNode, ServedResource
 from provider_node.resources import resource_to_proto
 from provider_node.status import abort_with
-from provider_node.tls_front import PeerRegistry
+from provider_node.tls_front import PeerRegistry, caller_from_peer
 
 _T = TypeVar("_T")
 
@@ -44,7 +43,7 @@ class _Base:
 
     def _caller(self, context: grpc.ServicerContext, action: str, resource_id: str = "") -> Caller:
         try:
-            return caller_from_context(context, self._peers)
+            return caller_from_peer(context, self._peers)
         except UnauthenticatedError as refusal:
             self._node.refuse_unauthenticated(refusal, action, resource_id)
             raise

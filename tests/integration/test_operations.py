@@ -113,7 +113,7 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
             answer = health.Check(health_pb2.HealthCheckRequest(), timeout=20, wait_for_ready=True)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
