@@ -531,7 +531,9 @@ class ComparisonClient:
             comparison_ids.append(result.comparison_id)
             report(rows)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="bidui-send") as sender:
+        # One chunk has nothing to overlap with: send it from this thread, no thread to start.
+        sends = ThreadPoolExecutor if total > max_batch else _InlineExecutor
+        with sends(1, thread_name_prefix="bidui-send") as sender:
             for chunk in chunk_ranges(total, max_batch):
                 batch = encode_records(domain, comparison_key, items[chunk.start : chunk.stop])
                 errors.extend(replace(e, index=e.index + chunk.start) for e in batch.errors)
@@ -599,6 +601,21 @@ def channel_options(max_batch: int, server_name: str | None = None) -> list[tupl
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     return options
+
+
+class _InlineExecutor(ThreadPoolExecutor):
+    """Runs each submitted call at once, in the caller's thread."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+        super().__init__(max_workers, thread_name_prefix)
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        future: Future[_T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+        return future
 
 
 def match_bits(result: _comparison_pb2.MatchResult, count: int) -> npt.NDArray[np.bool_]:
