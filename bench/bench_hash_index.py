@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from _machine import cpu_model  # bench/_machine.py, beside this script
 
 from comparator.canonical import ComparisonKey, Domain, encode_records
 from comparator.fields import resident_id_check_character
@@ -32,17 +33,6 @@ from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher, generate_hmac_key
 
 FIELD_TYPES = {"id_number": "cn_resident_id", "name": "person_name"}
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _rss_bytes() -> int:
@@ -171,7 +161,7 @@ def main() -> None:
     )
 
     print(
-        f"Machine: {_cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
         f"numpy {np.__version__}; {_dt.date.today().isoformat()}; median of {runs} runs\n"
     )
     print("| measurement | size | result |")

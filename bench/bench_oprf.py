@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
+from _machine import cpu_model  # bench/_machine.py, beside this script
+
 from comparator import group
 from comparator.oprf import (
     MAX_VERIFIABLE_BATCH,
@@ -33,17 +35,6 @@ from comparator.oprf import (
     generate_key_pair,
 )
 from comparator.oprf import parallel as _parallel
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _chunks(items: list[bytes], limit: int) -> list[list[bytes]]:
@@ -103,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print("## comparator.oprf benchmark (RFC 9497, ristretto255-SHA512, no network)\n")
     print(f"- date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}")
-    print(f"- machine: {_cpu_model()}, {os.cpu_count()} cores ({platform.system()})")
+    print(f"- machine: {cpu_model()}, {os.cpu_count()} cores ({platform.system()})")
     print(f"- Python {platform.python_version()}, libsodium {group.libsodium_version()}, "
           f"pysodium {metadata.version('pysodium')}")  # fmt: skip
     print(f"- worker threads: {_parallel.workers()}; median of {args.runs} runs; items/s\n")

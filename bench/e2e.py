@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _machine import cpu_model  # bench/_machine.py, beside this script
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bidui.demo import LUZHOU_AREA_CODES
@@ -95,17 +96,6 @@ def _log(text: str) -> None:
 # ---- machine ---------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _git_revision() -> str:
     try:
         head = subprocess.run(
@@ -123,7 +113,7 @@ def _git_revision() -> str:
 
 def machine_info() -> dict[str, Any]:
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
