@@ -19,10 +19,12 @@ from typing import NoReturn
 import click
 
 from provider_node import pki
-from provider_node.config import DEPARTMENT_ID_RE, ConfigError, load_config
+from provider_node.audit import AuditEntry, AuditLog, AuditUnavailableError
+from provider_node.config import DEPARTMENT_ID_RE, ConfigError, NodeConfig, load_config
 from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE, KeyStoreError, NodeKeys
 from provider_node.loader import LoaderError, LoadReport, count_source_rows, load_resource
 from provider_node.resources import build_catalog
+from provider_node.store import make_engine, migrate, session_factory
 
 __all__ = ["InitResult", "init_node", "provider"]
 
@@ -282,6 +284,7 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
         )
     if not catalog:
         _fail(f"{config.path}: declares no [[resources]] to load")
+    audit = _open_audit(config)
     for resource_id in resource_ids or tuple(catalog):
         resource = catalog[resource_id]
         total = count_source_rows(resource)
@@ -298,3 +301,33 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
             # Not the operator's input: the machine (disk full, permissions on data_dir).
             raise UserError(f"cannot write the indexes of {resource_id!r}: {exc}") from None
         _print_report(report)
+        # Article 35: updating a shared resource is a governance action, audited like the rest.
+        try:
+            audit.append(
+                AuditEntry(
+                    action="index_load",
+                    requester=config.node.department,
+                    resource_id=resource_id,
+                    item_count=report.source_rows,
+                    outcome="answered",
+                    status_code="OK",
+                    reason=(
+                        f"key version {report.key_version}: {len(report.indexes)} indexes, "
+                        f"{report.invalid_rows} invalid rows"
+                    ),
+                )
+            )
+        except AuditUnavailableError as exc:
+            _fail(
+                f"the indexes of {resource_id!r} were built, but the audit log refused the "
+                f"record of it: {exc}"
+            )
+
+
+def _open_audit(config: NodeConfig) -> AuditLog:
+    try:
+        engine = make_engine(config.audit.database_url)
+        migrate(engine)
+    except Exception as exc:  # the store's own errors: one line, not a traceback
+        _fail(f"cannot open the audit log: {str(exc).splitlines()[0]}")
+    return AuditLog(session_factory(engine), retention_days=config.audit.retention_days)
