@@ -121,3 +121,34 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     assert "received SIGTERM; stopping gracefully" in stderr
     assert "stopped" in stderr
     assert "Traceback" not in stderr
+
+
+def test_provider_load_is_audited(tmp_path: Path) -> None:
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from bidui.cli import main
+    from bidui.demo import synthetic_residents
+    from provider_node.cli import init_node
+
+    init = init_node(tmp_path)
+    with sqlite3.connect(init.source_db) as db:
+        db.executemany("INSERT INTO residents VALUES (?, ?, ?)", synthetic_residents(50, seed=3))
+        db.execute("INSERT INTO residents VALUES ('not an id', 'x', '2000-01-01')")
+    db.close()
+    runner = CliRunner()
+    loaded = runner.invoke(main, ["provider", "load", "--config", str(init.config_path)])
+    assert loaded.exit_code == 0, loaded.output
+    exported = runner.invoke(main, ["audit", "export", "--config", str(init.config_path)])
+    assert exported.exit_code == 0, exported.output
+    import json
+
+    (record,) = [json.loads(line) for line in exported.stdout.splitlines() if line.startswith("{")]
+    assert (record["action"], record["resource_id"], record["item_count"]) == (
+        "index_load",
+        "residents",
+        51,
+    )
+    assert "1 invalid rows" in record["reason"]
+    assert "not an id" not in exported.stdout  # counts and reasons, never a source value
