@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from client_sdk import ComparisonClient, ComparisonResult, Credentials
-from provider_node.cli import init_node
+from provider_node.cli import init_node, open_audit, record_index_load
 from provider_node.config import load_config
 from provider_node.keys import NodeKeys
 from provider_node.loader import load_resource
@@ -130,8 +130,10 @@ def demo(directory: Path | None, records: int, seed: int) -> None:
     step("provider: load the match indexes (the data stays in the source database)")
     config = load_config(init.config_path)
     keys = NodeKeys.load(config.keys.dir)
+    audit = open_audit(config)
     for resource in build_catalog(config).values():
         report = load_resource(resource, config, keys)
+        record_index_load(audit, config, report)
         for index in report.indexes:
             click.echo(f"    {resource.id} / {index.key} / {index.mode}: {index.records:,} entries")
 
@@ -164,7 +166,7 @@ def demo(directory: Path | None, records: int, seed: int) -> None:
     step("compliance: metrics and the audit chain")
     for line in metrics:
         click.echo(f"    {line}")
-    report_chain = open_node(config).audit.verify()
+    report_chain = audit.verify()
     if not report_chain.ok:
         raise click.ClickException(f"audit chain broken: {report_chain.reason}")
     click.echo(

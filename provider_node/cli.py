@@ -284,7 +284,7 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
         )
     if not catalog:
         _fail(f"{config.path}: declares no [[resources]] to load")
-    audit = _open_audit(config)
+    audit = open_audit(config)
     for resource_id in resource_ids or tuple(catalog):
         resource = catalog[resource_id]
         total = count_source_rows(resource)
@@ -301,22 +301,8 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
             # Not the operator's input: the machine (disk full, permissions on data_dir).
             raise UserError(f"cannot write the indexes of {resource_id!r}: {exc}") from None
         _print_report(report)
-        # Article 35: updating a shared resource is a governance action, audited like the rest.
         try:
-            audit.append(
-                AuditEntry(
-                    action="index_load",
-                    requester=config.node.department,
-                    resource_id=resource_id,
-                    item_count=report.source_rows,
-                    outcome="answered",
-                    status_code="OK",
-                    reason=(
-                        f"key version {report.key_version}: {len(report.indexes)} indexes, "
-                        f"{report.invalid_rows} invalid rows"
-                    ),
-                )
-            )
+            record_index_load(audit, config, report)
         except AuditUnavailableError as exc:
             _fail(
                 f"the indexes of {resource_id!r} were built, but the audit log refused the "
@@ -324,7 +310,25 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
             )
 
 
-def _open_audit(config: NodeConfig) -> AuditLog:
+def record_index_load(audit: AuditLog, config: NodeConfig, report: LoadReport) -> None:
+    """Article 35: updating a shared resource is a governance action, audited like the rest."""
+    audit.append(
+        AuditEntry(
+            action="index_load",
+            requester=config.node.department,
+            resource_id=report.resource_id,
+            item_count=report.source_rows,
+            outcome="answered",
+            status_code="OK",
+            reason=(
+                f"key version {report.key_version}: {len(report.indexes)} indexes, "
+                f"{report.invalid_rows} invalid rows"
+            ),
+        )
+    )
+
+
+def open_audit(config: NodeConfig) -> AuditLog:
     try:
         engine = make_engine(config.audit.database_url)
         migrate(engine)
