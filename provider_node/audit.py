@@ -30,9 +30,9 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, NamedTuple, TextIO
 
-from sqlalchemy import Connection, Engine, Select, select
+from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -188,6 +188,20 @@ class AuditEntry:
                 object.__setattr__(self, name, value.replace("\x00", "\ufffd"))
         if "\x00" in self.request_id:
             object.__setattr__(self, "request_id", self.request_id.replace("\x00", "\ufffd"))
+
+
+class SummaryRow(NamedTuple):
+    """One group of audit records counted by ``AuditLog.summarise``."""
+
+    action: str
+    requester: str
+    resource_id: str
+    mode: str
+    outcome: str
+    status_code: str
+    records: int
+    items: int
+    matches: int
 
 
 @dataclass(frozen=True)
@@ -412,6 +426,38 @@ class AuditLog:
                         "read back: it was edited outside bidui",
                     )
                 return checker.finish((head.last_seq, head.last_hash))
+        except SQLAlchemyError as exc:
+            raise AuditUnavailableError(_describe(exc)) from exc
+
+    def summarise(self, start: datetime, end: datetime) -> list[SummaryRow]:
+        """Records with ``start <= occurred_at < end`` grouped by what a report counts
+        (action, requester, resource, mode, outcome, status), in one consistent snapshot."""
+        for bound in (start, end):
+            if bound.tzinfo is None:
+                raise ValueError("summary time bounds must be timezone-aware")
+        columns = (
+            AuditRecord.action,
+            AuditRecord.requester,
+            AuditRecord.resource_id,
+            AuditRecord.mode,
+            AuditRecord.outcome,
+            AuditRecord.status_code,
+        )
+        stmt = (
+            select(
+                *columns,
+                func.count(),
+                func.coalesce(func.sum(AuditRecord.item_count), 0),
+                func.coalesce(func.sum(AuditRecord.match_count), 0),
+            )
+            .where(AuditRecord.occurred_at >= start, AuditRecord.occurred_at < end)
+            .group_by(*columns)
+            .order_by(*columns)
+        )
+        try:
+            with self._sessions() as session:
+                connection = session.connection(execution_options=snapshot_options(self._engine))
+                return [SummaryRow(*row) for row in connection.execute(stmt)]
         except SQLAlchemyError as exc:
             raise AuditUnavailableError(_describe(exc)) from exc
 

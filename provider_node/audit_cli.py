@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 
 from provider_node.audit import AuditLog, AuditUnavailableError, ExportFormat
 from provider_node.config import AuditConfig, ConfigError, load_config
+from provider_node.report import QuarterlyReport, quarter_bounds
 from provider_node.store import make_engine, session_factory
 
 __all__ = ["audit"]
@@ -188,3 +189,47 @@ def _export_to_file(
         Path(temporary).unlink(missing_ok=True)
         raise
     return count
+
+
+@audit.command()
+@_config_option
+@click.option(
+    "--quarter",
+    required=True,
+    help="The quarter to report, e.g. 2026Q4 (UTC calendar quarters).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv"]),
+    default="text",
+    show_default=True,
+    help="A readable page, or grouped counts as CSV.",
+)
+def report(config_file: Path, quarter: str, fmt: str) -> None:
+    """The quarterly sharing report (article 36), from the audit log, to stdout.
+
+    Counts comparisons answered per requesting department, resource and mode (requests, items,
+    matches), refusals by status, and other audited actions; states whether the audit chain
+    verifies (exit 1, after the report, when it does not). Never shows a purpose, a payload digest
+    or any queried value.
+
+    \b
+    Example:
+      bidui audit report --config node/node.toml --quarter 2026Q4 > 2026Q4.txt
+    """
+    try:
+        start, end = quarter_bounds(quarter)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quarter") from None
+    with _audit_log(config_file) as log:
+        chain = log.verify()
+        rows = log.summarise(start, end)
+    department = load_config(config_file).node.department
+    result = QuarterlyReport(quarter.upper().replace("-", ""), start, end, department, chain, rows)
+    if fmt == "csv":
+        result.write_csv(sys.stdout)
+    else:
+        result.write_text(sys.stdout)
+    if not chain.ok:  # the report is printed, flagged; automation must notice too
+        raise SystemExit(_CHAIN_BROKEN)
