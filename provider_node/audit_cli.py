@@ -1,4 +1,4 @@
-"""``bidui audit``: the compliance officer's commands, verifying and exporting the audit log.
+"""``bidui audit``: the compliance officer's commands: verify, export and report on the audit log.
 
 Exit codes: 0 success; 1 the audit chain is broken (``verify``); 2 a usage problem (missing or bad
 configuration, unreachable or uninitialised database), reported as one line per problem on stderr.
@@ -99,7 +99,7 @@ _config_option = click.option(
 
 @click.group(name="audit")
 def audit() -> None:
-    """Verify and export the tamper-evident audit log (articles 34, 35)."""
+    """Verify, export and report on the tamper-evident audit log (articles 34-36)."""
 
 
 @audit.command()
