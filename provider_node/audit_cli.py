@@ -1,8 +1,8 @@
 """``bidui audit``: the compliance officer's commands: verify, export and report on the audit log.
 
-Exit codes: 0 success; 1 the audit chain is broken (``verify``); 2 a usage problem (missing or bad
+Exit codes: 0 success; 1 the audit chain is broken (``verify``, ``report``); 2 a usage problem (bad
 configuration, unreachable or uninitialised database), reported as one line per problem on stderr.
-Neither command writes to the audit database.
+No command writes to the audit database.
 """
 
 from __future__ import annotations
