@@ -45,6 +45,7 @@ data_dir = "data"                   # match indexes live in data_dir/indexes
 max_batch_items = 100000            # items per request (1 to 1000000)
 max_message_bytes = 16777216
 blinded_session_seconds = 300       # time between the two steps of a blinded comparison
+max_items_per_minute = 0            # per requesting department (article 34); 0: no limit
 
 [tls]
 ca_cert = "pki/ca.pem"              # client certificates must chain to this CA

@@ -107,6 +107,7 @@ class NodeSection:
     max_batch_items: int
     max_message_bytes: int
     blinded_session_seconds: int
+    max_items_per_minute: int = 0  # per requesting department; 0: no limit
 
     @property
     def index_dir(self) -> Path:
@@ -239,6 +240,7 @@ _NODE_KEYS: dict[str, type] = {
     "max_batch_items": int,
     "max_message_bytes": int,
     "blinded_session_seconds": int,
+    "max_items_per_minute": int,
 }
 _TLS_KEYS: dict[str, type] = {"ca_cert": str, "server_cert": str, "server_key": str}
 _KEYS_KEYS: dict[str, type] = {"dir": str}
@@ -429,6 +431,14 @@ def _node(table: Mapping[str, Any], base: Path, problems: _Problems) -> NodeSect
         problems,
         300,
     )
+    items_per_minute = _in_range(
+        _get(table, "node", "max_items_per_minute", int, 0, problems),
+        0,
+        1_000_000_000,
+        "node.max_items_per_minute",
+        problems,
+        0,
+    )
     listen = _address(
         _get(table, "node", "listen", str, "127.0.0.1:50051", problems),
         "node.listen",
@@ -453,6 +463,7 @@ def _node(table: Mapping[str, Any], base: Path, problems: _Problems) -> NodeSect
         max_batch_items=max_batch_items,
         max_message_bytes=max_message_bytes,
         blinded_session_seconds=session_seconds,
+        max_items_per_minute=items_per_minute,
     )
 
 

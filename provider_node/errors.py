@@ -83,6 +83,12 @@ class TooManySessionsError(NodeError):
     reason = "too_many_sessions"
 
 
+class RateLimitedError(NodeError):
+    """The requesting department compared more items per minute than the node allows."""
+
+    reason = "rate_limited"
+
+
 class AuditUnavailableError(NodeError):
     """The audit record could not be committed, so no answer may leave the node (fail closed)."""
 

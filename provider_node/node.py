@@ -119,6 +119,7 @@ class ProviderNode:
         max_batch_items: int,
         session_seconds: float = 300.0,
         max_open_sessions: int = 1024,
+        max_items_per_minute: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._resources = dict(resources)
@@ -130,6 +131,10 @@ class ProviderNode:
         self._monotonic = monotonic
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        self._items_per_minute = max_items_per_minute
+        # Per department: (tokens, when last refilled). A bucket may go into debt by one request,
+        # so a single batch larger than the limit still passes, then the department waits.
+        self._buckets: dict[str, tuple[float, float]] = {}
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -186,6 +191,7 @@ class ProviderNode:
         try:
             served = self._authorise(header, HASHED)
             self._check_items(tags, TAG_LENGTH, "tag")
+            self._throttle(caller, len(tags))
             index = served.indexes[(header.comparison_key, HASHED)]
             mask = index.contains(tags)
         except errors.NodeError as refusal:
@@ -213,6 +219,7 @@ class ProviderNode:
                 "blinded element",
                 limit=min(self._max_batch_items, MAX_VERIFIABLE_BATCH),
             )
+            self._throttle(caller, len(blinded))
             with self._lock:
                 if len(self._sessions) >= self._max_open_sessions:
                     raise errors.TooManySessionsError(
@@ -390,6 +397,24 @@ class ProviderNode:
                     f"{resource.key_version} of {_quote(resource.id)}: describe the resource again"
                 )
         return served
+
+    def _throttle(self, caller: Caller, items: int) -> None:
+        """Article 34 process control: at most ``max_items_per_minute`` items per department."""
+        rate = self._items_per_minute
+        if rate <= 0:
+            return
+        now = self._monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(caller.department, (float(rate), now))
+            tokens = min(float(rate), tokens + (now - then) * rate / 60.0)
+            if tokens <= 0:
+                self._buckets[caller.department] = (tokens, now)
+                wait = -tokens * 60.0 / rate
+                raise errors.RateLimitedError(
+                    f"this node accepts at most {rate} items per minute from one department; "
+                    f"retry in {max(wait, 0.1):.1f} s"
+                )
+            self._buckets[caller.department] = (tokens - items, now)
 
     def _check_items(
         self, items: Sequence[bytes], length: int, what: str, *, limit: int | None = None

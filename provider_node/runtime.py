@@ -79,6 +79,7 @@ def open_node(
         audit,
         metrics,
         max_batch_items=config.node.max_batch_items,
+        max_items_per_minute=config.node.max_items_per_minute,
         session_seconds=config.node.blinded_session_seconds,
     )
     return OpenNode(config, node, metrics, registry, audit, engine)

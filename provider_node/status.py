@@ -27,6 +27,7 @@ _CODES: dict[type[errors.NodeError], grpc.StatusCode] = {
     errors.ModeNotOfferedError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.SessionExpiredError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.TooManySessionsError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.AuditUnavailableError: grpc.StatusCode.UNAVAILABLE,
 }
 

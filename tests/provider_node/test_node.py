@@ -52,7 +52,9 @@ class FakeClock:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[ProviderNode, FakeClock, AuditLog, bytes]:
+def setup(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[ProviderNode, FakeClock, AuditLog, bytes]:
     (tmp_path / "node.toml").write_text(CONFIG)
     config = load_config(tmp_path / "node.toml")
     resource = build_catalog(config)["residents"]
@@ -72,6 +74,7 @@ def setup(tmp_path: Path) -> tuple[ProviderNode, FakeClock, AuditLog, bytes]:
         NodeMetrics(CollectorRegistry()),
         max_batch_items=100,
         session_seconds=60,
+        max_items_per_minute=getattr(request, "param", 0),
         monotonic=clock,
     )
     return node, clock, audit, pk
@@ -136,3 +139,21 @@ def test_expired_session_is_refused_and_abandoned_ones_audited(setup) -> None:  
     outcomes = [(r["outcome"], r["item_count"]) for r in _records(audit)]
     assert outcomes == [("refused", 1), ("abandoned", 2)]
     assert node.open_sessions == 0
+
+
+@pytest.mark.parametrize("setup", [4], indirect=True)
+def test_items_per_minute_are_limited_per_department(setup) -> None:  # type: ignore[no-untyped-def]
+    node, clock, audit, pk = setup
+    _, three = _blind(pk, IDS)
+    node.blind_evaluate(CALLER, HEADER, three.message)  # 4 -> 1 token
+    node.blind_evaluate(CALLER, HEADER, three.message)  # 1 -> -2: one request may overdraw
+    with pytest.raises(errors.RateLimitedError, match="at most 4 items per minute"):
+        node.blind_evaluate(CALLER, HEADER, three.message)
+    # Another department has its own allowance.
+    node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, three.message)
+    clock.now += 60  # refilled
+    node.blind_evaluate(CALLER, HEADER, three.message)
+    refused = [r for r in _records(audit) if r["outcome"] == "refused"]
+    assert [(r["status_code"], r["requester"]) for r in refused] == [
+        ("RESOURCE_EXHAUSTED", "civil-affairs")
+    ]
