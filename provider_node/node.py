@@ -277,9 +277,7 @@ class ProviderNode:
             )
             raise refusal
         header = session.header
-        digest = session.digest
-        for output in outputs:
-            digest.update(output)
+        digest = _digest_more(session.digest, outputs)
         try:
             if len(outputs) != session.item_count:
                 raise errors.InvalidRequestError(
@@ -568,7 +566,11 @@ class ProviderNode:
 
 
 def _payload_digest(items: Sequence[bytes]) -> hashlib._Hash:
-    digest = hashlib.sha256()
+    return _digest_more(hashlib.sha256(), items)
+
+
+def _digest_more(digest: hashlib._Hash, items: Sequence[bytes]) -> hashlib._Hash:
+    """Fold length-prefixed ``items`` into ``digest`` (the audit record's payload_sha256)."""
     for item in items:
         digest.update(len(item).to_bytes(4, "big"))
         digest.update(item)
