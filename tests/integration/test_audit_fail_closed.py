@@ -7,7 +7,6 @@ Also the same comparison path with the audit log on PostgreSQL, and the complian
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +20,8 @@ from bidui.cli import main
 from bidui.v1 import comparison_pb2
 from client_sdk import ServiceUnavailableError
 from tests.integration.conftest import NodeUnderTest, start
+from tests.postgres import fresh_schema_url
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_SKIP = "PostgreSQL not reachable at 127.0.0.1:5432: production-store tests skipped"
 PURPOSE = "integration test: audit"
 
 
@@ -128,17 +126,8 @@ def test_audit_verify_cli_catches_edit_delete_and_insert(own_node: NodeUnderTest
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            name = f"bidui_it_{uuid.uuid4().hex[:12]}"
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    except Exception:
-        pytest.skip(PG_SKIP)
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with fresh_schema_url() as url:
+        yield url
 
 
 def test_comparisons_audited_on_postgresql(tmp_path: Path, postgres_url: str) -> None:

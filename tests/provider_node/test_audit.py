@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, create_engine, insert, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, insert, select, text
 
 from provider_node.audit import (
     EXPORT_FIELDS,
@@ -37,27 +36,10 @@ from provider_node.store import (
     migrate,
     session_factory,
 )
+from tests.postgres import fresh_schema_url
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_SKIP = "PostgreSQL not reachable at 127.0.0.1:5432: production-store tests skipped"
 CLOSED_PORT_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-_pg_reachable: bool | None = None
-
-
-def _postgres_reachable() -> bool:
-    global _pg_reachable
-    if _pg_reachable is None:
-        probe = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 2})
-        try:
-            with probe.connect():
-                _pg_reachable = True
-        except OperationalError:
-            _pg_reachable = False
-        finally:
-            probe.dispose()
-    return _pg_reachable
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,18 +48,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'audit.db'}"
         return
-    if not _postgres_reachable():
-        pytest.skip(PG_SKIP)
-    schema = f"audit_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL)
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    with fresh_schema_url() as url:
+        yield url
 
 
 @pytest.fixture
