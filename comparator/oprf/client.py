@@ -115,10 +115,8 @@ class OprfClient(_Client):
         return self._unblind(state, evaluated, True, None)
 
 
-class VoprfClient(_Client):
-    """RFC 9497 VOPRF mode (0x01) client: checks the batch proof against the server's pkS."""
-
-    _mode = Mode.VOPRF
+class _VerifiableClient(_Client):
+    """What the VOPRF and POPRF clients share: the server's public key, checked once."""
 
     def __init__(self, public_key: bytes, *, rng: group.RandomSource = os.urandom) -> None:
         """``public_key``: the server's pkS (DeserializeError if invalid or the identity)."""
@@ -128,6 +126,12 @@ class VoprfClient(_Client):
     @property
     def public_key(self) -> bytes:
         return self._pk
+
+
+class VoprfClient(_VerifiableClient):
+    """RFC 9497 VOPRF mode (0x01) client: checks the batch proof against the server's pkS."""
+
+    _mode = Mode.VOPRF
 
     def blind(self, inputs: Sequence[bytes]) -> BlindResult:
         return self._blind(inputs)
@@ -149,19 +153,10 @@ class VoprfClient(_Client):
         return self._unblind(state, evaluated, False, None)  # validated by verify_proof
 
 
-class PoprfClient(_Client):
+class PoprfClient(_VerifiableClient):
     """RFC 9497 POPRF mode (0x02) client: public ``info`` is bound into the output and the proof."""
 
     _mode = Mode.POPRF
-
-    def __init__(self, public_key: bytes, *, rng: group.RandomSource = os.urandom) -> None:
-        """``public_key``: the server's pkS (DeserializeError if invalid or the identity)."""
-        super().__init__(rng=rng)
-        self._pk = group.deserialize_element(public_key)
-
-    @property
-    def public_key(self) -> bytes:
-        return self._pk
 
     def blind(self, inputs: Sequence[bytes], info: bytes) -> BlindResult:
         return self._blind(inputs, info)
