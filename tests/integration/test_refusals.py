@@ -10,6 +10,7 @@ import pytest
 from bidui.v1 import catalog_pb2, comparison_pb2
 from comparator.canonical import Domain, encode_record
 from comparator.oprf import VoprfClient
+from provider_node.pki import IssuedCertificate, create_ca, issue_client_cert
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import MAX_BATCH, NodeUnderTest
 
@@ -335,14 +336,16 @@ def test_no_client_certificate_is_unauthenticated_and_audited(node: NodeUnderTes
     assert records[0]["cert_fingerprint"] == ""
 
 
+def _rogue_certificate(directory: Path) -> IssuedCertificate:
+    """The requester's department name, issued by a CA the node does not trust."""
+    rogue_ca = create_ca(directory / "rogue", "rogue CA")
+    return issue_client_cert(rogue_ca, directory / "rogue", "luzhou-civil-affairs")
+
+
 def test_certificate_from_another_ca_is_unauthenticated(
     node: NodeUnderTest, tmp_path: Path
 ) -> None:
-    from provider_node.pki import create_ca, issue_client_cert
-
-    rogue_ca = create_ca(tmp_path / "rogue", "rogue CA")
-    # Same department name, wrong issuer.
-    rogue = issue_client_cert(rogue_ca, tmp_path / "rogue", "luzhou-civil-affairs")
+    rogue = _rogue_certificate(tmp_path)
     channel = node.channel(cert=rogue.cert_path, key=rogue.key_path)
     _, compare = node.stubs(channel)
     before = len(audit_records(node))
@@ -362,10 +365,8 @@ def test_sdk_reports_a_rejected_certificate_as_authentication_error(
     node: NodeUnderTest, tmp_path: Path
 ) -> None:
     from client_sdk import AuthenticationError, ComparisonClient, Credentials
-    from provider_node.pki import create_ca, issue_client_cert
 
-    rogue_ca = create_ca(tmp_path / "rogue", "rogue CA")
-    rogue = issue_client_cert(rogue_ca, tmp_path / "rogue", "luzhou-civil-affairs")
+    rogue = _rogue_certificate(tmp_path)
     creds = Credentials.from_files(node.ca_cert, rogue.cert_path, rogue.key_path)
     with ComparisonClient(node.target, creds) as client, pytest.raises(AuthenticationError):
         client.compare(
