@@ -1,7 +1,7 @@
 """RFC 9497 known-answer tests: every ristretto255-SHA512 vector, every intermediate value.
 
-The vectors live outside the repository, in ../shared/vectors (CI runs a clean clone with
-../shared beside it). Deterministic blinds and proof nonces come from the test-only module.
+The vectors are kept in the repository (tests/data/rfc9497-ristretto255-sha512.json, copied from
+RFC 9497 Appendix A.1). Deterministic blinds and proof nonces come from the test-only module.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from comparator.oprf import (
 )
 from comparator.oprf._testing import blind_evaluate_with_nonce, blind_with
 
-VECTORS_FILE = Path(__file__).parents[2].parent / "shared" / "vectors" / "rfc9497-test-vectors.json"
+VECTORS_FILE = Path(__file__).parents[1] / "data" / "rfc9497-ristretto255-sha512.json"
 
 
 def _cases() -> list[Any]:
-    if not VECTORS_FILE.exists():  # pragma: no cover
-        pytest.fail(f"RFC 9497 vectors not found at {VECTORS_FILE}")
-    suites = [s for s in json.loads(VECTORS_FILE.read_text()) if s["identifier"] == SUITE_ID]
+    suites = [s for s in json.loads(VECTORS_FILE.read_text())["suites"] if s["identifier"] == SUITE_ID]
+    assert len(suites) == 3, "one suite per mode: OPRF, VOPRF, POPRF"
     cases = []
     for suite in suites:
         mode = Mode(suite["mode"])
