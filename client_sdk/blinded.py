@@ -1,0 +1,137 @@
+"""Blinded mode, the requester's side: RFC 9497 OPRF with the node's published key.
+
+::
+
+    for each chunk (at most MAX_VERIFIABLE_BATCH items: one DLEQ proof covers one chunk):
+      canonical encodings -> Blind -> BlindEvaluate -> verify the proof, Finalize
+        -> MatchBlinded(outputs) -> match bits
+
+BlindEvaluate and MatchBlinded are one attempt: a retry starts again from BlindEvaluate with
+fresh blinds, so no blind is ever used twice: a retried chunk sent with the same blinded
+elements would show the node that the two requests carry the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bidui.v1 import catalog_pb2 as _catalog_pb2
+from bidui.v1 import comparison_pb2 as _comparison_pb2
+from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from client_sdk.chunks import Comparison, Record, run_chunks
+from client_sdk.errors import InvalidRequestError, ProofVerificationError, ServiceError
+from client_sdk.results import ComparisonResult
+from client_sdk.retry import NodeCalls
+from comparator.canonical import Domain
+from comparator.errors import ComparatorError, InvalidInputError, VerifyError
+from comparator.oprf import (
+    MAX_VERIFIABLE_BATCH,
+    PROOF_LENGTH,
+    SUITE_ID,
+    ClientState,
+    Evaluation,
+    VoprfClient,
+)
+
+__all__ = ["compare_blinded"]
+
+
+def compare_blinded(
+    calls: NodeCalls,
+    stub: _comparison_pb2_grpc.ComparisonServiceStub,
+    entry: _catalog_pb2.Resource,
+    comparison: Comparison,
+    items: list[Record],
+    *,
+    max_batch: int,
+) -> ComparisonResult:
+    """Compare ``items`` in blinded mode against the OPRF key ``entry`` publishes."""
+    voprf = _client_for(entry)
+    key_version = entry.key_version
+    domain = Domain(entry.id, comparison.comparison_key.name, key_version)
+
+    def attempt(
+        chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader, deadline: float
+    ) -> _comparison_pb2.MatchResult:
+        blind = voprf.blind(list(chunk))  # fresh blinds on every attempt
+        evaluated = calls.call(
+            "BlindEvaluate",
+            stub.BlindEvaluate,
+            _comparison_pb2.BlindEvaluateRequest(
+                header=header, blinded_elements=list(blind.message)
+            ),
+            deadline,
+        )
+        outputs = _finalize(voprf, blind.state, evaluated, len(chunk), key_version)
+        result = calls.call(
+            "MatchBlinded",
+            stub.MatchBlinded,
+            _comparison_pb2.MatchBlindedRequest(
+                comparison_id=evaluated.comparison_id, outputs=outputs
+            ),
+            deadline,
+        )
+        if not result.comparison_id:
+            result.comparison_id = evaluated.comparison_id
+        return result
+
+    def send(
+        chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader
+    ) -> _comparison_pb2.MatchResult:
+        return calls.retrying(lambda deadline: attempt(chunk, header, deadline))
+
+    return run_chunks(
+        comparison,
+        domain,
+        items,
+        max_batch=min(max_batch, MAX_VERIFIABLE_BATCH),  # one DLEQ proof covers one chunk
+        prepare=list,  # blinding happens per attempt: a retry must use fresh blinds
+        send=send,
+    )
+
+
+def _client_for(entry: _catalog_pb2.Resource) -> VoprfClient:
+    """The OPRF client for the suite and public key ``entry`` publishes."""
+    if entry.oprf_suite and entry.oprf_suite != SUITE_ID:
+        raise ServiceError(
+            f"resource {entry.id!r} uses OPRF suite {entry.oprf_suite!r}; "
+            f"this SDK supports {SUITE_ID!r}"
+        )
+    if not entry.oprf_public_key:
+        raise ServiceError(f"resource {entry.id!r} publishes no OPRF public key")
+    try:
+        return VoprfClient(entry.oprf_public_key)
+    except ComparatorError:
+        raise ServiceError(f"resource {entry.id!r} publishes an invalid OPRF public key") from None
+
+
+def _finalize(
+    voprf: VoprfClient,
+    state: ClientState,
+    evaluated: _comparison_pb2.BlindEvaluateResponse,
+    count: int,
+    key_version: int,
+) -> list[bytes]:
+    """Verify the node's proof and finalize; refuse an answer for another key or count."""
+    if evaluated.key_version and evaluated.key_version != key_version:
+        raise InvalidRequestError(
+            f"the node's OPRF key changed (version {evaluated.key_version}, the catalog said "
+            f"{key_version}); run the comparison again"
+        )
+    if len(evaluated.evaluated_elements) != count or len(evaluated.proof) != PROOF_LENGTH:
+        raise ProofVerificationError(
+            f"the node returned {len(evaluated.evaluated_elements)} evaluated element(s) and a "
+            f"{len(evaluated.proof)}-byte proof for {count} blinded element(s)"
+        )
+    try:
+        outputs = voprf.finalize(
+            state, Evaluation(list(evaluated.evaluated_elements), evaluated.proof)
+        )
+    except VerifyError:
+        raise ProofVerificationError(
+            "the node's proof did not verify against its published OPRF key: the node "
+            "misbehaved or its key changed"
+        ) from None
+    except InvalidInputError:
+        raise ProofVerificationError("the node returned malformed evaluated elements") from None
+    return list(outputs)

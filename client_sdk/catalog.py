@@ -1,0 +1,146 @@
+"""The node's catalog as the requester sees it: entries, comparison keys, hashed-mode keys.
+
+A catalog entry (article 7–10) tells the requester the resource's fields and their types, the
+comparison keys it offers, the modes, the key version and the OPRF public key. :class:`Catalog`
+keeps the entries and the hashed-mode keys it fetched so that a one-record comparison costs one or
+two RPCs, not four; :meth:`Catalog.forget` drops them when the node reports a changed key version.
+Everything is held in memory only, never written anywhere, and the HMAC key never leaves its
+:class:`KeyedHasher`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from bidui.v1 import catalog_pb2 as _catalog_pb2
+from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
+from client_sdk.errors import InvalidRequestError, ServiceError
+from client_sdk.retry import NodeCalls
+from comparator.canonical import ComparisonKey, Domain
+from comparator.errors import ComparatorError
+from comparator.keyed_hash import TAG_LENGTH, KeyedHasher
+
+__all__ = ["Catalog", "ComparisonMode", "check_mode", "comparison_key_for"]
+
+ComparisonMode = Literal["blinded", "hashed"]
+
+_MODES: dict[str, int] = {
+    "hashed": _catalog_pb2.MODE_HASHED,
+    "blinded": _catalog_pb2.MODE_BLINDED,
+}
+_MODE_NAMES = {value: name for name, value in _MODES.items()}
+
+
+def check_mode(mode: str) -> None:
+    """Raise :class:`InvalidRequestError` unless ``mode`` is one this SDK speaks."""
+    if mode not in _MODES:
+        raise InvalidRequestError(f"mode must be 'blinded' or 'hashed', not {mode!r}")
+
+
+def comparison_key_for(
+    resource: _catalog_pb2.Resource, key_name: str, mode: ComparisonMode | None = None
+) -> ComparisonKey:
+    """The comparator's :class:`ComparisonKey` for ``key_name`` from a catalog entry.
+
+    Raises :class:`InvalidRequestError` when the resource offers no such key or not ``mode``, and
+    :class:`ServiceError` when the catalog entry itself is inconsistent (a key naming a field the
+    entry does not declare, or a field type this SDK does not know).
+    """
+    if mode is not None:
+        check_mode(mode)
+        offered = [_MODE_NAMES[m] for m in resource.modes if m in _MODE_NAMES]
+        if resource.modes and _MODES[mode] not in resource.modes:
+            raise InvalidRequestError(
+                f"resource {resource.id!r} does not offer {mode} mode; it offers: "
+                + (", ".join(offered) or "none")
+            )
+    keys = {k.name: k for k in resource.comparison_keys}
+    entry = keys.get(key_name)
+    if entry is None:
+        offered_keys = ", ".join(repr(name) for name in keys) or "none"
+        raise InvalidRequestError(
+            f"resource {resource.id!r} has no comparison key {key_name!r}; it offers: "
+            f"{offered_keys}"
+        )
+    field_types = {f.name: f.type for f in resource.fields}
+    try:
+        return ComparisonKey.from_names(entry.name, list(entry.fields), field_types)
+    except (ComparatorError, ValueError, KeyError) as exc:
+        raise ServiceError(
+            f"the catalog entry of {resource.id!r} defines key {key_name!r} in a way this SDK "
+            f"cannot use: {exc}"
+        ) from exc
+
+
+class Catalog:
+    """The catalog RPCs of one node, with the entries and hashed-mode keys already fetched."""
+
+    def __init__(self, stub: _catalog_pb2_grpc.CatalogServiceStub, calls: NodeCalls) -> None:
+        self._stub = stub
+        self._calls = calls
+        self._entries: dict[str, _catalog_pb2.Resource] = {}
+        self._hashers: dict[tuple[str, str], tuple[KeyedHasher, Domain]] = {}
+
+    def list_resources(self) -> list[_catalog_pb2.Resource]:
+        """The catalog entries the node publishes (always asked afresh)."""
+        response = self._calls.unary(
+            "ListResources", self._stub.ListResources, _catalog_pb2.ListResourcesRequest()
+        )
+        return list(response.resources)
+
+    def describe(self, resource_id: str) -> _catalog_pb2.Resource:
+        """The catalog entry of ``resource_id``, asked afresh (ResourceNotFoundError if unknown)."""
+        return self._calls.unary(
+            f"DescribeResource {resource_id!r}",
+            self._stub.DescribeResource,
+            _catalog_pb2.DescribeResourceRequest(resource_id=resource_id),
+        )
+
+    def entry(self, resource_id: str) -> _catalog_pb2.Resource:
+        """The catalog entry of ``resource_id``, from memory when already described."""
+        entry = self._entries.get(resource_id) or self.describe(resource_id)
+        self._entries[resource_id] = entry
+        return entry
+
+    def hasher(
+        self, entry: _catalog_pb2.Resource, comparison_key: ComparisonKey
+    ) -> tuple[KeyedHasher, Domain]:
+        """The hashed-mode tagger for ``comparison_key`` of ``entry``, fetched once (GetHashKey)."""
+        cached = self._hashers.get((entry.id, comparison_key.name))
+        if cached is None:
+            cached = self._fetch_hasher(entry, comparison_key)
+            self._hashers[(entry.id, comparison_key.name)] = cached
+        return cached
+
+    def forget(self, resource_id: str, key_name: str) -> None:
+        """Drop what is held for ``resource_id`` (its key version changed at the node)."""
+        self._entries.pop(resource_id, None)
+        self._hashers.pop((resource_id, key_name), None)
+
+    def clear(self) -> None:
+        """Forget every entry and key."""
+        self._entries.clear()
+        self._hashers.clear()
+
+    def _fetch_hasher(
+        self, entry: _catalog_pb2.Resource, comparison_key: ComparisonKey
+    ) -> tuple[KeyedHasher, Domain]:
+        hash_key = self._calls.unary(
+            f"GetHashKey {entry.id!r}",
+            self._stub.GetHashKey,
+            _catalog_pb2.GetHashKeyRequest(
+                resource_id=entry.id, comparison_key=comparison_key.name
+            ),
+        )
+        if hash_key.tag_length and hash_key.tag_length != TAG_LENGTH:
+            raise ServiceError(
+                f"the node uses {hash_key.tag_length}-byte tags; this SDK makes {TAG_LENGTH}"
+            )
+        key_version = hash_key.key_version or entry.key_version
+        domain = Domain(entry.id, comparison_key.name, key_version)
+        try:
+            hasher = KeyedHasher(hash_key.hmac_key, domain)
+        except ComparatorError as exc:
+            raise ServiceError(f"the node sent an unusable hashed-mode key: {exc}") from None
+        del hash_key  # the key now lives only inside the hasher
+        return hasher, domain

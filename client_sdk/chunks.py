@@ -1,0 +1,172 @@
+"""One comparison as a pipeline of chunks: canonicalise, prepare, send, check the answer.
+
+A comparison of many records is sent as chunks of at most ``max_batch`` records, each one request
+and one audit record at the node, all sharing the comparison's ``request_id``. Both modes use the
+same pipeline; they differ only in how a chunk is prepared (HMAC tags, or nothing: blinded mode
+blinds inside each attempt) and sent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from bidui.v1 import comparison_pb2 as _comparison_pb2
+from client_sdk.catalog import ComparisonMode
+from client_sdk.errors import ServiceError
+from client_sdk.results import ComparisonResult, result_from_arrays
+from comparator.canonical import ComparisonKey, Domain, RecordError, encode_records
+from comparator.index import unpack_matches
+
+__all__ = [
+    "ChunkSender",
+    "Comparison",
+    "ProgressCallback",
+    "Record",
+    "chunk_ranges",
+    "match_bits",
+    "run_chunks",
+]
+
+#: Called after each chunk with (records done, records in total).
+ProgressCallback = Callable[[int, int], None]
+#: A record: a mapping by field name, or a sequence positional in the key's field order.
+Record = Mapping[str, Any] | Sequence[Any]
+#: Sends one prepared chunk under a header and returns the node's answer for it.
+ChunkSender = Callable[
+    [Sequence[bytes], _comparison_pb2.ComparisonHeader], _comparison_pb2.MatchResult
+]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What one ``compare`` call asks, whatever its mode: the same for each of its chunks."""
+
+    resource_id: str
+    comparison_key: ComparisonKey
+    mode: ComparisonMode
+    purpose: str
+    request_id: str
+    progress: ProgressCallback | None = None
+
+
+def chunk_ranges(count: int, max_batch: int) -> list[range]:
+    """Split ``range(count)`` into consecutive ranges of at most ``max_batch`` items."""
+    if max_batch < 1:
+        raise ValueError("max_batch must be at least 1")
+    if count < 0:
+        raise ValueError("count must be >= 0")
+    return [range(start, min(start + max_batch, count)) for start in range(0, count, max_batch)]
+
+
+def match_bits(result: _comparison_pb2.MatchResult, count: int) -> npt.NDArray[np.bool_]:
+    """Unpack and check the node's answer for a chunk of ``count`` items."""
+    if result.item_count != count or len(result.match_bits) != (count + 7) // 8:
+        raise ServiceError(
+            f"the node answered for {result.item_count} item(s) in {len(result.match_bits)} "
+            f"byte(s); {count} item(s) were sent"
+        )
+    bits = np.array(unpack_matches(result.match_bits, count), dtype=bool)
+    if int(bits.sum()) != result.match_count:
+        raise ServiceError("the node's match count disagrees with its match bits")
+    return bits
+
+
+def run_chunks(
+    comparison: Comparison,
+    domain: Domain,
+    items: list[Record],
+    *,
+    max_batch: int,
+    prepare: Callable[[Sequence[bytes]], Sequence[bytes]],
+    send: ChunkSender,
+) -> ComparisonResult:
+    """Canonicalise, prepare and send the input ``max_batch`` rows at a time.
+
+    Chunk ``k`` is sent from a helper thread while chunk ``k + 1`` is canonicalised and
+    prepared here, so the requester's CPU work overlaps the node's; answers are collected in
+    order, and any failure ends the comparison with no result.
+    """
+    comparison_key = comparison.comparison_key
+    progress = comparison.progress
+    header = _comparison_pb2.ComparisonHeader(
+        resource_id=comparison.resource_id,
+        comparison_key=comparison_key.name,
+        purpose=comparison.purpose,
+        request_id=comparison.request_id,
+        key_version=domain.key_version,
+    )
+    total = len(items)
+    positions: list[npt.NDArray[np.int64]] = []
+    answers: list[npt.NDArray[np.bool_]] = []
+    errors: list[RecordError] = []
+    comparison_ids: list[str] = []
+    pending: deque[tuple[Future[_comparison_pb2.MatchResult], int]] = deque()
+    done = 0
+
+    def report(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress is not None:
+            progress(done, total)
+
+    def collect() -> None:
+        future, rows = pending.popleft()
+        result = future.result()
+        answers.append(match_bits(result, len(positions[len(answers)])))
+        comparison_ids.append(result.comparison_id)
+        report(rows)
+
+    # One chunk has nothing to overlap with: send it from this thread, no thread to start.
+    sends = ThreadPoolExecutor if total > max_batch else _InlineExecutor
+    with sends(1, thread_name_prefix="bidui-send") as sender:
+        for chunk in chunk_ranges(total, max_batch):
+            batch = encode_records(domain, comparison_key, items[chunk.start : chunk.stop])
+            errors.extend(replace(e, index=e.index + chunk.start) for e in batch.errors)
+            if not batch.encoded:  # every row invalid: nothing to send, nothing to audit
+                while pending:
+                    collect()
+                report(len(chunk))
+                continue
+            positions.append(np.asarray(batch.positions, dtype=np.int64) + chunk.start)
+            pending.append((sender.submit(send, prepare(batch.encoded), header), len(chunk)))
+            if len(pending) > 1:
+                collect()
+        while pending:
+            collect()
+    if total == 0 and progress is not None:
+        progress(0, 0)
+    return result_from_arrays(
+        total,
+        np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64),
+        np.concatenate(answers) if answers else np.zeros(0, dtype=bool),
+        errors,
+        resource_id=comparison.resource_id,
+        comparison_key=comparison_key.name,
+        mode=comparison.mode,
+        request_id=comparison.request_id,
+        comparison_ids=comparison_ids,
+    )
+
+
+class _InlineExecutor(ThreadPoolExecutor):
+    """Runs each submitted call at once, in the caller's thread."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+        super().__init__(max_workers, thread_name_prefix)
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        future: Future[_T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+        return future

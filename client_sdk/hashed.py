@@ -1,0 +1,48 @@
+"""Hashed mode, the requester's side: HMAC tags under the resource's key, then CompareHashed.
+
+::
+
+    GetHashKey (once per resource and key, see catalog.Catalog.hasher)
+    for each chunk:  canonical encodings -> HMAC-SHA-256 tags -> CompareHashed -> match bits
+
+The fastest mode; the node sees the tags and could test guesses of the queried values (see the
+design brief). The HMAC key stays inside its :class:`KeyedHasher` and is never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bidui.v1 import catalog_pb2 as _catalog_pb2
+from bidui.v1 import comparison_pb2 as _comparison_pb2
+from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from client_sdk.catalog import Catalog
+from client_sdk.chunks import Comparison, Record, run_chunks
+from client_sdk.results import ComparisonResult
+from client_sdk.retry import NodeCalls
+
+__all__ = ["compare_hashed"]
+
+
+def compare_hashed(
+    calls: NodeCalls,
+    stub: _comparison_pb2_grpc.ComparisonServiceStub,
+    catalog: Catalog,
+    entry: _catalog_pb2.Resource,
+    comparison: Comparison,
+    items: list[Record],
+    *,
+    max_batch: int,
+) -> ComparisonResult:
+    """Compare ``items`` in hashed mode, ``max_batch`` tags per CompareHashed request."""
+    hasher, domain = catalog.hasher(entry, comparison.comparison_key)
+
+    def send(
+        tags: Sequence[bytes], header: _comparison_pb2.ComparisonHeader
+    ) -> _comparison_pb2.MatchResult:
+        request = _comparison_pb2.CompareHashedRequest(header=header, tags=tags)
+        return calls.unary("CompareHashed", stub.CompareHashed, request)
+
+    return run_chunks(
+        comparison, domain, items, max_batch=max_batch, prepare=hasher.tags, send=send
+    )
