@@ -1,0 +1,243 @@
+"""The provider node of the end-to-end benchmark: its folder, built once, and its process.
+
+:func:`prepare_node` makes (or reuses) a node folder with ``bidui provider init``'s layout, a
+SQLite source table of N synthetic residents and both ``id_number`` match indexes, built with
+``provider_node.loader`` so that the build time is the index-build throughput at N.
+:class:`ServerProcess` runs ``bidui provider serve`` in a subprocess (its own GIL, as deployed)
+with a fresh audit log, and reads its CPU time and RPC metrics for the measurements.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+from _e2e_scenario import PROVIDER, REQUESTER, RESOURCE, IdFactory, log, resident_names
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from client_sdk import Credentials
+from provider_node.cli import init_node
+from provider_node.config import ComparisonMode, load_config
+from provider_node.keys import NodeKeys
+from provider_node.loader import load_resource
+from provider_node.resources import build_catalog
+
+CACHE_FORMAT = 1
+# The id_number-only comparison key replaces the example keys of `bidui provider init`.
+KEYS_LINE = 'keys = { "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }'
+KEYS_LINE_BENCH = 'keys = { "id_number" = ["id_number"] }'
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    directory: Path
+    config_path: Path
+    ca_cert: Path
+    client_cert: Path
+    client_key: Path
+    server_items: Path  # the N ID numbers, one a line (PSI's server set)
+    build: dict[str, Any]  # index build report (from this run or the cached build)
+    cached: bool
+
+
+def _node_paths(directory: Path) -> tuple[Path, Path, Path, Path]:
+    pki = directory / "pki"
+    return (
+        directory / "node.toml",
+        pki / "ca.pem",
+        pki / "clients" / f"{REQUESTER}.pem",
+        pki / "clients" / f"{REQUESTER}.key",
+    )
+
+
+def prepare_node(directory: Path, n: int, seed: int) -> Node:
+    """The node in ``directory``: reused when a complete build for (n, seed) is there."""
+    meta_path = directory / "bench-e2e.json"
+    config_path, ca_cert, client_cert, client_key = _node_paths(directory)
+    server_items = directory / "server_items.txt"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") == CACHE_FORMAT and meta.get("n") == n and meta.get("seed") == seed:
+            log(f"reusing the node built in {directory} ({meta['built_at']})")
+            return Node(
+                directory, config_path, ca_cert, client_cert, client_key, server_items,
+                meta["build"], cached=True,
+            )  # fmt: skip
+    if directory.exists():
+        if not (meta_path.exists() or (directory / "node.toml").exists()):
+            sys.exit(f"{directory} exists and is not a bench/e2e.py node; choose another --workdir")
+        log(f"removing the stale or incomplete node in {directory}")
+        shutil.rmtree(directory)
+
+    log(f"creating the node in {directory}")
+    init = init_node(directory, department=PROVIDER, clients=(REQUESTER,))
+    text = init.config_path.read_text(encoding="utf-8")
+    if KEYS_LINE not in text:
+        sys.exit("the node.toml template changed: update KEYS_LINE in bench/e2e.py")
+    init.config_path.write_text(text.replace(KEYS_LINE, KEYS_LINE_BENCH), encoding="utf-8")
+
+    log(f"generating {n:,} synthetic residents")
+    t0 = time.perf_counter()
+    ids = IdFactory(seed).take(n)
+    rng = random.Random(seed + 1)
+    births = (f"{i[6:10]}-{i[10:12]}-{i[12:14]}" for i in ids)
+    with contextlib.closing(sqlite3.connect(init.source_db)) as db:
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        db.executemany(
+            "INSERT INTO residents VALUES (?, ?, ?)",
+            zip(ids, resident_names(n, rng), births, strict=True),
+        )
+        db.commit()
+    server_items.write_text("\n".join(ids) + "\n", encoding="utf-8")
+    generate_seconds = time.perf_counter() - t0
+    log(f"  {generate_seconds:.1f} s")
+
+    config = load_config(init.config_path)
+    keys = NodeKeys.load(config.keys.dir)
+    resource = build_catalog(config)[RESOURCE]
+    build: dict[str, Any] = {"generate_seconds": generate_seconds}
+    for mode in (ComparisonMode.HASHED, ComparisonMode.BLINDED):
+        log(f"building the {mode} index of {n:,} records (load_resource)")
+        report = load_resource(dataclasses.replace(resource, modes=(mode,)), config, keys)
+        (index,) = report.indexes
+        if index.records != n or report.invalid_rows:
+            sys.exit(f"{mode} index: {index.records} records, {report.invalid_rows} invalid")
+        build[str(mode)] = {"seconds": report.seconds, "records": index.records}
+        log(f"  {report.seconds:.1f} s, {n / report.seconds:,.0f} records/s")
+    meta = {
+        "format": CACHE_FORMAT,
+        "n": n,
+        "seed": seed,
+        "built_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "build": build,
+    }
+    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return Node(
+        directory, config_path, ca_cert, client_cert, client_key, server_items, build, cached=False
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bidui_command() -> list[str]:
+    script = Path(sys.executable).with_name("bidui")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from bidui.cli import main; sys.exit(main())"]
+
+
+class ServerProcess:
+    """``bidui provider serve`` in a subprocess, audit log in ``audit_dir``."""
+
+    def __init__(self, node: Node, audit_dir: Path) -> None:
+        self.node = node
+        self.env = dict(os.environ)
+        self.env["BIDUI_AUDIT_DATABASE_URL"] = f"sqlite:///{audit_dir / 'audit.db'}"
+        self.log_path = audit_dir / "serve.log"
+        self.port = _free_port()
+        self.metrics_port = _free_port()
+        self._log_file = self.log_path.open("wb")
+        command = [
+            *_bidui_command(), "provider", "serve", "--config", str(node.config_path),
+            "--listen", f"127.0.0.1:{self.port}",
+            "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_serving(self, credentials: Credentials, timeout: float) -> float:
+        """Seconds until the health service said SERVING; exits with the server log on failure."""
+        started = time.perf_counter()
+        channel = grpc.secure_channel(self.target, credentials.channel_credentials())
+        stub: Any = health_pb2_grpc.HealthStub(channel)  # the typing stubs lack Check
+        try:
+            while time.perf_counter() - started < timeout:
+                if self.process.poll() is not None:
+                    self._fail(f"the node exited with code {self.process.returncode}")
+                try:
+                    answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        return time.perf_counter() - started
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.25)
+        finally:
+            channel.close()
+        self.stop()
+        self._fail(f"the node was not SERVING after {timeout:.0f} s")
+        raise AssertionError("unreachable")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the node process has used so far."""
+        with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rpc_counters(self) -> dict[str, tuple[float, float]]:
+        """The node's ``bidui_rpc_duration_seconds`` (count, sum) by method, from /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        out: dict[str, tuple[float, float]] = {}
+        for line in text.splitlines():
+            if not line.startswith("bidui_rpc_duration_seconds_"):
+                continue
+            name, _, value = line.rpartition(" ")
+            kind = "count" if name.startswith("bidui_rpc_duration_seconds_count") else "sum"
+            if not name.startswith(f"bidui_rpc_duration_seconds_{kind}{{"):
+                continue
+            method = name.split('method="', 1)[1].split('"', 1)[0]
+            count, total = out.get(method, (0.0, 0.0))
+            out[method] = (float(value), total) if kind == "count" else (count, float(value))
+        return out
+
+    def _fail(self, reason: str) -> None:
+        self._log_file.flush()
+        log = self.log_path.read_text(encoding="utf-8", errors="replace")
+        sys.exit(f"{reason}; its output:\n{log}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log_file.close()
+        return self.process.returncode
+
+    def verify_audit(self) -> str:
+        """``bidui audit verify`` on the run's audit database: its one-line answer."""
+        done = subprocess.run(
+            [*_bidui_command(), "audit", "verify", "--config", str(self.node.config_path)],
+            env=self.env, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            sys.exit(f"audit verify failed ({done.returncode}): {done.stdout}{done.stderr}")
+        return done.stdout.strip()
