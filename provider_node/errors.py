@@ -8,6 +8,9 @@ queried value, a tag or a key.
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
+
 
 class NodeError(Exception):
     """Base class: a request the node will not answer with a result."""
@@ -94,3 +97,80 @@ class AuditUnavailableError(NodeError):
 
     reason = "audit_unavailable"
     outcome = "failed"
+
+
+# ---- conditional sharing, quotas and the working-day calendar (issue 7) -------------------------
+
+
+class CalendarRangeError(NodeError):
+    """A date outside the years the working-day calendar knows: no deadline is guessed.
+
+    The node's own fault (its ``chinese-calendar`` package predates the year), so ``failed``.
+    """
+
+    reason = "calendar_range"
+    outcome = "failed"
+
+
+class UnknownRecordError(NodeError):
+    """No application, grant or certificate with that id on this node."""
+
+    reason = "unknown_record"
+
+
+class StateConflictError(NodeError):
+    """The action does not fit the record's state: an application already decided, a grant or a
+    certificate already revoked."""
+
+    reason = "state_conflict"
+
+
+class ApprovalTooWideError(InvalidRequestError):
+    """An approval may only narrow an application (article 25): fewer keys or modes, fewer items
+    per day, a shorter validity; never more than was applied for."""
+
+    reason = "approval_too_wide"
+
+
+class GrantRefusalReason(StrEnum):
+    """Why no grant covers a comparison; each value is also the refusal's bounded metrics label."""
+
+    NO_GRANT = "not_granted"
+    KEY_NOT_GRANTED = "key_not_granted"
+    MODE_NOT_GRANTED = "mode_not_granted"
+    NOT_YET_VALID = "grant_not_yet_valid"
+    EXPIRED = "grant_expired"
+    REVOKED = "grant_revoked"
+
+
+class GrantRefusal(NotGrantedError):
+    """No grant covers this department, resource, comparison key and mode today.
+
+    ``why`` says which check failed; ``grant_id`` names the grant the message speaks of (the most
+    recent one that would otherwise have covered the comparison), or is "" when there is none.
+    """
+
+    def __init__(self, message: str, *, why: GrantRefusalReason, grant_id: str = "") -> None:
+        super().__init__(message)
+        self.why = why
+        self.reason = why.value
+        self.grant_id = grant_id
+
+
+class QuotaExceededError(NodeError):
+    """The request does not fit in what is left of a quota window; nothing of it was counted.
+
+    ``remaining`` items are left until ``resets_at`` (an aware UTC datetime), out of ``limit``;
+    ``requested`` is what the refused request asked for.
+    """
+
+    reason = "quota_exceeded"
+
+    def __init__(
+        self, message: str, *, limit: int, remaining: int, requested: int, resets_at: datetime
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.remaining = remaining
+        self.requested = requested
+        self.resets_at = resets_at

@@ -29,6 +29,12 @@ _CODES: dict[type[errors.NodeError], grpc.StatusCode] = {
     errors.TooManySessionsError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.AuditUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.CalendarRangeError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.UnknownRecordError: grpc.StatusCode.NOT_FOUND,
+    errors.StateConflictError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ApprovalTooWideError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.GrantRefusal: grpc.StatusCode.PERMISSION_DENIED,
+    errors.QuotaExceededError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
