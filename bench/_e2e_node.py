@@ -31,7 +31,7 @@ from _e2e_scenario import PROVIDER, REQUESTER, RESOURCE, IdFactory, log, residen
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client_sdk import Credentials
-from provider_node.cli import init_node
+from provider_node.bootstrap import init_node
 from provider_node.config import ComparisonMode, load_config
 from provider_node.keys import NodeKeys
 from provider_node.loader import load_resource

@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bidui.demo import LUZHOU_AREA_CODES
 from client_sdk import ComparisonResult
 from client_sdk.client import ComparisonMode as SdkMode
 from comparator.fields import resident_id_check_character
+from provider_node.sample_data import LUZHOU_AREA_CODES
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCE = "residents"

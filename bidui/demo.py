@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import random
-import sqlite3
 import tempfile
 import unicodedata
 import urllib.request
@@ -22,48 +21,19 @@ from pathlib import Path
 import click
 
 from client_sdk import ComparisonClient, ComparisonResult, Credentials
-from provider_node.cli import init_node, open_audit, record_index_load
+from provider_node.audit import AuditUnavailableError
+from provider_node.bootstrap import init_node
 from provider_node.config import load_config
 from provider_node.keys import NodeKeys
 from provider_node.loader import load_resource
+from provider_node.operator_audit import open_audit, record_index_load
 from provider_node.resources import build_catalog
 from provider_node.runtime import open_node, start_node
+from provider_node.sample_data import Resident, add_residents, synthetic_residents
 
-# The districts and counties of Luzhou (泸州), as in the first six digits of a resident ID.
-LUZHOU_AREA_CODES = {
-    "510502": "江阳区",
-    "510503": "纳溪区",
-    "510504": "龙马潭区",
-    "510521": "泸县",
-    "510522": "合江县",
-    "510524": "叙永县",
-    "510525": "古蔺县",
-}
 PROVIDER = "luzhou-psb"
 REQUESTER = "luzhou-civil-affairs"
 PURPOSE = "demo: verify applicants' residence for minimum living allowance (最低生活保障) review"
-
-Resident = tuple[str, str, str]
-
-
-def synthetic_residents(count: int, seed: int) -> list[Resident]:
-    """``count`` distinct residents (id number, name, birth date) made with Faker's zh_CN locale."""
-    from faker import Faker  # imported here: Faker's locale data takes a moment to load
-
-    fake = Faker("zh_CN")
-    fake.seed_instance(seed)
-    codes = list(LUZHOU_AREA_CODES)
-    seen: set[str] = set()
-    residents: list[Resident] = []
-    while len(residents) < count:
-        area = fake.random_element(codes)
-        id_number = fake.ssn(min_age=1, max_age=95, area_code=area)  # type: ignore[call-arg]
-        if id_number in seen:
-            continue
-        seen.add(id_number)
-        birth = f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
-        residents.append((id_number, fake.name(), birth))
-    return residents
 
 
 def requester_records(
@@ -122,15 +92,16 @@ def demo(directory: Path | None, records: int, seed: int) -> None:
     init = init_node(directory, department=PROVIDER, clients=(REQUESTER,))
     residents = synthetic_residents(records + 10, seed)
     on_file, never_registered = residents[:records], residents[records:]
-    with sqlite3.connect(init.source_db) as db:
-        db.executemany("INSERT INTO residents VALUES (?, ?, ?)", on_file)
-    db.close()
+    add_residents(init.source_db, on_file)
     click.echo(f"    {records:,} synthetic Luzhou residents in {init.source_db.name}")
 
     step("provider: load the match indexes (the data stays in the source database)")
     config = load_config(init.config_path)
     keys = NodeKeys.load(config.keys.dir)
-    audit = open_audit(config)
+    try:
+        audit = open_audit(config)
+    except AuditUnavailableError as exc:
+        raise click.ClickException(exc.detail) from None
     for resource in build_catalog(config).values():
         report = load_resource(resource, config, keys)
         record_index_load(audit, config, report)

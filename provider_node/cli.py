@@ -9,83 +9,27 @@ User mistakes end with one line on stderr and exit code 2; no command ever print
 
 from __future__ import annotations
 
-import sqlite3
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from provider_node import pki
-from provider_node.audit import AuditEntry, AuditLog, AuditUnavailableError
-from provider_node.config import DEPARTMENT_ID_RE, ConfigError, NodeConfig, load_config
-from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE, KeyStoreError, NodeKeys
-from provider_node.loader import LoaderError, LoadReport, count_source_rows, load_resource
-from provider_node.resources import build_catalog
-from provider_node.store import make_engine, migrate, session_factory
-
-__all__ = ["InitResult", "init_node", "provider"]
-
-DEFAULT_DEPARTMENT = "luzhou-psb"
-DEFAULT_CLIENT = "luzhou-civil-affairs"
-
-NODE_TOML_TEMPLATE = """\
-# bidui provider node configuration (created by `bidui provider init`).
-# Relative paths resolve against this file's folder. Any [node], [tls], [keys] or [audit] value
-# can be overridden from the environment as BIDUI_<SECTION>_<KEY>, e.g. BIDUI_AUDIT_DATABASE_URL.
-
-[node]
-name = "{department} data service node"
-department = "{department}"       # this node's department id
-listen = "127.0.0.1:50051"          # gRPC with mutual TLS
-metrics_listen = "127.0.0.1:9464"   # Prometheus /metrics
-data_dir = "data"                   # match indexes live in data_dir/indexes
-max_batch_items = 100000            # items per request (1 to 1000000)
-max_message_bytes = 16777216
-blinded_session_seconds = 300       # time between the two steps of a blinded comparison
-max_items_per_minute = 0            # per requesting department (article 34); 0: no limit
-
-[tls]
-ca_cert = "pki/ca.pem"              # client certificates must chain to this CA
-server_cert = "pki/node.pem"
-server_key = "pki/node.key"
-
-[keys]
-dir = "keys"                        # oprf_seed, hmac_master: mode 0600; back up, never share
-
-[audit]
-database_url = "sqlite:///audit.db" # or postgresql+psycopg://user@host/db
-retention_days = 730                # article 35: at least 730 days
-
-# One [[resources]] table per catalogued resource (articles 7-10).
-[[resources]]
-id = "residents"
-name = "Registered residents (example)"
-owner_department = "{department}"
-category = "basic"                  # basic | thematic | departmental
-sharing_type = "unconditional"      # unconditional | conditional | not_shared (article 24)
-update_period = "P1D"               # ISO 8601 duration
-usage_conditions = "Comparison only: the node answers match / no-match, never the data."
-modes = ["hashed", "blinded"]
-expose_record_count = false         # publish the record count in the catalog?
-key_version = 1                     # raise to rotate the keys, then `bidui provider load`
-fields = {{ id_number = "cn_resident_id", name = "person_name", birth_date = "date" }}
-keys = {{ "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }}
-
-# The source is read only by `bidui provider load`; its values are never copied anywhere.
-# Any SQLAlchemy URL plus a query returning the declared fields, or instead a CSV file with a
-# header row:  csv = "residents.csv"
-[resources.source]
-url = "sqlite:///source.db"
-query = "SELECT id_number, name, birth_date FROM residents"
-"""
-
-SOURCE_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS residents ("
-    "id_number TEXT NOT NULL, name TEXT NOT NULL, birth_date TEXT)"
+from provider_node.audit import AuditUnavailableError
+from provider_node.bootstrap import (
+    DEFAULT_CLIENT,
+    DEFAULT_DEPARTMENT,
+    InitError,
+    InitResult,
+    init_node,
 )
+from provider_node.config import ConfigError, load_config
+from provider_node.keys import KeyStoreError, NodeKeys
+from provider_node.loader import LoaderError, LoadReport, count_source_rows, load_resource
+from provider_node.operator_audit import open_audit, record_index_load
+from provider_node.resources import build_catalog
+
+__all__ = ["provider"]
 
 
 class UserError(click.ClickException):
@@ -99,79 +43,6 @@ class UserError(click.ClickException):
 
 def _fail(message: str) -> NoReturn:
     raise UserError(message)
-
-
-@dataclass(frozen=True)
-class InitResult:
-    directory: Path
-    config_path: Path
-    keys_dir: Path
-    ca_cert: Path
-    server_cert: Path
-    client_certs: tuple[tuple[str, Path, Path], ...]
-    source_db: Path
-
-
-def init_node(
-    directory: Path,
-    *,
-    department: str = DEFAULT_DEPARTMENT,
-    clients: Sequence[str] = (DEFAULT_CLIENT,),
-    force: bool = False,
-) -> InitResult:
-    """Create ``directory/node.toml``, the keys and the development PKI (the work of ``init``).
-
-    Refuses (``KeyStoreError``) when the directory already holds keys or a configuration, unless
-    ``force``. The source database ``source.db`` gets an empty ``residents`` table when absent;
-    existing data in it is left alone.
-    """
-    for name in (department, *clients):
-        if not DEPARTMENT_ID_RE.fullmatch(name):
-            raise ValueError(f"{name!r} is not a department id (1-64 of a-z, 0-9, _ and -)")
-    directory = directory.absolute()
-    config_path = directory / "node.toml"
-    keys_dir = directory / "keys"
-    pki_dir = directory / "pki"
-    if not force:
-        existing = [
-            path
-            for path in (
-                config_path,
-                keys_dir / OPRF_SEED_FILE,
-                keys_dir / HMAC_MASTER_FILE,
-                pki_dir / "ca.key",
-            )
-            if path.exists()
-        ]
-        if existing:
-            raise KeyStoreError(
-                f"{directory} already holds a node ({', '.join(p.name for p in existing)}); "
-                "refusing to overwrite its keys (use --force to replace them)"
-            )
-    directory.mkdir(parents=True, exist_ok=True)
-    NodeKeys.generate(keys_dir, overwrite=force)
-    ca = pki.create_ca(pki_dir, f"bidui development CA ({department})", overwrite=force)
-    server = pki.issue_server_cert(ca, pki_dir, ("localhost", "127.0.0.1"), overwrite=force)
-    issued = []
-    for client in dict.fromkeys(clients):
-        cert = pki.issue_client_cert(ca, pki_dir / "clients", client, overwrite=force)
-        issued.append((client, cert.cert_path, cert.key_path))
-    temporary = config_path.with_name(".node.toml.tmp")
-    temporary.write_text(NODE_TOML_TEMPLATE.format(department=department), encoding="utf-8")
-    temporary.replace(config_path)
-    source_db = directory / "source.db"
-    with sqlite3.connect(source_db) as connection:
-        connection.execute(SOURCE_SCHEMA)
-    connection.close()
-    return InitResult(
-        directory=directory,
-        config_path=config_path,
-        keys_dir=keys_dir,
-        ca_cert=ca.cert_path,
-        server_cert=server.cert_path,
-        client_certs=tuple(issued),
-        source_db=source_db,
-    )
 
 
 @click.group()
@@ -189,42 +60,55 @@ def provider() -> None:
 )
 @click.option(
     "--department",
-    default=DEFAULT_DEPARTMENT,
-    show_default=True,
-    help="This node's department id.",
+    default=None,
+    help=f"This node's department id, for a new node (default {DEFAULT_DEPARTMENT}); "
+    "an existing node.toml's must match.",
 )
 @click.option(
     "--client",
     "clients",
     multiple=True,
     metavar="DEPT",
-    help=f"Issue a client certificate for this requesting department (repeatable; "
-    f"default {DEFAULT_CLIENT}).",
+    help=f"Issue a client certificate for this requesting department unless it has one "
+    f"(repeatable; a new node's default: {DEFAULT_CLIENT}).",
 )
-@click.option("--force", is_flag=True, help="Replace existing keys and certificates.")
-def init(directory: Path, department: str, clients: tuple[str, ...], force: bool) -> None:
-    """Create a node: an example node.toml, the node's OPRF and HMAC keys (mode 0600) and a
-    development PKI (CA, server certificate for localhost, client certificates)."""
+def init(directory: Path, department: str | None, clients: tuple[str, ...]) -> None:
+    """Create what is missing of a node: an example node.toml, the node's OPRF and HMAC keys
+    (mode 0600), a development PKI (CA, server certificate for localhost, client certificates)
+    and an example source.db.
+
+    Never replaces a file: running it again keeps an edited node.toml, the keys and the CA, and
+    reports what it kept. Replacing keys or the CA is `bidui provider keys rotate` or
+    `bidui provider pki rotate-ca`, which say what they invalidate."""
     try:
-        result = init_node(
-            directory, department=department, clients=clients or (DEFAULT_CLIENT,), force=force
-        )
-    except (KeyStoreError, ValueError) as exc:
+        result = init_node(directory, department=department, clients=clients or None)
+    except (InitError, KeyStoreError, ValueError) as exc:
         _fail(str(exc))
+    except ConfigError as exc:
+        _fail("\n".join(exc.problems))
     except OSError as exc:
         _fail(f"cannot create the node in {directory}: {exc.strerror or exc}")
-    click.echo(f"Created a bidui provider node in {result.directory}")
-    click.echo(f"  configuration       {result.config_path}")
-    click.echo(f"  keys (0600)         {result.keys_dir}/{OPRF_SEED_FILE}, {HMAC_MASTER_FILE}")
-    click.echo(f"  CA certificate      {result.ca_cert}  (give it to requesting departments)")
-    click.echo(f"  server certificate  {result.server_cert}")
-    for client, cert, key in result.client_certs:
-        click.echo(f"  client {client}: {cert} + {key}  (hand over securely)")
-    click.echo(f"  example source      {result.source_db} (table residents)")
+    _print_init(result)
+
+
+def _print_init(result: InitResult) -> None:
+    verb = "Created" if result.config_path in result.created else "Completed"
+    click.echo(f"{verb} the bidui provider node in {result.directory}")
+    roles = {result.ca_cert: "  (give it to requesting departments)"}
+    roles.update({cert: "  (hand over securely)" for _, cert, _ in result.client_certs})
+    for title, paths in (("created", result.created), ("kept", result.kept)):
+        for path in paths:
+            click.echo(f"  {title:<8} {_shown(path, result.directory)}{roles.get(path, '')}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo("Next:")
     click.echo(f"  1. put records in {result.source_db} or edit the [[resources]] in node.toml")
     click.echo(f"  2. bidui provider load --config {result.config_path}")
     click.echo(f"  3. bidui provider serve --config {result.config_path}")
+
+
+def _shown(path: Path, directory: Path) -> str:
+    return str(path.relative_to(directory)) if path.is_relative_to(directory) else str(path)
 
 
 def _print_report(report: LoadReport) -> None:
@@ -285,7 +169,10 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
         )
     if not catalog:
         _fail(f"{config.path}: declares no [[resources]] to load")
-    audit = open_audit(config)
+    try:
+        audit = open_audit(config)
+    except AuditUnavailableError as exc:
+        _fail(exc.detail)
     for resource_id in resource_ids or tuple(catalog):
         resource = catalog[resource_id]
         total = count_source_rows(resource)
@@ -309,30 +196,3 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
                 f"the indexes of {resource_id!r} were built, but the audit log refused the "
                 f"record of it: {exc}"
             )
-
-
-def record_index_load(audit: AuditLog, config: NodeConfig, report: LoadReport) -> None:
-    """Article 35: updating a shared resource is a governance action, audited like the rest."""
-    audit.append(
-        AuditEntry(
-            action="index_load",
-            requester=config.node.department,
-            resource_id=report.resource_id,
-            item_count=report.source_rows,
-            outcome="answered",
-            status_code="OK",
-            reason=(
-                f"key version {report.key_version}: {len(report.indexes)} indexes, "
-                f"{report.invalid_rows} invalid rows"
-            ),
-        )
-    )
-
-
-def open_audit(config: NodeConfig) -> AuditLog:
-    try:
-        engine = make_engine(config.audit.database_url)
-        migrate(engine)
-    except Exception as exc:  # the store's own errors: one line, not a traceback
-        _fail(f"cannot open the audit log: {str(exc).splitlines()[0]}")
-    return AuditLog(session_factory(engine), retention_days=config.audit.retention_days)

@@ -31,8 +31,10 @@ __all__ = [
     "HMAC_MASTER_FILE",
     "MASTER_SECRET_LENGTH",
     "OPRF_SEED_FILE",
+    "SECRET_FILES",
     "KeyStoreError",
     "NodeKeys",
+    "create_missing_keys",
     "key_info",
     "write_secret_file",
 ]
@@ -40,6 +42,8 @@ __all__ = [
 OPRF_SEED_FILE = "oprf_seed"
 HMAC_MASTER_FILE = "hmac_master"
 MASTER_SECRET_LENGTH = 32
+#: The files of ``keys.dir``: each master secret is independent of the other.
+SECRET_FILES = (OPRF_SEED_FILE, HMAC_MASTER_FILE)
 
 _OPRF_PURPOSE = b"oprf"
 _HMAC_PURPOSE = b"hmac"
@@ -118,8 +122,11 @@ def _read_secret_file(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
+        # Point to the action that only adds what is missing, never to one that replaces keys.
+        folder = path.parent.parent if path.parent.name == "keys" else "<node folder>"
         raise KeyStoreError(
-            f"key file {path} does not exist; create the node's keys with `bidui provider init`"
+            f"key file {path} does not exist: restore it from the node's backup, or run "
+            f"`bidui provider init --dir {folder}`, which creates only the missing files"
         ) from None
     except OSError as exc:
         raise KeyStoreError(f"cannot open key file {path}: {exc.strerror}") from None
@@ -139,6 +146,22 @@ def _read_secret_file(path: Path) -> bytes:
             f"key file {path} holds {len(data)} bytes, expected exactly {MASTER_SECRET_LENGTH}"
         )
     return data
+
+
+def create_missing_keys(directory: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Create whichever master secret file is missing (directory 0700, files 0600); return them.
+
+    An existing file is never read or replaced, even when created by someone else meanwhile
+    (``write_secret_file`` links without overwriting).
+    """
+    path = Path(directory)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    created = []
+    for name in SECRET_FILES:
+        if not (path / name).exists():
+            write_secret_file(path / name, secrets.token_bytes(MASTER_SECRET_LENGTH))
+            created.append(path / name)
+    return tuple(created)
 
 
 class NodeKeys:
@@ -186,7 +209,10 @@ class NodeKeys:
         ]
         if existing and not overwrite:
             names = ", ".join(str(p) for p in existing)
-            raise KeyStoreError(f"{names} already exist; refusing to overwrite keys (use --force)")
+            raise KeyStoreError(
+                f"{names} already exist; refusing to overwrite keys (replacing them is "
+                "`bidui provider keys rotate`, which says what it invalidates)"
+            )
         oprf_seed = secrets.token_bytes(MASTER_SECRET_LENGTH)
         hmac_master = secrets.token_bytes(MASTER_SECRET_LENGTH)
         write_secret_file(path / OPRF_SEED_FILE, oprf_seed, overwrite=overwrite)

@@ -7,7 +7,6 @@ filled with synthetic residents, indexes loaded, started on port 0. A second res
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +14,15 @@ from pathlib import Path
 import grpc
 import pytest
 
-from bidui.demo import synthetic_residents
 from bidui.v1 import catalog_pb2_grpc, comparison_pb2_grpc
 from client_sdk import ComparisonClient, Credentials
-from provider_node.cli import init_node
+from provider_node.bootstrap import init_node
 from provider_node.config import load_config
 from provider_node.keys import NodeKeys
 from provider_node.loader import load_resource
 from provider_node.resources import build_catalog
 from provider_node.runtime import StartedNode, open_node, start_node
+from provider_node.sample_data import add_residents, synthetic_residents
 
 RESIDENTS = 300
 MAX_BATCH = 500
@@ -96,9 +95,7 @@ def build_node_dir(directory: Path, *, audit_url: str | None = None) -> tuple[Pa
     init.config_path.write_text(text + NOT_SHARED, encoding="utf-8")
     people = synthetic_residents(RESIDENTS + 50, seed=7)
     residents, absent = people[:RESIDENTS], people[RESIDENTS:]
-    with sqlite3.connect(init.source_db) as db:
-        db.executemany("INSERT INTO residents VALUES (?, ?, ?)", residents)
-    db.close()
+    add_residents(init.source_db, residents)
     (directory / "sealed.csv").write_text("id_number\n" + residents[0][0] + "\n")
     config = load_config(init.config_path)
     keys = NodeKeys.load(config.keys.dir)

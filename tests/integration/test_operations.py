@@ -124,19 +124,16 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_provider_load_is_audited(tmp_path: Path) -> None:
-    import sqlite3
-
     from click.testing import CliRunner
 
     from bidui.cli import main
-    from bidui.demo import synthetic_residents
-    from provider_node.cli import init_node
+    from provider_node.bootstrap import init_node
+    from provider_node.sample_data import add_residents, synthetic_residents
 
     init = init_node(tmp_path)
-    with sqlite3.connect(init.source_db) as db:
-        db.executemany("INSERT INTO residents VALUES (?, ?, ?)", synthetic_residents(50, seed=3))
-        db.execute("INSERT INTO residents VALUES ('not an id', 'x', '2000-01-01')")
-    db.close()
+    add_residents(
+        init.source_db, [*synthetic_residents(50, seed=3), ("not an id", "x", "2000-01-01")]
+    )
     runner = CliRunner()
     loaded = runner.invoke(main, ["provider", "load", "--config", str(init.config_path)])
     assert loaded.exit_code == 0, loaded.output

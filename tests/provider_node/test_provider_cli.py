@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provider_node.cli import init_node, provider
+from provider_node.bootstrap import init_node
+from provider_node.cli import provider
 from provider_node.config import load_config
 from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE
 from provider_node.pki import department_from_certificate
@@ -52,18 +53,85 @@ def test_init_creates_a_working_node(runner: CliRunner, tmp_path: Path) -> None:
     assert [r.id for r in config.resources] == ["residents"]
 
 
-def test_init_refuses_to_overwrite_keys_unless_forced(runner: CliRunner, tmp_path: Path) -> None:
+def node_files(directory: Path) -> dict[str, bytes]:
+    """Every file of a node folder but the audit and source databases, by relative path."""
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.suffix != ".db"
+    }
+
+
+def test_init_twice_keeps_everything(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(provider, ["init", "--dir", str(tmp_path)]).exit_code == 0
-    seed = (tmp_path / "keys" / OPRF_SEED_FILE).read_bytes()
+    config = tmp_path / "node.toml"
+    edited = config.read_bytes().replace(b"max_batch_items = 100000", b"max_batch_items = 7")
+    config.write_bytes(edited + b"# the operator's own note\n")
+    before = node_files(tmp_path)
     again = runner.invoke(provider, ["init", "--dir", str(tmp_path)])
-    assert again.exit_code == 2
-    assert "refusing to overwrite" in again.output and "--force" in again.output
-    assert "Traceback" not in again.output
-    assert (tmp_path / "keys" / OPRF_SEED_FILE).read_bytes() == seed
-    forced = runner.invoke(provider, ["init", "--dir", str(tmp_path), "--force"])
-    assert forced.exit_code == 0, forced.output
-    assert (tmp_path / "keys" / OPRF_SEED_FILE).read_bytes() != seed
-    assert mode_of(tmp_path / "keys" / OPRF_SEED_FILE) == 0o600
+    assert again.exit_code == 0, again.output
+    assert node_files(tmp_path) == before  # node.toml byte for byte, keys, CA, certificates
+    assert "created" not in again.output
+    for name in ("node.toml", "keys/oprf_seed", "pki/ca.pem", "pki/ca.key", "pki/node.pem"):
+        assert f"kept     {name}" in again.output
+
+
+def test_init_recreates_only_a_missing_key_file(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(provider, ["init", "--dir", str(tmp_path)]).exit_code == 0
+    (tmp_path / "keys" / HMAC_MASTER_FILE).unlink()
+    before = node_files(tmp_path)
+    again = runner.invoke(provider, ["init", "--dir", str(tmp_path)])
+    assert again.exit_code == 0, again.output
+    after = node_files(tmp_path)
+    assert set(after) - set(before) == {f"keys/{HMAC_MASTER_FILE}"}
+    assert {name: after[name] for name in before} == before
+    assert mode_of(tmp_path / "keys" / HMAC_MASTER_FILE) == 0o600
+    assert f"created  keys/{HMAC_MASTER_FILE}" in again.output
+    assert "raise each resource's key_version" in again.output  # the warning, on stderr
+
+
+def test_init_issues_a_client_certificate_for_a_new_department(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    init_node(tmp_path)
+    before = node_files(tmp_path)
+    result = runner.invoke(provider, ["init", "--dir", str(tmp_path), "--client", "luzhou-tax"])
+    assert result.exit_code == 0, result.output
+    after = node_files(tmp_path)
+    assert set(after) - set(before) == {"pki/clients/luzhou-tax.pem", "pki/clients/luzhou-tax.key"}
+    assert {name: after[name] for name in before} == before
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("pki/ca.pem", "restore ca.pem from the node's backup"),
+        ("pki/ca.key", "the key of the CA that would sign it"),
+        ("pki/node.key", "move node.pem away and run init again"),
+    ],
+)
+def test_init_refuses_what_would_contradict_existing_files(
+    runner: CliRunner, tmp_path: Path, missing: str, message: str
+) -> None:
+    init_node(tmp_path)
+    (tmp_path / missing).unlink()
+    if missing == "pki/ca.key":  # the CA key matters only when there is something to issue
+        (tmp_path / "pki" / "node.pem").unlink()
+        (tmp_path / "pki" / "node.key").unlink()
+    before = node_files(tmp_path)
+    result = runner.invoke(provider, ["init", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert node_files(tmp_path) == before
+
+
+def test_init_refuses_another_department_for_an_existing_node(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    init_node(tmp_path)
+    result = runner.invoke(provider, ["init", "--dir", str(tmp_path), "--department", "x-bureau"])
+    assert result.exit_code == 2
+    assert "is the node of 'luzhou-psb', not 'x-bureau'" in result.output
 
 
 def test_init_rejects_a_bad_department(runner: CliRunner, tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from bidui.cli import main
 from provider_node.audit import AuditEntry, AuditLog
-from provider_node.cli import init_node, open_audit
+from provider_node.bootstrap import init_node
 from provider_node.config import load_config
+from provider_node.operator_audit import open_audit
 from provider_node.report import QuarterlyReport, quarter_bounds
 
 
