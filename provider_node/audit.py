@@ -6,8 +6,12 @@ Every record is hash-chained to the one before it, and a one-row chain head name
     prev_hash = 0…0          prev_hash = h1           prev_hash = hN-1   last_seq  = N
     record_hash = h1  <───── record_hash = h2  … <─── record_hash = hN   last_hash = hN
 
-    hK = SHA-256( canonical JSON [ "bidui-audit-v1", [field, value], … ] )  over every field of
+    hK = SHA-256( canonical JSON [ "bidui-audit-v2", [field, value], … ] )  over every field of
          record K, including seq and prev_hash (see ``HASHED_FIELDS``)
+
+(records written before the certificate serial and the grant were recorded carry neither, and are
+hashed as "bidui-audit-v1" over ``HASHED_FIELDS_V1``: which form applies follows from the record's
+own content, so an edit that blanks the serial still breaks the hash)
 
 so editing a record breaks its own hash, deleting or inserting one breaks ``seq`` or the next
 ``prev_hash``, and deleting the newest breaks the chain head. ``append`` commits the record and
@@ -69,9 +73,10 @@ Clock = Callable[[], datetime]
 OUTCOMES = frozenset({"answered", "refused", "failed", "abandoned"})
 MODES = frozenset({"hashed", "blinded", ""})
 
-_HASH_DOMAIN = "bidui-audit-v1"
-#: Every field covered by ``record_hash``, in the order they are serialised.
-HASHED_FIELDS: tuple[str, ...] = (
+_HASH_DOMAIN_V1 = "bidui-audit-v1"
+_HASH_DOMAIN = "bidui-audit-v2"
+#: The fields of the first record format, in the order they are serialised.
+HASHED_FIELDS_V1: tuple[str, ...] = (
     "seq",
     "comparison_id",
     "occurred_at",
@@ -92,6 +97,10 @@ HASHED_FIELDS: tuple[str, ...] = (
     "payload_sha256",
     "prev_hash",
 )
+#: Fields added in v2: who vouched for the caller (certificate serial) and under which grant.
+_V2_FIELDS = ("cert_serial", "grant_id")
+#: Every field covered by ``record_hash``, in the order they are serialised.
+HASHED_FIELDS: tuple[str, ...] = (*HASHED_FIELDS_V1[:-1], *_V2_FIELDS, "prev_hash")
 #: Columns of an export, in order: everything needed to check the chain offline.
 EXPORT_FIELDS: tuple[str, ...] = (*HASHED_FIELDS, "record_hash")
 _INT_FIELDS = frozenset({"seq", "item_count", "match_count"})
@@ -101,6 +110,7 @@ _TIME_FIELDS = frozenset({"occurred_at"})
 _ACTION_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _STATUS_RE = re.compile(r"[A-Z][A-Z_]{0,31}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_SERIAL_RE = re.compile(r"[0-9a-f]{1,40}")  # RFC 5280: at most 20 octets
 _BUSY_MARKERS = ("database is locked", "database is busy", "database table is locked")
 _APPEND_ATTEMPTS = 5
 
@@ -141,6 +151,8 @@ class AuditEntry:
     status_code: str
     requester: str = ""
     cert_fingerprint: str = ""
+    cert_serial: str = ""
+    grant_id: str = ""
     resource_id: str = ""
     comparison_key: str = ""
     mode: str = ""
@@ -166,6 +178,8 @@ class AuditEntry:
             value = getattr(self, name)
             if value and not _HEX64_RE.fullmatch(value):
                 raise ValueError(f"{name} must be a lowercase SHA-256 hex digest or ''")
+        if self.cert_serial and not _SERIAL_RE.fullmatch(self.cert_serial):
+            raise ValueError("cert_serial must be a certificate serial in lowercase hex or ''")
         for name in ("item_count", "match_count"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -240,7 +254,8 @@ def _canonical_value(name: str, value: object) -> str | int | float:
 
 
 def _canonical_record(record: Mapping[str, object]) -> dict[str, str | int | float]:
-    return {name: _canonical_value(name, record[name]) for name in EXPORT_FIELDS}
+    # An export made before v2 has no v2 columns: they read as "".
+    return {name: _canonical_value(name, record.get(name, "")) for name in EXPORT_FIELDS}
 
 
 def compute_record_hash(record: Mapping[str, object]) -> str:
@@ -249,10 +264,12 @@ def compute_record_hash(record: Mapping[str, object]) -> str:
     JSON with a domain tag, field names, fixed order, no whitespace, UTF-8: unambiguous whatever
     the strings contain. Accepts database rows, export dicts and CSV strings alike.
     """
-    pairs = [[name, _canonical_value(name, record[name])] for name in HASHED_FIELDS]
-    data = json.dumps(
-        [_HASH_DOMAIN, pairs], ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
+    if any(record.get(name) for name in _V2_FIELDS):
+        domain, names = _HASH_DOMAIN, HASHED_FIELDS
+    else:
+        domain, names = _HASH_DOMAIN_V1, HASHED_FIELDS_V1
+    pairs = [[name, _canonical_value(name, record[name])] for name in names]
+    data = json.dumps([domain, pairs], ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
@@ -344,23 +361,29 @@ class AuditLog:
         self.retention_days = check_retention_days(retention_days)
 
     @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The store's sessions, for governance actions recorded with ``append(also=...)``."""
+        return self._sessions
+
+    @property
     def _engine(self) -> Engine:
         bind = self._sessions.kw.get("bind")
         if not isinstance(bind, Engine):
             raise TypeError("AuditLog needs a sessionmaker bound to an Engine")
         return bind
 
-    def append(self, entry: AuditEntry) -> str:
+    def append(self, entry: AuditEntry, *, also: Callable[[Session], None] | None = None) -> str:
         """Commit ``entry`` as the next record of the chain; returns its comparison id.
 
         Returns only once the record and the chain head are committed. Raises
         ``AuditUnavailableError`` on any store failure: the caller must then answer UNAVAILABLE
-        and return no result.
+        and return no result. ``also`` runs in the same transaction first: a governance action
+        (a revocation, a decision) and its record are committed together or not at all.
         """
         comparison_id = entry.comparison_id or str(uuid.uuid4())
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
             try:
-                self._append_once(entry, comparison_id)
+                self._append_once(entry, comparison_id, also)
                 return comparison_id
             except OperationalError as exc:
                 if attempt == _APPEND_ATTEMPTS or not _is_busy(exc):
@@ -375,8 +398,12 @@ class AuditLog:
             time.sleep(random.uniform(0.005, 0.02) * attempt)  # jitter, not crypto
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _append_once(self, entry: AuditEntry, comparison_id: str) -> None:
+    def _append_once(
+        self, entry: AuditEntry, comparison_id: str, also: Callable[[Session], None] | None
+    ) -> None:
         with self._sessions.begin() as session:
+            if also is not None:
+                also(session)
             head = session.scalars(
                 select(AuditChainHead).where(AuditChainHead.id == HEAD_ROW_ID).with_for_update()
             ).one_or_none()

@@ -26,10 +26,11 @@ class UnauthenticatedError(NodeError):
 
     reason = "unauthenticated"
 
-    def __init__(self, message: str, *, cert_fingerprint: str = "") -> None:
+    def __init__(self, message: str, *, cert_fingerprint: str = "", cert_serial: str = "") -> None:
         super().__init__(message)
-        #: SHA-256 of the presented certificate, if any, for the audit record.
+        #: SHA-256 and serial (hex) of the presented certificate, if any, for the audit record.
         self.cert_fingerprint = cert_fingerprint
+        self.cert_serial = cert_serial
 
 
 class UnknownResourceError(NodeError):

@@ -37,6 +37,7 @@ from comparator.oprf import (
 )
 from provider_node import errors
 from provider_node.audit import AuditEntry, AuditLog
+from provider_node.auth import Caller
 from provider_node.metrics import NodeMetrics
 from provider_node.resources import Resource
 
@@ -44,14 +45,6 @@ HASHED = "hashed"
 BLINDED = "blinded"
 MAX_PURPOSE_CHARS = 500
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The requesting department, as its client certificate names it (article 34)."""
-
-    department: str
-    cert_fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -179,7 +172,7 @@ class ProviderNode:
         self, refusal: errors.UnauthenticatedError, action: str, resource_id: str = ""
     ) -> None:
         """Audit a request refused before any department could be named (article 34)."""
-        caller = Caller(department="", cert_fingerprint=refusal.cert_fingerprint)
+        caller = Caller("", refusal.cert_fingerprint, refusal.cert_serial)
         header = Header(resource_id, "", "", "", 0)
         self._audit_refusal(caller, header, "", 0, "", self._monotonic(), refusal, action)
 
@@ -533,6 +526,7 @@ class ProviderNode:
             action=action,
             requester=caller.department,
             cert_fingerprint=caller.cert_fingerprint,
+            cert_serial=caller.cert_serial,
             resource_id=header.resource_id[:64],
             comparison_key=header.comparison_key[:64],
             mode=mode,

@@ -8,11 +8,13 @@ clients/<dept>.pem/.key  client certificate, 1 year, clientAuth,
 ```
 
 All keys are ECDSA P-256, PEM, files mode 0600. The requesting department's identity is the
-department id in its client certificate (``department_from_certificate``); the audit log records
-the certificate's SHA-256 fingerprint (``certificate_fingerprint``).
+department id in its client certificate's URI SAN (``department_from_certificate``); the audit
+log records the certificate's serial and SHA-256 fingerprint.
 
-For production, departments' certificates come from the platform's own CA; only the identity
-convention (the URN SAN, or a CN that is a department id) has to hold.
+A department makes its own key and certificate signing request on its own machine; the operator
+signs the request with ``sign_client_request`` (``bidui provider pki sign``), so the private key
+never leaves the department. ``issue_client_cert`` makes key and certificate together, for
+development and the demo only.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provider_node.config import DEPARTMENT_ID_RE
@@ -43,14 +46,18 @@ __all__ = [
     "certificate_fingerprint",
     "create_ca",
     "department_from_certificate",
+    "department_from_extensions",
     "issue_client_cert",
     "issue_server_cert",
     "load_ca",
+    "serial_hex",
+    "sign_client_request",
 ]
 
 DEPARTMENT_URN_PREFIX = "urn:bidui:department:"
 CA_VALIDITY = _dt.timedelta(days=5 * 365)
 CERT_VALIDITY = _dt.timedelta(days=365)
+_SIGNABLE_KEYS = (ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey)
 # Tolerates small clock differences between the machines.
 _BACKDATE = _dt.timedelta(minutes=5)
 
@@ -171,16 +178,17 @@ def _issue(
     sans: Sequence[x509.GeneralName],
     usage: x509.ObjectIdentifier,
     now: _dt.datetime | None,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    public_key: CertificateIssuerPublicKeyTypes,
+    validity: _dt.timedelta = CERT_VALIDITY,
+) -> x509.Certificate:
     start = (now or _now()) - _BACKDATE
-    end = min(start + CERT_VALIDITY, ca.certificate.not_valid_after_utc)
-    key = ec.generate_private_key(ec.SECP256R1())
+    end = min(start + validity, ca.certificate.not_valid_after_utc)
     ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
@@ -201,13 +209,13 @@ def _issue(
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )
         .sign(ca.private_key, hashes.SHA256())
     )
-    return certificate, key
+    return certificate
 
 
 def _san(hostname: str) -> x509.GeneralName:
@@ -235,8 +243,14 @@ def issue_server_cert(
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
-    certificate, key = _issue(
-        ca, subject, [_san(h) for h in hostnames], ExtendedKeyUsageOID.SERVER_AUTH, now
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _issue(
+        ca,
+        subject,
+        [_san(h) for h in hostnames],
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        now,
+        key.public_key(),
     )
     issued = IssuedCertificate(certificate, path / f"{name}.pem", path / f"{name}.key")
     _write_key(issued.key_path, key, overwrite=overwrite)
@@ -252,10 +266,29 @@ def issue_client_cert(
     overwrite: bool = False,
     now: _dt.datetime | None = None,
 ) -> IssuedCertificate:
-    """Write ``<department>.pem`` and ``.key``: the department's clientAuth certificate."""
+    """Write ``<department>.pem`` and ``.key``: a clientAuth certificate and its key.
+
+    For development and the demo: the key is made on the provider's machine. Departments enrol
+    with a CSR of their own instead (``sign_client_request``).
+    """
     _check_department(department)
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _client_certificate(ca, department, key.public_key(), now, CERT_VALIDITY)
+    issued = IssuedCertificate(certificate, path / f"{department}.pem", path / f"{department}.key")
+    _write_key(issued.key_path, key, overwrite=overwrite)
+    _write_cert(issued.cert_path, certificate)
+    return issued
+
+
+def _client_certificate(
+    ca: CertificateAuthority,
+    department: str,
+    public_key: CertificateIssuerPublicKeyTypes,
+    now: _dt.datetime | None,
+    validity: _dt.timedelta,
+) -> x509.Certificate:
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, department),
@@ -263,11 +296,40 @@ def issue_client_cert(
         ]
     )
     sans = [x509.UniformResourceIdentifier(DEPARTMENT_URN_PREFIX + department)]
-    certificate, key = _issue(ca, subject, sans, ExtendedKeyUsageOID.CLIENT_AUTH, now)
-    issued = IssuedCertificate(certificate, path / f"{department}.pem", path / f"{department}.key")
-    _write_key(issued.key_path, key, overwrite=overwrite)
-    _write_cert(issued.cert_path, certificate)
-    return issued
+    return _issue(ca, subject, sans, ExtendedKeyUsageOID.CLIENT_AUTH, now, public_key, validity)
+
+
+def sign_client_request(
+    ca: CertificateAuthority,
+    request_pem: bytes,
+    *,
+    department: str | None = None,
+    validity: _dt.timedelta = CERT_VALIDITY,
+    now: _dt.datetime | None = None,
+) -> x509.Certificate:
+    """Sign a department's certificate signing request (PEM) as a clientAuth certificate.
+
+    The department is the request's ``urn:bidui:department:<id>`` URI SAN; ``department``, when
+    given, must agree. Only the public key and the department are taken from the request: the
+    usages, lifetime and names are the CA's. Raises ``CertificateIdentityError`` with the reason.
+    """
+    try:
+        request = x509.load_pem_x509_csr(request_pem)
+    except ValueError:
+        raise CertificateIdentityError("is not a PEM certificate signing request") from None
+    if not request.is_signature_valid:
+        raise CertificateIdentityError("is not signed by its own key (the request is damaged)")
+    named = department_from_extensions(request.extensions)
+    if department is not None and named != department:
+        raise CertificateIdentityError(f"names department {named!r}, not {department!r}")
+    public_key = request.public_key()
+    if not isinstance(
+        public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+    ):
+        raise CertificateIdentityError("has a key type this node does not sign (use EC P-256)")
+    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < 2048:
+        raise CertificateIdentityError("has an RSA key shorter than 2048 bits")
+    return _client_certificate(ca, named, public_key, now, validity)
 
 
 def _load_certificate(certificate: bytes | x509.Certificate) -> x509.Certificate:
@@ -278,52 +340,39 @@ def _load_certificate(certificate: bytes | x509.Certificate) -> x509.Certificate
             return x509.load_pem_x509_certificate(certificate)
         return x509.load_der_x509_certificate(certificate)
     except ValueError:
-        raise CertificateIdentityError("not a valid X.509 certificate") from None
+        raise CertificateIdentityError("is not a valid X.509 certificate") from None
 
 
-def department_from_certificate(certificate: bytes | x509.Certificate) -> str:
-    """The department id a client certificate (DER, PEM or parsed) stands for.
+def department_from_extensions(extensions: x509.Extensions) -> str:
+    """The department a certificate or CSR names: its one ``urn:bidui:department:<id>`` URI SAN.
 
-    The ``urn:bidui:department:<id>`` URI SAN is authoritative; without one, a subject CN that is a
-    department id is accepted. A certificate whose SAN and CN name different departments, that
-    names several departments, or that is not issued for client authentication is refused.
-    This function does not check the chain: the TLS handshake has done that.
+    Nothing else names a department: a subject CN is a display name that any CA may fill freely.
     """
-    cert = _load_certificate(certificate)
     try:
-        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        usage = None
-    if usage is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usage:
-        raise CertificateIdentityError("certificate is not issued for client authentication")
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
     except x509.ExtensionNotFound:
         uris = []
-    urns = [
-        uri[len(DEPARTMENT_URN_PREFIX) :] for uri in uris if uri.startswith(DEPARTMENT_URN_PREFIX)
-    ]
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    common_name = names[0].value if len(names) == 1 else None
-    if isinstance(common_name, bytes):
-        common_name = None
+    urns = [u[len(DEPARTMENT_URN_PREFIX) :] for u in uris if u.startswith(DEPARTMENT_URN_PREFIX)]
+    if not urns:
+        raise CertificateIdentityError(
+            f"names no department: it has no {DEPARTMENT_URN_PREFIX}<id> URI SAN"
+        )
     if len(urns) > 1:
-        raise CertificateIdentityError("certificate names more than one department")
-    if urns:
-        department = urns[0]
-        if not DEPARTMENT_ID_RE.fullmatch(department):
-            raise CertificateIdentityError(
-                "certificate's department URN is not a valid department id"
-            )
-        if common_name is not None and common_name != department:
-            raise CertificateIdentityError("certificate's subject CN and department URN disagree")
-        return department
-    if common_name is not None and DEPARTMENT_ID_RE.fullmatch(common_name):
-        return common_name
-    raise CertificateIdentityError(
-        "certificate carries no department identity (URI SAN urn:bidui:department:<id> or CN)"
-    )
+        raise CertificateIdentityError("names more than one department")
+    if not DEPARTMENT_ID_RE.fullmatch(urns[0]):
+        raise CertificateIdentityError("has a department URN that is not a valid department id")
+    return urns[0]
+
+
+def department_from_certificate(certificate: bytes | x509.Certificate) -> str:
+    """The department a client certificate (DER, PEM or parsed) stands for; no chain check."""
+    return department_from_extensions(_load_certificate(certificate).extensions)
+
+
+def serial_hex(certificate: x509.Certificate) -> str:
+    """The serial number as lowercase hex without leading zeros: how bidui names a certificate."""
+    return format(certificate.serial_number, "x")
 
 
 def certificate_fingerprint(certificate: bytes | x509.Certificate) -> str:

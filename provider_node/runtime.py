@@ -16,15 +16,22 @@ from sqlalchemy import Engine
 
 from comparator.oprf import VoprfServer
 from provider_node.audit import AuditLog
+from provider_node.auth import Authenticator, RevocationList
+from provider_node.certificates_store import revoked_serials
 from provider_node.config import NodeConfig
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_built_at, load_indexes
 from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
 from provider_node.node import ProviderNode, ServedResource
 from provider_node.resources import build_catalog
-from provider_node.server import RunningServer, SessionReaper, create_server
+from provider_node.server import (
+    RunningServer,
+    SessionReaper,
+    TlsMaterial,
+    TransportLimits,
+    create_server,
+)
 from provider_node.store import make_engine, migrate, session_factory
-from provider_node.tls_front import TlsMaterial
 
 _log = logging.getLogger(__name__)
 
@@ -39,6 +46,7 @@ class OpenNode:
     registry: CollectorRegistry
     audit: AuditLog
     engine: Engine
+    revocations: RevocationList
 
 
 def open_node(
@@ -71,9 +79,14 @@ def open_node(
         )
     engine = make_engine(config.audit.database_url)
     migrate(engine)
-    audit = AuditLog(
-        session_factory(engine), clock=clock, retention_days=config.audit.retention_days
-    )
+    sessions = session_factory(engine)
+    audit = AuditLog(sessions, clock=clock, retention_days=config.audit.retention_days)
+
+    def load_revoked() -> set[str]:
+        with sessions() as session:
+            return revoked_serials(session)
+
+    revocations = RevocationList(load_revoked)
     node = ProviderNode(
         served,
         audit,
@@ -82,7 +95,7 @@ def open_node(
         max_items_per_minute=config.node.max_items_per_minute,
         session_seconds=config.node.blinded_session_seconds,
     )
-    return OpenNode(config, node, metrics, registry, audit, engine)
+    return OpenNode(config, node, metrics, registry, audit, engine, revocations)
 
 
 @dataclass
@@ -102,6 +115,7 @@ class StartedNode:
     def stop(self, grace: float = 5.0) -> None:
         self.grpc.stop(grace)
         self.reaper.stop()
+        self.opened.revocations.stop()
         # Comparisons whose second step can no longer come are audited as abandoned.
         self.opened.node.reap_expired_sessions()
         self.metrics_server.shutdown()
@@ -115,12 +129,14 @@ def start_node(
     config = opened.config
     config.tls.check_files(config.path)
     tls = TlsMaterial.from_files(config.tls.ca_cert, config.tls.server_cert, config.tls.server_key)
+    opened.revocations.start()
     running = create_server(
         opened.node,
         opened.metrics,
         tls,
+        Authenticator(opened.revocations),
         listen or config.node.listen,
-        max_message_bytes=config.node.max_message_bytes,
+        limits=TransportLimits(max_message_bytes=config.node.max_message_bytes),
     )
     try:
         metrics_server, metrics_port = start_metrics_server(
@@ -128,6 +144,7 @@ def start_node(
         )
     except BaseException:
         running.stop(0)
+        opened.revocations.stop()
         raise
     reaper = SessionReaper(opened.node)
     reaper.start()

@@ -1,8 +1,15 @@
-"""Start and stop the node's gRPC server: mTLS, health, reflection, metrics, graceful shutdown.
+"""Start and stop the node's gRPC server: mutual TLS, health, reflection, graceful shutdown.
+
+Transport security is grpcio's own: ``grpc.ssl_server_credentials(..., require_client_auth=True)``.
+A peer without a client certificate from the node's CA fails the TLS handshake and never reaches
+a handler (the client sees UNAVAILABLE, the convention of gRPC's mutual TLS); grpc's C core holds
+such a peer without a thread of its own, and the options below bound what it can hold: the
+handshake must finish within ``handshake_timeout_s``, idle and old connections are closed, pings
+are policed. ``auth.Authenticator`` then names the department of every RPC that got through.
 
 ``create_server`` binds and starts a server for a ready ``ProviderNode`` (tests bind port 0);
-``serve`` builds everything from a configuration file and runs until SIGTERM or SIGINT, when it
-reports NOT_SERVING on the health service, lets in-flight comparisons finish, and stops.
+on stop it reports NOT_SERVING on the health service, stops accepting, lets in-flight comparisons
+finish within the grace period and only then releases the port.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import threading
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health as _health
@@ -24,10 +33,10 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from provider_node.auth import Authenticator
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
 from provider_node.servicer import CatalogServicer, ComparisonServicer, RpcMetricsInterceptor
-from provider_node.tls_front import PeerRegistry, TlsFront, TlsMaterial, start_tls_front
 
 _log = logging.getLogger(__name__)
 
@@ -37,66 +46,116 @@ SERVICE_NAMES = (
 )
 
 
+@dataclass(frozen=True)
+class TlsMaterial:
+    """PEM bytes for the node's side of mutual TLS. ``server_key`` is secret."""
+
+    ca_cert: bytes
+    server_cert: bytes
+    server_key: bytes
+
+    @classmethod
+    def from_files(cls, ca_cert: Path, server_cert: Path, server_key: Path) -> TlsMaterial:
+        return cls(ca_cert.read_bytes(), server_cert.read_bytes(), server_key.read_bytes())
+
+    def __repr__(self) -> str:
+        return "TlsMaterial(<server key hidden>)"
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.server_key, self.server_cert)],
+            root_certificates=self.ca_cert,
+            require_client_auth=True,
+        )
+
+
+@dataclass(frozen=True)
+class TransportLimits:
+    """What any one peer, authenticated or not, can hold of the node."""
+
+    max_message_bytes: int = 64 * 1024 * 1024
+    max_workers: int = 16
+    #: RPCs admitted at once (running + queued); beyond it grpc answers RESOURCE_EXHAUSTED at once.
+    max_concurrent_rpcs: int = 64
+    #: A TLS handshake (e.g. a ClientHello sent one byte at a time) must finish within this.
+    handshake_timeout_s: float = 5.0
+    max_connection_idle_s: float = 300.0
+    max_connection_age_s: float = 3600.0
+    max_connection_age_grace_s: float = 60.0
+    max_concurrent_streams: int = 32
+
+    def options(self) -> list[tuple[str, Any]]:
+        ms = 1000
+        return [
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.max_metadata_size", 16 * 1024),
+            ("grpc.server_handshake_timeout_ms", int(self.handshake_timeout_s * ms)),
+            ("grpc.max_connection_idle_ms", int(self.max_connection_idle_s * ms)),
+            ("grpc.max_connection_age_ms", int(self.max_connection_age_s * ms)),
+            ("grpc.max_connection_age_grace_ms", int(self.max_connection_age_grace_s * ms)),
+            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            # Keepalive enforcement: a client pinging more often than every 10 s, or without
+            # calls, is sent GOAWAY after two strikes.
+            ("grpc.http2.min_ping_interval_without_data_ms", 10 * ms),
+            ("grpc.http2.max_ping_strikes", 2),
+            ("grpc.keepalive_permit_without_calls", 0),
+            # grpc shares ports by default: a second node on the same port must fail, not split
+            # the traffic.
+            ("grpc.so_reuseport", 0),
+        ]
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
-    front: TlsFront
+    port: int
     health: _health.HealthServicer
 
-    @property
-    def port(self) -> int:
-        return self.front.port
-
     def stop(self, grace: float | None = 5.0) -> None:
+        """NOT_SERVING, stop accepting, finish in-flight RPCs within ``grace``, release the port."""
         self.health.enter_graceful_shutdown()
-        # In-flight RPCs finish through the front; then the front closes the connections.
         self.server.stop(grace).wait()
-        self.front.stop(grace)
 
 
 def create_server(
     node: ProviderNode,
     metrics: NodeMetrics,
     tls: TlsMaterial,
+    authenticator: Authenticator,
     address: str,
     *,
-    max_message_bytes: int = 64 * 1024 * 1024,
-    max_workers: int = 16,
+    limits: TransportLimits = TransportLimits(),
 ) -> RunningServer:
-    """Serve on ``address`` (port 0 picks a free one) behind the mutual-TLS front; start."""
+    """Serve on ``address`` (port 0 picks a free one) with mutual TLS; start."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bidui-rpc"),
+        futures.ThreadPoolExecutor(max_workers=limits.max_workers, thread_name_prefix="bidui-rpc"),
         interceptors=[RpcMetricsInterceptor(metrics)],
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            # grpc shares ports by default: a second node on the same port must fail, not split
-            # the traffic.
-            ("grpc.so_reuseport", 0),
-        ],
+        options=limits.options(),
+        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
-    peers = PeerRegistry()
-    _catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(node, peers), server)
+    _catalog_pb2_grpc.add_CatalogServiceServicer_to_server(
+        CatalogServicer(node, authenticator), server
+    )
     _comparison_pb2_grpc.add_ComparisonServiceServicer_to_server(
-        ComparisonServicer(node, peers), server
+        ComparisonServicer(node, authenticator), server
     )
     health = _health.HealthServicer()
     _health_pb2_grpc.add_HealthServicer_to_server(health, server)
     _reflection.enable_server_reflection(
         (*SERVICE_NAMES, _health.SERVICE_NAME, _reflection.SERVICE_NAME), server
     )
-    # Only the TLS front reaches this loopback port; it names each connection's department.
-    internal_port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
     try:
-        front, _ = start_tls_front(address, f"127.0.0.1:{internal_port}", tls, peers)
-    except (OSError, ValueError) as problem:
-        server.stop(0)
-        reason = problem.strerror if isinstance(problem, OSError) else None
-        raise OSError(f"cannot listen on {address}: {reason or problem}") from None
+        port = server.add_secure_port(address, tls.server_credentials())
+    except RuntimeError as problem:
+        raise OSError(f"cannot listen on {address}: {problem}") from None
+    if port == 0:
+        # grpcio reports a port it could not bind (taken, or a bad address) as 0.
+        raise OSError(f"cannot listen on {address}: the address is in use or not valid here")
+    server.start()
     for name in ("", *SERVICE_NAMES):
         health.set(name, _health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, front, health)
+    return RunningServer(server, port, health)
 
 
 class SessionReaper(threading.Thread):

@@ -17,12 +17,12 @@ from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from comparator.keyed_hash import TAG_LENGTH
+from provider_node.auth import Authenticator, Caller
 from provider_node.errors import UnauthenticatedError
 from provider_node.metrics import NodeMetrics
-from provider_node.node import Caller, Header, MatchOutcome, ProviderNode, ServedResource
+from provider_node.node import Header, MatchOutcome, ProviderNode, ServedResource
 from provider_node.resources import resource_to_proto
 from provider_node.status import abort_with
-from provider_node.tls_front import PeerRegistry, caller_from_peer
 
 _T = TypeVar("_T")
 
@@ -37,13 +37,14 @@ def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
 
 
 class _Base:
-    def __init__(self, node: ProviderNode, peers: PeerRegistry) -> None:
+    def __init__(self, node: ProviderNode, authenticator: Authenticator) -> None:
         self._node = node
-        self._peers = peers
+        self._authenticator = authenticator
 
     def _caller(self, context: grpc.ServicerContext, action: str, resource_id: str = "") -> Caller:
+        """Every handler's first step: the department behind the RPC, or an audited refusal."""
         try:
-            return caller_from_peer(context, self._peers)
+            return self._authenticator.caller(context)
         except UnauthenticatedError as refusal:
             self._node.refuse_unauthenticated(refusal, action, resource_id)
             raise

@@ -11,6 +11,10 @@ the production store. Both behave the same for the audit log:
 * a primary key on ``seq`` and a unique ``prev_hash`` make a fork of the chain impossible even if
   the locking were bypassed.
 
+Applications, grants, quota windows and issued certificates (migration 0002) are ordinary tables,
+changed only through ``provider_node.grants``, ``provider_node.quotas`` and
+``provider_node.certificates_store``.
+
 The schema is created and upgraded only by the Alembic migrations shipped in
 ``provider_node/migrations`` (``migrate(engine)``); no ``alembic.ini`` is needed at run time.
 """
@@ -19,15 +23,19 @@ from __future__ import annotations
 
 import threading
 import weakref
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     Double,
     Engine,
+    ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -41,12 +49,17 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = [
+    "APPLICATION_STATUSES",
     "GENESIS_HASH",
     "HEAD_ROW_ID",
     "SQLITE_BEGIN_OPTION",
+    "Application",
     "AuditChainHead",
     "AuditRecord",
     "Base",
+    "Certificate",
+    "Grant",
+    "QuotaUsage",
     "make_engine",
     "migrate",
     "session_factory",
@@ -116,6 +129,9 @@ class AuditRecord(Base):
     action: Mapped[str] = mapped_column(String(64))
     requester: Mapped[str] = mapped_column(Text)
     cert_fingerprint: Mapped[str] = mapped_column(String(64))
+    # Added by migration 0003; "" on records written before it.
+    cert_serial: Mapped[str] = mapped_column(String(40), default="")
+    grant_id: Mapped[str] = mapped_column(String(36), default="")
     resource_id: Mapped[str] = mapped_column(Text)
     comparison_key: Mapped[str] = mapped_column(Text)
     mode: Mapped[str] = mapped_column(String(16))
@@ -248,3 +264,113 @@ def migrate(engine: Engine) -> None:
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(742133011)")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+# ---- conditional sharing, quotas and certificates (migration 0002) ------------------------------
+#
+# Lists of comparison keys and modes are JSON arrays, sorted and without repeats, so equal grants
+# store equal text. Calendar dates (validity, deadlines) are dates in China (``workdays``);
+# instants are UTC. Rows are changed only by ``grants``, ``quotas`` and ``certificates_store``.
+
+#: Application states; ``decided_at`` is set exactly when the state is not pending.
+APPLICATION_STATUSES = ("pending", "approved", "refused")
+
+
+class Application(Base):
+    """A department's application for a conditional resource (article 25), and its decision."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'approved', 'refused')", name="ck_applications_status"
+        ),
+        CheckConstraint("items_per_day >= 1", name="ck_applications_items_per_day"),
+        CheckConstraint(
+            "(status = 'pending') = (decided_at IS NULL)", name="ck_applications_decided_at"
+        ),
+        # Article 25: a refusal always gives its reason.
+        CheckConstraint(
+            "status <> 'refused' OR decision_reason IS NOT NULL", name="ck_applications_refusal"
+        ),
+        Index("ix_applications_status_deadline", "status", "decision_deadline"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    department: Mapped[str] = mapped_column(String(64), index=True)
+    resource_id: Mapped[str] = mapped_column(String(64))
+    comparison_keys: Mapped[list[str]] = mapped_column(JSON)
+    modes: Mapped[list[str]] = mapped_column(JSON)
+    duty: Mapped[str] = mapped_column(Text)
+    items_per_day: Mapped[int] = mapped_column(BigInteger)
+    valid_until: Mapped[date] = mapped_column(Date)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decision_deadline: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(Text)
+
+
+class Grant(Base):
+    """What an approval allows: at most what was applied for, valid from the decision day."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        CheckConstraint("items_per_day >= 1", name="ck_grants_items_per_day"),
+        CheckConstraint("valid_from <= valid_until", name="ck_grants_validity"),
+        CheckConstraint(
+            "(revoked_at IS NULL) = (revocation_reason IS NULL)", name="ck_grants_revocation"
+        ),
+        UniqueConstraint("application_id", name="uq_grants_application_id"),
+        Index("ix_grants_department_resource", "department", "resource_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("applications.id", name="fk_grants_application_id")
+    )
+    department: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    comparison_keys: Mapped[list[str]] = mapped_column(JSON)
+    modes: Mapped[list[str]] = mapped_column(JSON)
+    items_per_day: Mapped[int] = mapped_column(BigInteger)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class QuotaUsage(Base):
+    """Items used in one quota window: ``kind`` names the window ("grant_day", "department_minute"),
+    ``scope`` what it limits (a grant id, a department), ``window_start`` when it opened (UTC)."""
+
+    __tablename__ = "quota_usage"
+    __table_args__ = (CheckConstraint("used >= 0", name="ck_quota_usage_used"),)
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
+    used: Mapped[int] = mapped_column(BigInteger)
+
+
+class Certificate(Base):
+    """A department client certificate the node's operator issued, and its revocation if any."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        CheckConstraint("not_before < not_after", name="ck_certificates_validity"),
+        CheckConstraint(
+            "(revoked_at IS NULL) = (revocation_reason IS NULL)", name="ck_certificates_revocation"
+        ),
+        UniqueConstraint("fingerprint_sha256", name="uq_certificates_fingerprint_sha256"),
+    )
+
+    #: Lowercase hex without leading zeros (``format(serial_number, "x")``).
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    department: Mapped[str] = mapped_column(String(64), index=True)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64))
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(Text)

@@ -38,6 +38,7 @@ __all__ = [
     "CHINA_TZ",
     "CalendarRangeError",
     "add_working_days",
+    "as_utc",
     "china_date",
     "china_midnight",
     "is_working_day",
@@ -58,11 +59,16 @@ def supported_years() -> tuple[int, int]:
     return min(years), max(years)
 
 
-def china_date(instant: datetime) -> date:
-    """The calendar date in China at ``instant`` (which must be timezone-aware)."""
+def as_utc(instant: datetime) -> datetime:
+    """``instant`` in UTC; ``ValueError`` for a naive datetime, which names no point in time."""
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("a naive datetime has no place in time: give a timezone-aware one")
-    return instant.astimezone(CHINA_TZ).date()
+    return instant.astimezone(UTC)
+
+
+def china_date(instant: datetime) -> date:
+    """The calendar date in China at ``instant`` (which must be timezone-aware)."""
+    return as_utc(instant).astimezone(CHINA_TZ).date()
 
 
 def china_midnight(day: date) -> datetime:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import grpc
 import pytest
 
 from bidui.v1 import catalog_pb2, comparison_pb2
 from comparator.canonical import Domain, encode_record
 from comparator.oprf import VoprfClient
-from provider_node.pki import IssuedCertificate, create_ca, issue_client_cert
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import MAX_BATCH, NodeUnderTest
 
@@ -251,138 +248,3 @@ def test_blinded_second_step_checks(node: NodeUnderTest, stubs) -> None:  # type
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
     )
-
-
-def test_certificate_from_our_ca_without_department_is_unauthenticated(
-    node: NodeUnderTest,
-) -> None:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    from provider_node.pki import load_ca
-
-    ca = load_ca(node.directory / "pki")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Not A Department!")]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
-            critical=False,
-        )
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("somewhere.example")]), False)
-        .sign(ca.private_key, hashes.SHA256())
-    )
-    cert_path = node.directory / "anonymous.pem"
-    key_path = node.directory / "anonymous.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    channel = node.channel(cert=cert_path, key=key_path)
-    _, compare = node.stubs(channel)
-    before = len(audit_records(node))
-    expect(
-        lambda: compare.CompareHashed(
-            comparison_pb2.CompareHashedRequest(header=header(node), tags=[bytes(32)])
-        ),
-        grpc.StatusCode.UNAUTHENTICATED,
-        "names no usable department",
-    )
-    channel.close()
-    (record,) = audit_records(node)[before:]
-    assert (record["outcome"], record["status_code"]) == ("refused", "UNAUTHENTICATED")
-    assert record["requester"] == ""
-    assert record["resource_id"] == "residents"
-    assert len(record["cert_fingerprint"]) == 64
-
-
-def test_no_client_certificate_is_unauthenticated_and_audited(node: NodeUnderTest) -> None:
-    channel = node.channel(cert=Path())
-    catalog, compare = node.stubs(channel)
-    before = len(audit_records(node))
-    expect(
-        lambda: compare.CompareHashed(
-            comparison_pb2.CompareHashedRequest(header=header(node), tags=[bytes(32)])
-        ),
-        grpc.StatusCode.UNAUTHENTICATED,
-        "no client certificate",
-    )
-    expect(
-        lambda: catalog.ListResources(catalog_pb2.ListResourcesRequest()),
-        grpc.StatusCode.UNAUTHENTICATED,
-    )
-    channel.close()
-    records = audit_records(node)[before:]
-    assert [(r["action"], r["status_code"]) for r in records] == [
-        ("comparison", "UNAUTHENTICATED"),
-        ("catalog_read", "UNAUTHENTICATED"),
-    ]
-    assert records[0]["cert_fingerprint"] == ""
-
-
-def _rogue_certificate(directory: Path) -> IssuedCertificate:
-    """The requester's department name, issued by a CA the node does not trust."""
-    rogue_ca = create_ca(directory / "rogue", "rogue CA")
-    return issue_client_cert(rogue_ca, directory / "rogue", "luzhou-civil-affairs")
-
-
-def test_certificate_from_another_ca_is_unauthenticated(
-    node: NodeUnderTest, tmp_path: Path
-) -> None:
-    rogue = _rogue_certificate(tmp_path)
-    channel = node.channel(cert=rogue.cert_path, key=rogue.key_path)
-    _, compare = node.stubs(channel)
-    before = len(audit_records(node))
-    expect(
-        lambda: compare.CompareHashed(
-            comparison_pb2.CompareHashedRequest(header=header(node), tags=[bytes(32)])
-        ),
-        grpc.StatusCode.UNAUTHENTICATED,
-        "not issued by this node's CA",
-    )
-    channel.close()
-    (record,) = audit_records(node)[before:]
-    assert record["requester"] == "" and len(record["cert_fingerprint"]) == 64
-
-
-def test_sdk_reports_a_rejected_certificate_as_authentication_error(
-    node: NodeUnderTest, tmp_path: Path
-) -> None:
-    from client_sdk import AuthenticationError, ComparisonClient, Credentials
-
-    rogue = _rogue_certificate(tmp_path)
-    creds = Credentials.from_files(node.ca_cert, rogue.cert_path, rogue.key_path)
-    with ComparisonClient(node.target, creds) as client, pytest.raises(AuthenticationError):
-        client.compare(
-            "residents", [{"id_number": node.residents[0][0]}], key="id_number", purpose="x"
-        )
-
-
-def test_the_internal_port_is_not_a_way_around_tls(node: NodeUnderTest) -> None:
-    port = node.started.grpc.front.upstream[1]
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    _, compare = node.stubs(channel)
-    expect(
-        lambda: compare.CompareHashed(
-            comparison_pb2.CompareHashedRequest(header=header(node), tags=[bytes(32)])
-        ),
-        grpc.StatusCode.UNAUTHENTICATED,
-        "did not come through",
-    )
-    channel.close()
