@@ -143,7 +143,7 @@ def _bidui_command() -> list[str]:
     script = Path(sys.executable).with_name("bidui")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from bidui.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from bidui_cli.main import main; sys.exit(main())"]
 
 
 class ServerProcess:

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from bidui.cli import main
 from bidui.v1 import comparison_pb2
+from bidui_cli.main import main
 from client_sdk import ServiceUnavailableError
 from tests.integration.conftest import NodeUnderTest, start
 from tests.postgres import fresh_schema_url

@@ -126,7 +126,7 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
 def test_provider_load_is_audited(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from bidui.cli import main
+    from bidui_cli.main import main
     from provider_node.bootstrap import init_node
     from provider_node.sample_data import add_residents, synthetic_residents
 

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, insert, select, text
 
+from bidui_cli.audit import audit
 from provider_node.audit import (
     EXPORT_FIELDS,
     AuditEntry,
@@ -28,7 +29,6 @@ from provider_node.audit import (
     read_export,
     verify_export,
 )
-from provider_node.audit_cli import audit
 from provider_node.store import (
     GENESIS_HASH,
     AuditRecord,

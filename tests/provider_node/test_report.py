@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bidui.cli import main
+from bidui_cli.main import main
 from provider_node.audit import AuditEntry, AuditLog
 from provider_node.bootstrap import init_node
 from provider_node.config import load_config

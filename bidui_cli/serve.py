@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from provider_node.cli import UserError
+from bidui_cli.errors import UserError
 from provider_node.config import ConfigError, load_config
 from provider_node.keys import KeyStoreError
 from provider_node.loader import LoaderError

@@ -1,8 +1,8 @@
 """``bidui provider ...``: the node operator's commands.
 
 ``init`` sets up a node directory (configuration, keys, development PKI); ``load`` builds the match
-indexes from the sources. ``serve`` lives with the server and is added to this group by
-``bidui/cli.py`` (``provider.add_command(serve)``).
+indexes from the sources. ``serve`` is its own module, added to this group by ``main.py``
+(``provider.add_command(serve)``).
 
 User mistakes end with one line on stderr and exit code 2; no command ever prints a secret.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
+from bidui_cli.errors import UserError
+from bidui_cli.errors import fail as _fail
 from provider_node.audit import AuditUnavailableError
 from provider_node.bootstrap import (
     DEFAULT_CLIENT,
@@ -30,19 +31,6 @@ from provider_node.operator_audit import open_audit, record_index_load
 from provider_node.resources import build_catalog
 
 __all__ = ["provider"]
-
-
-class UserError(click.ClickException):
-    """One line on stderr, exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def _fail(message: str) -> NoReturn:
-    raise UserError(message)
 
 
 @click.group()

@@ -12,18 +12,17 @@ import logging
 
 import click
 
-from bidui import __version__
-from bidui.demo import demo
-from client_sdk.cli import compare
-from provider_node.audit_cli import audit
-from provider_node.cli import provider
-from provider_node.serve_cli import serve
+from bidui_cli.audit import audit
+from bidui_cli.compare import compare
+from bidui_cli.demo import demo
+from bidui_cli.provider import provider
+from bidui_cli.serve import serve
 
 provider.add_command(serve)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="bidui")
+@click.version_option(package_name="bidui", prog_name="bidui")  # the installed version
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log progress to stderr (never secrets or values)."
 )

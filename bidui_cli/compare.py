@@ -22,7 +22,7 @@ from client_sdk.csv_io import CsvTable, read_csv, write_results
 from client_sdk.errors import BiduiError
 from client_sdk.results import ComparisonResult
 
-__all__ = ["compare", "compare_command", "main"]
+__all__ = ["compare", "main"]
 
 _ERRORS_SHOWN = 5
 
@@ -256,11 +256,8 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
-compare_command = compare
-
-
 def main() -> None:
-    """Run ``compare`` as a stand-alone command (``python -m client_sdk.cli``)."""
+    """Run ``compare`` as a stand-alone command (``python -m bidui_cli.compare``)."""
     compare(prog_name="bidui compare")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bidui_cli.provider import provider
 from provider_node.bootstrap import init_node
-from provider_node.cli import provider
 from provider_node.config import load_config
 from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE
 from provider_node.pki import department_from_certificate
