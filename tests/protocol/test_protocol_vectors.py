@@ -8,8 +8,10 @@ the code's behaviour.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
+import importlib
 import importlib.util
 import inspect
 import re
@@ -47,7 +49,7 @@ from comparator.oprf import (
 from comparator.oprf._testing import blind_evaluate_with_nonce, blind_with
 from comparator.oprf.dleq import compute_composites
 from comparator.oprf.suite import SUITES, context_string
-from provider_node import auth, errors, node, servicer, status
+from provider_node import errors, status
 from provider_node.keys import NodeKeys, key_info
 from provider_node.node import MAX_PURPOSE_CHARS
 from tests.protocol.vectors import GENERATOR, PROTOCOL_MD, VECTORS_DIR, cases, load
@@ -286,11 +288,34 @@ def test_protocol_md_states_the_code_constants() -> None:
     assert not missing
 
 
+def _rpc_path_sources() -> list[str]:
+    """The source of ``provider_node.servicer`` and every provider_node module it imports,
+    directly or not."""
+    seen: set[str] = set()
+    todo = ["provider_node.servicer"]
+    sources = []
+    while todo:
+        name = todo.pop()
+        if name in seen or name in ("provider_node.errors", "provider_node.status"):
+            continue
+        seen.add(name)
+        source = inspect.getsource(importlib.import_module(name))
+        sources.append(source)
+        for found in ast.walk(ast.parse(source)):
+            if isinstance(found, ast.ImportFrom) and (found.module or "").startswith("provider_"):
+                module = found.module or ""
+                if module == "provider_node":
+                    todo += [f"provider_node.{alias.name}" for alias in found.names]
+                else:
+                    todo.append(module)
+    return sources
+
+
 def _errors_raised_on_the_rpc_path() -> set[type[errors.NodeError]]:
-    """The ``NodeError`` classes the servicer, the node and the authenticator raise."""
+    """The ``NodeError`` classes constructed anywhere on the path of an RPC."""
     names: set[str] = set()
-    for module in (servicer, node, auth):
-        names |= set(re.findall(r"\b([A-Z]\w*)\(", inspect.getsource(module)))
+    for source in _rpc_path_sources():
+        names |= set(re.findall(r"\b([A-Z]\w*)\(", source))
     found = {getattr(errors, name, None) for name in names}
     return {c for c in found if isinstance(c, type) and issubclass(c, errors.NodeError)}
 
