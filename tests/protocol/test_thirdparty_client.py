@@ -8,8 +8,12 @@ answers as the SDK for the same records, awkward spellings and invalid records i
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,7 +27,7 @@ from provider_node.resources import build_catalog
 from provider_node.runtime import open_node, start_node
 from tests.integration.conftest import NodeUnderTest, start
 from tests.protocol import thirdparty_client as tp
-from tests.protocol.vectors import cases, load
+from tests.protocol.vectors import ROOT, cases, load
 
 TYPES = set(tp.NORMALISERS)
 RECORDS = load("records")
@@ -42,6 +46,26 @@ def _key_fields(case: dict[str, Any]) -> list[tuple[str, str]]:
     name = case["comparison_key"]
     entry = next(k for k in resource["comparison_keys"] if k["comparison_key"] == name)
     return [(name, resource["fields"][name]) for name in entry["fields"]]
+
+
+def test_the_client_imports_only_the_wire_stubs_grpc_pysodium_and_the_standard_library() -> None:
+    code = (
+        "import sys, tests.protocol.thirdparty_client\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for package in ("comparator", "client_sdk", "provider_node", "bidui_cli"):
+        assert f"'{package}'" not in loaded
+    imported = set()
+    for node in ast.walk(ast.parse(Path(tp.__file__).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    third_party = {m for m in imported if m.split(".")[0] not in sys.stdlib_module_names}
+    assert third_party == {"grpc", "pysodium", "bidui.v1"}
 
 
 # ---- against the vectors -------------------------------------------------------------------------
