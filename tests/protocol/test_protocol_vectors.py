@@ -52,7 +52,15 @@ from comparator.oprf.suite import SUITES, context_string
 from provider_node import errors, status
 from provider_node.keys import NodeKeys, key_info
 from provider_node.node import MAX_PURPOSE_CHARS
-from tests.protocol.vectors import GENERATOR, PROTOCOL_MD, VECTORS_DIR, cases, load
+from tests.protocol.vectors import (
+    GENERATOR,
+    PROTOCOL_MD,
+    VECTORS_DIR,
+    cases,
+    key_fields,
+    load,
+    resource_vector,
+)
 
 RECORDS = load("records")
 DOC = PROTOCOL_MD.read_text(encoding="utf-8")
@@ -105,17 +113,9 @@ def test_protocol_md_names_every_refusal_reason_of_the_vectors() -> None:
 # ---- records: canonical bytes, tags, OPRF outputs ----------------------------------------------
 
 
-def _resource(resource_id: str, version: int) -> dict[str, Any]:
-    return next(
-        r
-        for r in RECORDS["resources"]
-        if (r["resource_id"], r["key_version"]) == (resource_id, version)
-    )
-
-
 def _key(resource: dict[str, Any], name: str) -> ComparisonKey:
-    entry = next(k for k in resource["comparison_keys"] if k["comparison_key"] == name)
-    return ComparisonKey.from_names(name, entry["fields"], resource["fields"])
+    fields = key_fields(resource, name)
+    return ComparisonKey.from_names(name, [f for f, _ in fields], dict(fields))
 
 
 def test_resource_keys_are_derived_as_the_node_derives_them() -> None:
@@ -143,7 +143,7 @@ def test_resource_keys_are_derived_as_the_node_derives_them() -> None:
 
 @pytest.mark.parametrize("case", cases("records", "records"))
 def test_record_vector(case: dict[str, Any]) -> None:
-    resource = _resource(case["resource_id"], case["key_version"])
+    resource = resource_vector(case["resource_id"], case["key_version"])
     key = _key(resource, case["comparison_key"])
     domain = Domain(case["resource_id"], case["comparison_key"], case["key_version"])
     record = case["record"]
@@ -175,7 +175,7 @@ def test_records_cover_every_field_type_and_multi_field_keys() -> None:
     answered = [c for c in RECORDS["records"] if "error" not in c]
     types = set()
     for case in answered:
-        resource = _resource(case["resource_id"], case["key_version"])
+        resource = resource_vector(case["resource_id"], case["key_version"])
         types |= {resource["fields"][f] for f in _key(resource, case["comparison_key"]).field_names}
     assert len(types) == 7
     assert any(len(c["canonical_values"]) > 1 for c in answered)
@@ -191,7 +191,7 @@ def test_blinded_vector_every_step() -> None:
     assert data["context_string_hex"] == context_string(Mode.VOPRF).hex()
     assert data["hash_to_group_dst_hex"] == suite.hash_to_group_dst.hex()
     assert data["hash_to_scalar_dst_hex"] == suite.hash_to_scalar_dst.hex()
-    resource = _resource(data["resource_id"], data["key_version"])
+    resource = resource_vector(data["resource_id"], data["key_version"])
     assert data["oprf_public_key_hex"] == resource["oprf_public_key_hex"]
     sk = bytes.fromhex(resource["oprf_private_key_hex"])
     pk = bytes.fromhex(data["oprf_public_key_hex"])
@@ -334,7 +334,7 @@ def test_protocol_md_lists_every_status_the_rpcs_can_refuse_with() -> None:
 
 def test_protocol_md_worked_examples_are_vectors() -> None:
     first = RECORDS["records"][0]
-    resource = _resource(first["resource_id"], first["key_version"])
+    resource = resource_vector(first["resource_id"], first["key_version"])
     for value in (first["canonical_hex"], first["hmac_tag_hex"], resource["hmac_key_hex"]):
         assert value in DOC
     match = next(c for c in load("match_bits")["cases"] if c["matches"] == "110100000101")

@@ -27,25 +27,14 @@ from provider_node.resources import build_catalog
 from provider_node.runtime import open_node, start_node
 from tests.integration.conftest import NodeUnderTest, start
 from tests.protocol import thirdparty_client as tp
-from tests.protocol.vectors import ROOT, cases, load
+from tests.protocol.vectors import ROOT, cases, key_fields, load, resource_vector
 
 TYPES = set(tp.NORMALISERS)
-RECORDS = load("records")
-
-
-def _resource(resource_id: str, version: int) -> dict[str, Any]:
-    return next(
-        r
-        for r in RECORDS["resources"]
-        if (r["resource_id"], r["key_version"]) == (resource_id, version)
-    )
 
 
 def _key_fields(case: dict[str, Any]) -> list[tuple[str, str]]:
-    resource = _resource(case["resource_id"], case["key_version"])
-    name = case["comparison_key"]
-    entry = next(k for k in resource["comparison_keys"] if k["comparison_key"] == name)
-    return [(name, resource["fields"][name]) for name in entry["fields"]]
+    resource = resource_vector(case["resource_id"], case["key_version"])
+    return key_fields(resource, case["comparison_key"])
 
 
 def test_the_client_imports_only_the_wire_stubs_grpc_pysodium_and_the_standard_library() -> None:
@@ -105,7 +94,7 @@ def test_record_bytes_tag_and_output_match_the_vectors(case: dict[str, Any]) -> 
         return
     encoded = tp.encode_record(rid, name, version, fields, case["record"])
     assert encoded.hex() == case["canonical_hex"]
-    resource = _resource(rid, version)
+    resource = resource_vector(rid, version)
     hmac_key = bytes.fromhex(resource["hmac_key_hex"])
     tag = tp.hmac_tag(hmac_key, tp.domain(rid, name, version), encoded)
     assert tag.hex() == case["hmac_tag_hex"]
