@@ -317,3 +317,79 @@ def test_parse_address() -> None:
     for bad in ("127.0.0.1", ":80", "host:99999", "::1:80", "[zz]:80"):
         with pytest.raises(ValueError):
             parse_address(bad)
+
+
+def test_capacity_and_transport_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path, '[node]\ndepartment = "luzhou-psb"\n')
+    # On by default: about 4,000 items a second per department, under the blinded capacity.
+    assert config.node.max_items_per_minute == 240_000
+    assert config.node.max_open_sessions == 1024
+    assert config.node.max_open_sessions_per_department == 16
+    transport = config.transport
+    assert transport.max_workers == 16
+    assert transport.max_concurrent_rpcs == 64
+    assert transport.handshake_timeout_seconds == 5
+    assert transport.max_connection_idle_seconds == 300
+    assert transport.max_connection_age_seconds == 3600
+
+
+def test_no_rate_limit_is_an_explicit_zero(tmp_path: Path) -> None:
+    text = EXAMPLE.replace("[tls]", "max_items_per_minute = 0\n\n[tls]")
+    assert load(tmp_path, text).node.max_items_per_minute == 0
+
+
+def test_transport_table_and_its_environment_overrides(tmp_path: Path) -> None:
+    text = EXAMPLE + "\n[transport]\nmax_workers = 4\nmax_connection_age_seconds = 600\n"
+    config = load(tmp_path, text, BIDUI_TRANSPORT_MAX_CONCURRENT_RPCS="8")
+    assert (config.transport.max_workers, config.transport.max_concurrent_rpcs) == (4, 8)
+    assert config.transport.max_connection_age_seconds == 600
+    line = only_problem(tmp_path, EXAMPLE + "\n[transport]\nmax_workers = 0\n")
+    assert "transport.max_workers: must be between 1 and 1024, got 0" in line
+
+
+def test_sessions_per_department_fit_within_the_total(tmp_path: Path) -> None:
+    text = EXAMPLE.replace("[tls]", "max_open_sessions = 8\n\n[tls]")
+    line = only_problem(tmp_path, text)
+    assert "node.max_open_sessions_per_department: must not exceed node.max_open_sessions (8)" in (
+        line
+    )
+
+
+def test_ca_key_next_to_the_ca_certificate_when_it_is_there(tmp_path: Path) -> None:
+    assert load(tmp_path, EXAMPLE).tls.ca_key is None
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "ca.key").write_text("x")
+    assert load(tmp_path, EXAMPLE).tls.ca_key == tmp_path / "pki" / "ca.key"
+    text = EXAMPLE.replace("[keys]", 'ca_key = "offline/ca.key"\n\n[keys]')
+    assert load(tmp_path, text).tls.ca_key == tmp_path / "offline" / "ca.key"
+
+
+def test_unknown_sections_and_the_reserved_path_key(tmp_path: Path) -> None:
+    found = problems(tmp_path, 'path = "/etc"\n[nodes]\nx = 1\n' + EXAMPLE)
+    assert found == tuple(
+        f"{tmp_path / 'node.toml'}: {key}: unknown section "
+        "(expected node, transport, tls, keys, audit, resources)"
+        for key in ("path", "nodes")
+    )
+
+
+def test_problems_deep_in_a_resource_name_it_and_its_key(tmp_path: Path) -> None:
+    text = EXAMPLE.replace('"id_number+name" = ', '"id number" = ').replace(
+        "expose_record_count = false", "expose_record_count = false\nmodes_extra = 1"
+    )
+    found = problems(tmp_path, text)
+    assert len(found) == 2
+    assert (
+        "resources[residents].keys.'id number': 'id number' is not a comparison key name"
+        in (found[0])
+    )
+    assert "resources[residents].modes_extra: unknown key (expected one of: id, name," in found[1]
+
+
+def test_shape_mistakes_say_which_shape(tmp_path: Path) -> None:
+    text = EXAMPLE.replace('modes = ["hashed", "blinded"]', "modes = []")
+    expected = 'resources[residents].modes: must be a non-empty list, e.g. ["hashed", "blinded"]'
+    assert expected in only_problem(tmp_path, text)
+    audit = '[audit]\ndatabase_url = "sqlite:///audit.db"\nretention_days = 730\n'
+    text = "audit = 3\n" + EXAMPLE.replace(audit, "")
+    assert only_problem(tmp_path, text).endswith("audit: must be a table ([audit])")
