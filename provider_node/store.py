@@ -49,7 +49,6 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = [
-    "APPLICATION_STATUSES",
     "GENESIS_HASH",
     "HEAD_ROW_ID",
     "SQLITE_BEGIN_OPTION",
@@ -272,12 +271,13 @@ def migrate(engine: Engine) -> None:
 # store equal text. Calendar dates (validity, deadlines) are dates in China (``workdays``);
 # instants are UTC. Rows are changed only by ``grants``, ``quotas`` and ``certificates_store``.
 
-#: Application states; ``decided_at`` is set exactly when the state is not pending.
-APPLICATION_STATUSES = ("pending", "approved", "refused")
-
 
 class Application(Base):
-    """A department's application for a conditional resource (article 25), and its decision."""
+    """A department's application for a conditional resource (article 25), and its decision.
+
+    ``status`` is one of ``grants.ApplicationStatus``; ``decided_at`` is set exactly when it is not
+    pending.
+    """
 
     __tablename__ = "applications"
     __table_args__ = (
