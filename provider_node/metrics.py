@@ -11,14 +11,11 @@ Index age is computed at scrape time, from the index's ``built_at`` and an injec
 from __future__ import annotations
 
 import datetime as _dt
-import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -211,19 +208,6 @@ class NodeMetrics:
         self._indexes.remove((resource, key, mode))
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes are not worth a line each on stderr."""
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _ThreadingWSGIServer6(_ThreadingWSGIServer):
-    address_family = socket.AF_INET6
-
-
 class MetricsServer:
     """A running ``/metrics`` HTTP endpoint; ``shutdown()`` stops it and frees the port."""
 
@@ -248,13 +232,7 @@ def start_metrics_server(address: str, registry: CollectorRegistry) -> tuple[Met
     returned. Raises ``OSError`` when the address cannot be bound, ``ValueError`` when malformed.
     """
     host, port = parse_address(address)
-    server_class: type[_ThreadingWSGIServer] = (
-        _ThreadingWSGIServer6 if ":" in host else _ThreadingWSGIServer
-    )
-    server = make_server(
-        host, port, make_wsgi_app(registry), server_class=server_class, handler_class=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, name="bidui-metrics", daemon=True)
-    thread.start()
+    # prometheus_client picks the address family from the host (IPv6 too) and logs no requests.
+    server, thread = start_http_server(port, addr=host, registry=registry)
     handle = MetricsServer(server, thread)
     return handle, handle.port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import socket
 import urllib.request
 from collections.abc import Iterator
 
@@ -139,3 +140,24 @@ def test_shutdown_frees_the_port(registry: CollectorRegistry) -> None:
 def test_bad_address(registry: CollectorRegistry) -> None:
     with pytest.raises(ValueError):
         start_metrics_server("nowhere", registry)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_ipv6_loopback(registry: CollectorRegistry) -> None:
+    NodeMetrics(registry).record_audit_failure()
+    server, port = start_metrics_server("[::1]:0", registry)
+    try:
+        url = f"http://[::1]:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert b"bidui_audit_failures_total 1.0" in response.read()
+    finally:
+        server.shutdown()
