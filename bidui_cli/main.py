@@ -1,8 +1,8 @@
 """The ``bidui`` command: one entry point for every role.
 
 - requesting departments: ``bidui compare``
-- provider node operators: ``bidui provider init | load | serve``
-- compliance officers: ``bidui audit verify | export``
+- provider node operators: ``bidui provider init | load | serve | pki rotate-ca | keys rotate``
+- compliance officers: ``bidui audit verify | export | report``
 - newcomers: ``bidui demo``
 """
 
@@ -16,9 +16,12 @@ from bidui_cli.audit import audit
 from bidui_cli.compare import compare
 from bidui_cli.demo import demo
 from bidui_cli.provider import provider
+from bidui_cli.rotation import keys, pki
 from bidui_cli.serve import serve
 
 provider.add_command(serve)
+provider.add_command(pki)
+provider.add_command(keys)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

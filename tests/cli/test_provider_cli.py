@@ -1,9 +1,8 @@
-"""``bidui provider init | load`` through click's CliRunner."""
+"""``bidui provider init | load`` through click's CliRunner: init creates only what is missing."""
 
 from __future__ import annotations
 
 import sqlite3
-import stat
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,9 @@ from provider_node.bootstrap import init_node
 from provider_node.config import load_config
 from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE
 from provider_node.pki import department_from_certificate
+from tests.cli.files import mode_of, node_files
 
 VALID_IDS = ["11010519491231002X", "510502198001010013"]
-
-
-def mode_of(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 @pytest.fixture
@@ -51,15 +47,6 @@ def test_init_creates_a_working_node(runner: CliRunner, tmp_path: Path) -> None:
     config.tls.check_files(config.path)
     assert config.node.department == "luzhou-psb"
     assert [r.id for r in config.resources] == ["residents"]
-
-
-def node_files(directory: Path) -> dict[str, bytes]:
-    """Every file of a node folder but the audit and source databases, by relative path."""
-    return {
-        str(path.relative_to(directory)): path.read_bytes()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and path.suffix != ".db"
-    }
 
 
 def test_init_twice_keeps_everything(runner: CliRunner, tmp_path: Path) -> None:
@@ -202,6 +189,19 @@ def test_load_with_a_broken_source_exits_2(runner: CliRunner, tmp_path: Path) ->
     result = runner.invoke(provider, ["load", "--config", str(tmp_path / "node.toml")])
     assert result.exit_code == 2
     assert "no such table: residents" in result.output
+
+
+def test_load_without_a_key_points_to_init_which_recreates_it(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    init_node(tmp_path)
+    (tmp_path / "keys" / OPRF_SEED_FILE).unlink()
+    result = runner.invoke(provider, ["load", "--config", str(tmp_path / "node.toml")])
+    assert result.exit_code == 2
+    assert f"`bidui provider init --dir {tmp_path}`, which creates only" in result.output
+    assert runner.invoke(provider, ["init", "--dir", str(tmp_path)]).exit_code == 0
+    loaded = runner.invoke(provider, ["load", "--config", str(tmp_path / "node.toml")])
+    assert loaded.exit_code == 0, loaded.output
 
 
 def test_load_with_world_readable_keys_exits_2(runner: CliRunner, tmp_path: Path) -> None:
