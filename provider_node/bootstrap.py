@@ -48,8 +48,9 @@ SERVER_HOSTNAMES = ("localhost", "127.0.0.1")
 
 NODE_TOML_TEMPLATE = """\
 # bidui provider node configuration (created by `bidui provider init`).
-# Relative paths resolve against this file's folder. Any [node], [tls], [keys] or [audit] value
-# can be overridden from the environment as BIDUI_<SECTION>_<KEY>, e.g. BIDUI_AUDIT_DATABASE_URL.
+# Relative paths resolve against this file's folder. Any [node], [transport], [tls], [keys] or
+# [audit] value can be overridden from the environment as BIDUI_<SECTION>_<KEY>, e.g.
+# BIDUI_AUDIT_DATABASE_URL. Commented-out lines show the default.
 
 [node]
 name = "{department} data service node"
@@ -60,12 +61,23 @@ data_dir = "data"                   # match indexes live in data_dir/indexes
 max_batch_items = 100000            # items per request (1 to 1000000)
 max_message_bytes = 16777216
 blinded_session_seconds = 300       # time between the two steps of a blinded comparison
-max_items_per_minute = 0            # per requesting department (article 34); 0: no limit
+# max_items_per_minute = 240000     # per requesting department (article 34); 0: no limit
+# max_open_sessions = 1024          # blinded comparisons awaiting their second step, in all
+# max_open_sessions_per_department = 16
+
+# The gRPC server's threads and connections.
+# [transport]
+# max_workers = 16
+# max_concurrent_rpcs = 64          # RPCs at once; more are refused RESOURCE_EXHAUSTED
+# handshake_timeout_seconds = 5
+# max_connection_idle_seconds = 300
+# max_connection_age_seconds = 3600 # then the client reconnects: its certificate is checked again
 
 [tls]
 ca_cert = "pki/ca.pem"              # client certificates must chain to this CA
 server_cert = "pki/node.pem"
 server_key = "pki/node.key"
+# ca_key = "pki/ca.key"             # for `bidui provider pki sign`; default: ca.key beside ca_cert
 
 [keys]
 dir = "keys"                        # oprf_seed, hmac_master: mode 0600; back up, never share

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from comparator.fields import FieldType
+from provider_node.bootstrap import NODE_TOML_TEMPLATE
 from provider_node.config import (
     Category,
     ComparisonMode,
@@ -393,3 +395,13 @@ def test_shape_mistakes_say_which_shape(tmp_path: Path) -> None:
     audit = '[audit]\ndatabase_url = "sqlite:///audit.db"\nretention_days = 730\n'
     text = "audit = 3\n" + EXAMPLE.replace(audit, "")
     assert only_problem(tmp_path, text).endswith("audit: must be a table ([audit])")
+
+
+def test_the_defaults_init_shows_in_comments_are_the_defaults(tmp_path: Path) -> None:
+    written = NODE_TOML_TEMPLATE.format(department="luzhou-psb")
+    uncommented = re.sub(r"(?m)^# (?=\[\w+\]$|\w+ = )", "", written)
+    assert uncommented.count("\n") == written.count("\n")
+    assert "\nmax_items_per_minute = 240000" in uncommented
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "ca.key").write_text("x")  # the default ca_key is one that exists
+    assert load(tmp_path, uncommented) == load(tmp_path, written)
