@@ -8,12 +8,16 @@
 
 BlindEvaluate and MatchBlinded are one attempt: a retry starts again from BlindEvaluate with
 fresh blinds, so no blind is ever used twice: a retried chunk sent with the same blinded
-elements would show the node that the two requests carry the same inputs.
+elements would show the node that the two requests carry the same inputs. That includes a
+MatchBlinded refused FAILED_PRECONDITION: the node restarted between the two steps and lost the
+session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import grpc
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import comparison_pb2 as _comparison_pb2
@@ -21,7 +25,7 @@ from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from client_sdk.chunks import Comparison, Record, run_chunks
 from client_sdk.errors import InvalidRequestError, ProofVerificationError, ServiceError
 from client_sdk.results import ComparisonResult
-from client_sdk.retry import NodeCalls
+from client_sdk.retry import NodeCalls, RpcFailure
 from comparator.canonical import Domain
 from comparator.errors import ComparatorError, InvalidInputError, VerifyError
 from comparator.oprf import (
@@ -63,14 +67,20 @@ def compare_blinded(
             deadline,
         )
         outputs = _finalize(voprf, blind.state, evaluated, len(chunk), key_version)
-        result = calls.call(
-            "MatchBlinded",
-            stub.MatchBlinded,
-            _comparison_pb2.MatchBlindedRequest(
-                comparison_id=evaluated.comparison_id, outputs=outputs
-            ),
-            deadline,
+        request = _comparison_pb2.MatchBlindedRequest(
+            comparison_id=evaluated.comparison_id, outputs=outputs
         )
+        try:
+            result = calls.call("MatchBlinded", stub.MatchBlinded, request, deadline)
+        except RpcFailure as failure:
+            if failure.code is not grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            # The node no longer holds the session BlindEvaluate opened: it restarted between
+            # the two steps (or the session expired). Start again with fresh blinds; a key
+            # rotation in between is caught by the next BlindEvaluate.
+            raise RpcFailure(
+                failure.code, failure.details, failure.context, restartable=True
+            ) from None
         if not result.comparison_id:
             result.comparison_id = evaluated.comparison_id
         return result

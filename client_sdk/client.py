@@ -12,10 +12,13 @@ One call, :meth:`ComparisonClient.compare`, does the whole requester's side::
                     -> MatchBlinded(outputs) -> match bits                             (blinded)
       -> ComparisonResult aligned with the input
 
-Chunks of one call share a ``request_id``. A chunk that fails with UNAVAILABLE is retried with
-exponential backoff and jitter within its deadline (``timeout`` seconds per chunk, retries
-included; see :mod:`client_sdk.retry`); in blinded mode a retry starts again from BlindEvaluate
-with fresh blinds, so no blind is ever used twice.
+Chunks of one call share a ``request_id``. A chunk whose node is stopping, restarting or
+unreachable is retried with exponential backoff and jitter within its deadline (``timeout``
+seconds per chunk, retries included; see :mod:`client_sdk.retry`), so a rolling restart of the
+node costs time, not a failed comparison; in blinded mode a retry starts again from
+BlindEvaluate with fresh blinds, so no blind is ever used twice. A refused certificate is
+reported at once as an :class:`AuthenticationError` naming the likely cause
+(:mod:`client_sdk.refusals`).
 
 The hashed-mode HMAC key is held in memory while the client is open and is never logged.
 """
@@ -39,6 +42,7 @@ from client_sdk.chunks import Comparison, ProgressCallback, Record, chunk_ranges
 from client_sdk.credentials import Credentials
 from client_sdk.errors import InvalidRequestError
 from client_sdk.hashed import compare_hashed
+from client_sdk.refusals import Refusals
 from client_sdk.results import ComparisonResult
 from client_sdk.retry import NodeCalls, RetryPolicy, call_with_retries
 
@@ -72,13 +76,24 @@ def check_request_id(request_id: str | None) -> str:
     return request_id
 
 
-def channel_options(max_batch: int, server_name: str | None = None) -> list[tuple[str, Any]]:
-    """gRPC channel options sized for ``max_batch`` items per request."""
+def channel_options(
+    max_batch: int, server_name: str | None = None, retry_policy: RetryPolicy | None = None
+) -> list[tuple[str, Any]]:
+    """gRPC channel options sized for ``max_batch`` items per request.
+
+    While the node is away, grpc reconnects on its own schedule (from 1 s, growing to 120 s) and
+    fails calls at once in between; a retry lands only once it has reconnected. So its backoff
+    follows ``retry_policy``'s, or a node back after a restart would wait up to two minutes for
+    a channel that no longer looks for it.
+    """
+    policy = retry_policy or RetryPolicy()
     send_limit = max(4 * _MIB, max_batch * _WIRE_BYTES_PER_ITEM + _MIB)
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", send_limit),
         ("grpc.max_receive_message_length", 64 * _MIB),
         ("grpc.primary_user_agent", "bidui-client_sdk"),
+        ("grpc.initial_reconnect_backoff_ms", max(100, int(policy.initial_backoff * 1000))),
+        ("grpc.max_reconnect_backoff_ms", max(100, int(policy.max_backoff * 1000))),
     ]
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
@@ -90,7 +105,10 @@ class ComparisonClient:
 
     ``timeout`` is the time allowed for each request: a catalog call, or one chunk of a
     comparison with its retries. ``max_batch`` is the largest number of records sent in one
-    request; larger inputs are split transparently. Use as a context manager, or call
+    request; larger inputs are split transparently. ``retries`` is how many more attempts a
+    request gets while the node is away, or a whole :class:`RetryPolicy`. Give
+    :class:`Credentials` rather than raw ``grpc.ChannelCredentials`` to have a refused
+    certificate told apart from a restarting node. Use as a context manager, or call
     :meth:`close`.
     """
 
@@ -101,7 +119,7 @@ class ComparisonClient:
         *,
         timeout: float = 60.0,
         max_batch: int = 10_000,
-        retries: int | RetryPolicy = 4,
+        retries: int | RetryPolicy = RetryPolicy.retries,
         server_name: str | None = None,
     ) -> None:
         if timeout <= 0:
@@ -118,9 +136,16 @@ class ComparisonClient:
             else credentials
         )
         self._channel = grpc.secure_channel(
-            target, channel_credentials, options=channel_options(max_batch, server_name)
+            target,
+            channel_credentials,
+            options=channel_options(max_batch, server_name, self.retry_policy),
         )
-        self._calls = NodeCalls(self.timeout, self.retry_policy)
+        refusals = Refusals(
+            target,
+            server_name=server_name,
+            credentials=credentials if isinstance(credentials, Credentials) else None,
+        )
+        self._calls = NodeCalls(self.timeout, self.retry_policy, refusals=refusals)
         self._catalog = Catalog(_catalog_pb2_grpc.CatalogServiceStub(self._channel), self._calls)
         self._comparison = _comparison_pb2_grpc.ComparisonServiceStub(self._channel)
 

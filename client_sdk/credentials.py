@@ -1,13 +1,15 @@
 """The requesting department's mTLS identity: a CA certificate, a client certificate and its key.
 
 The node knows the department by the client certificate (article 34: identity authentication
-before any exchange). Files are checked when they are read, so that a wrong path or a file of the
-wrong kind is reported here, naming the file, rather than as an opaque TLS handshake failure.
+before any exchange). Files are checked when they are read, so that a wrong path, a file of the
+wrong kind or a certificate the node would refuse is reported here, naming the file and the fix,
+rather than as an opaque TLS handshake failure (what is checked: ``client_sdk.identity``).
 Nothing read from the key file ever appears in a message or a ``repr``.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +17,10 @@ from pathlib import Path
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificatePublicKeyTypes,
-    PrivateKeyTypes,
-    PublicKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from client_sdk.errors import CredentialsError
+from client_sdk.identity import check_client_certificate
 
 __all__ = ["Credentials"]
 
@@ -32,35 +31,63 @@ _MAX_PEM_BYTES = 1 << 20  # a certificate bundle is a few kilobytes; refuse to s
 
 @dataclass(frozen=True)
 class Credentials:
-    """PEM bytes for one mTLS identity. Build it with :meth:`from_files`.
+    """PEM bytes for one mTLS identity. Build it with :meth:`from_files`, which checks them.
 
-    The private key is kept out of ``repr`` and ``str``.
+    ``department`` is the department the certificate names, and ``ca_file`` and
+    ``certificate_file`` where the PEM came from (for messages); all three are ``None`` when the
+    object was built directly from bytes, unchecked. The private key is kept out of ``repr``.
     """
 
     root_certificates: bytes
     certificate_chain: bytes
     private_key: bytes = field(repr=False)
+    department: str | None = None
+    ca_file: str | None = None
+    certificate_file: str | None = None
 
     @classmethod
-    def from_files(cls, ca_cert: StrPath, client_cert: StrPath, client_key: StrPath) -> Credentials:
-        """Read and check the three PEM files.
+    def from_files(
+        cls,
+        ca_cert: StrPath,
+        client_cert: StrPath,
+        client_key: StrPath,
+        *,
+        now: _dt.datetime | None = None,
+    ) -> Credentials:
+        """Read and check the three PEM files (the certificate's validity at ``now``, default
+        the current time).
 
         Raises :class:`CredentialsError` naming the file when one is missing, unreadable, not PEM
-        of the expected kind, encrypted (keys must be unencrypted PEM), or when the key does not
-        belong to the client certificate.
+        of the expected kind, encrypted (keys must be unencrypted PEM), or when the certificate
+        is one the node would refuse: expired or not yet valid, not for client authentication,
+        naming no department, not issued by the CA in ``ca_cert``, or not the key's.
         """
         ca_pem = _read(ca_cert, "CA certificate")
         cert_pem = _read(client_cert, "client certificate")
         key_pem = _read(client_key, "client key")
-        _load_certificates(ca_pem, ca_cert, "CA certificate")
-        certificate = _load_certificates(cert_pem, client_cert, "client certificate")[0]
-        private_key = _load_private_key(key_pem, client_key)
-        if _public_bytes(private_key.public_key()) != _public_bytes(certificate.public_key()):
-            raise CredentialsError(
-                f"client key {os.fspath(client_key)!r} does not belong to client certificate "
-                f"{os.fspath(client_cert)!r}"
-            )
-        return cls(root_certificates=ca_pem, certificate_chain=cert_pem, private_key=key_pem)
+        ca_file, cert_file = os.fspath(ca_cert), os.fspath(client_cert)
+        names = _Names.of_files(ca_file, cert_file, os.fspath(client_key))
+        department = _check(ca_pem, cert_pem, key_pem, names, now)
+        return cls(
+            root_certificates=ca_pem,
+            certificate_chain=cert_pem,
+            private_key=key_pem,
+            department=department,
+            ca_file=ca_file,
+            certificate_file=cert_file,
+        )
+
+    def check(self, now: _dt.datetime | None = None) -> str:
+        """Check the certificate again at ``now`` (a long-running client's may have expired).
+
+        Returns the department; raises :class:`CredentialsError` as :meth:`from_files` does.
+        """
+        names = (
+            _Names.of_files(self.ca_file, self.certificate_file, "(in memory)")
+            if self.ca_file and self.certificate_file
+            else _IN_MEMORY
+        )
+        return _check(self.root_certificates, self.certificate_chain, self.private_key, names, now)
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
         """The ``grpc.ssl_channel_credentials`` for a channel to the node."""
@@ -69,6 +96,40 @@ class Credentials:
             private_key=self.private_key,
             certificate_chain=self.certificate_chain,
         )
+
+
+@dataclass(frozen=True)
+class _Names:
+    """How messages name the three inputs."""
+
+    ca: str
+    certificate: str
+    key: str
+
+    @classmethod
+    def of_files(cls, ca: str, certificate: str, key: str) -> _Names:
+        return cls(
+            f"CA certificate file {ca!r}",
+            f"client certificate file {certificate!r}",
+            f"client key file {key!r}",
+        )
+
+
+_IN_MEMORY = _Names("the CA certificate", "the client certificate", "the client key")
+
+
+def _check(
+    ca_pem: bytes, cert_pem: bytes, key_pem: bytes, names: _Names, now: _dt.datetime | None
+) -> str:
+    return check_client_certificate(
+        _load_certificates(cert_pem, names.certificate),
+        _load_certificates(ca_pem, names.ca),
+        _load_private_key(key_pem, names.key),
+        certificate_name=names.certificate,
+        ca_name=names.ca,
+        key_name=names.key,
+        now=now or _dt.datetime.now(_dt.UTC),
+    )
 
 
 def _read(path: StrPath, what: str) -> bytes:
@@ -92,33 +153,20 @@ def _read(path: StrPath, what: str) -> bytes:
     return data
 
 
-def _load_certificates(data: bytes, path: StrPath, what: str) -> list[x509.Certificate]:
+def _load_certificates(data: bytes, name: str) -> list[x509.Certificate]:
     try:
         certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise CredentialsError(
-            f"{what} file {os.fspath(path)!r} does not hold a PEM certificate"
-        ) from None
+        raise CredentialsError(f"{name} does not hold a PEM certificate") from None
     return certificates
 
 
-def _load_private_key(data: bytes, path: StrPath) -> PrivateKeyTypes:
-    name = os.fspath(path)
+def _load_private_key(data: bytes, name: str) -> PrivateKeyTypes:
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:
         # cryptography raises TypeError when the key is encrypted and no password was given.
-        raise CredentialsError(
-            f"client key file {name!r} is encrypted; an unencrypted PEM key is required"
-        ) from None
+        raise CredentialsError(f"{name} is encrypted; an unencrypted PEM key is required") from None
     except Exception:
         # Never chain the original error: its message could quote part of the key material.
-        raise CredentialsError(
-            f"client key file {name!r} does not hold a PEM private key"
-        ) from None
-
-
-def _public_bytes(key: PublicKeyTypes | CertificatePublicKeyTypes) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+        raise CredentialsError(f"{name} does not hold a PEM private key") from None

@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 
 import grpc
 
+from client_sdk.connection_failures import ConnectionFailure, classify, likely_cause
+
 __all__ = [
     "AuthenticationError",
     "BiduiError",
@@ -153,19 +155,19 @@ _BY_CODE: dict[grpc.StatusCode, type[BiduiError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
 }
 
-# Substrings of grpc's connection-failure details that point at TLS rather than the network.
-_TLS_MARKERS = ("handshake", "ssl", "certificate")
-
 
 def is_tls_failure(code: grpc.StatusCode, details: str | None) -> bool:
-    """True when an UNAVAILABLE status is really a failed TLS handshake (wrong CA, bad certificate).
+    """True when a status says a certificate was refused: the node's by this client (wrong CA,
+    wrong name) or this client's by the node with a TLS alert.
 
-    Retrying such a failure cannot help, and it is the caller's configuration to fix.
+    Retrying such a failure cannot help, and it is the caller's configuration to fix. A
+    connection closed while connecting is not counted: it may be a node going away
+    (``client_sdk.refusals`` tells the two apart).
     """
-    if code is not grpc.StatusCode.UNAVAILABLE or not details:
-        return False
-    lowered = details.lower()
-    return any(marker in lowered for marker in _TLS_MARKERS)
+    return classify(code, details) in (
+        ConnectionFailure.NODE_CERTIFICATE_REFUSED,
+        ConnectionFailure.CLIENT_CERTIFICATE_REFUSED,
+    )
 
 
 def error_from_status(
@@ -178,10 +180,7 @@ def error_from_status(
     text = (details or "").strip() or code.name.lower().replace("_", " ")
     if is_tls_failure(code, details):
         cls: type[BiduiError] = AuthenticationError
-        text = (
-            "TLS handshake with the node failed (check the CA certificate, client certificate"
-            f" and key): {text}"
-        )
+        text = f"{likely_cause(classify(code, details), details)} (grpc: {text})"
     else:
         cls = _BY_CODE.get(code, ServiceError)
     if context:

@@ -1,9 +1,20 @@
-"""Calling the node: one deadline per request, UNAVAILABLE retried with backoff and jitter.
+"""Calling the node: one deadline per request; a node that is away is waited for, with
+exponential backoff and jitter, and a refused certificate is reported at once.
 
 Every RPC the client makes goes through :class:`NodeCalls`: it turns a ``grpc.RpcError`` into an
 :class:`RpcFailure` (status, details, which call), and :func:`call_with_retries` decides whether to
-try again. An *attempt* may be several RPCs (blinded mode: BlindEvaluate then MatchBlinded); it is
-retried as a whole, so a blinded retry blinds afresh.
+try again::
+
+    the node answered (PERMISSION_DENIED, INVALID_ARGUMENT...)   -> raised at once
+    a certificate was refused (ours or the node's)                -> AuthenticationError at once
+    closed while connecting                                       -> a probe decides (refusals.py)
+    the node is stopping, restarting, unreachable (UNAVAILABLE,
+      CANCELLED by a server shutdown), or the attempt asks to be
+      started again (a blinded session lost with its node)       -> retried within the deadline
+
+So a rolling restart of a node costs the requester time, not a failed comparison. An *attempt*
+may be several RPCs (blinded mode: BlindEvaluate then MatchBlinded); it is retried as a whole, so
+a blinded retry blinds afresh.
 
 Time and randomness are parameters (``clock``, ``sleep``, ``rng``) so tests run on a fake clock.
 """
@@ -18,12 +29,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from client_sdk.errors import (
-    DeadlineExceededError,
-    error_from_status,
-    is_tls_failure,
-    rpc_status,
-)
+from client_sdk.connection_failures import ConnectionFailure, classify
+from client_sdk.errors import BiduiError, DeadlineExceededError, error_from_status, rpc_status
+from client_sdk.refusals import Refusals
 
 __all__ = ["NodeCalls", "RetryPolicy", "RpcFailure", "call_with_retries"]
 
@@ -32,11 +40,13 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How UNAVAILABLE is retried: ``retries`` more attempts, backoff growing by ``multiplier``
-    from ``initial_backoff`` up to ``max_backoff`` seconds, each pause scaled by a random factor in
-    [0.5, 1] so that many clients do not retry in step."""
+    """How a node that is away is waited for: ``retries`` more attempts, backoff growing by
+    ``multiplier`` from ``initial_backoff`` up to ``max_backoff`` seconds, each pause scaled by a
+    random factor in [0.5, 1] so that many clients do not retry in step. The request's deadline
+    bounds it all; the defaults wait up to about 15 to 30 seconds, what a node takes to restart
+    with its indexes."""
 
-    retries: int = 4
+    retries: int = 10
     initial_backoff: float = 0.2
     max_backoff: float = 5.0
     multiplier: float = 2.0
@@ -53,13 +63,25 @@ class RetryPolicy:
 
 
 class RpcFailure(Exception):
-    """A failed RPC inside an attempt: its status, and which call it was."""
+    """A failed RPC inside an attempt: its status, and which call it was.
 
-    def __init__(self, code: grpc.StatusCode, details: str | None, context: str) -> None:
+    ``restartable`` marks a failure that starting the whole attempt again can cure whatever its
+    status (a blinded comparison's session lost with a restarted node).
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str | None,
+        context: str,
+        *,
+        restartable: bool = False,
+    ) -> None:
         super().__init__(f"{context}: {code.name}")
         self.code = code
         self.details = details
         self.context = context
+        self.restartable = restartable
 
 
 def call_with_retries(
@@ -70,13 +92,16 @@ def call_with_retries(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    refusals: Refusals | None = None,
 ) -> _T:
-    """Run ``attempt(deadline)`` until it succeeds, retrying :class:`RpcFailure` UNAVAILABLE.
+    """Run ``attempt(deadline)`` until it succeeds, retrying what a retry can cure (see the
+    module docstring); ``refusals`` explains refused connections (default: no probe).
 
-    Other failures, TLS handshake failures, and UNAVAILABLE once the retries or the time before
-    ``deadline`` (on ``clock``) are used up, are raised as the mapped :class:`BiduiError`.
+    Anything else, and a retryable failure once the retries or the time before ``deadline`` (on
+    ``clock``) are used up, is raised as the mapped :class:`BiduiError`.
     """
     jitter = rng or random.Random()
+    explain = refusals or Refusals("")
     retry = 0
     while True:
         if clock() >= deadline:
@@ -84,18 +109,39 @@ def call_with_retries(
         try:
             return attempt(deadline)
         except RpcFailure as failure:
-            retryable = failure.code is grpc.StatusCode.UNAVAILABLE and not is_tls_failure(
-                failure.code, failure.details
-            )
+            kind = classify(failure.code, failure.details)
+            if not failure.restartable:
+                if kind is ConnectionFailure.ANSWERED:
+                    raise _mapped(failure) from failure
+                if kind is not ConnectionFailure.TRANSIENT:
+                    refusal = explain.refusal(failure, deadline)
+                    if refusal is not None:
+                        raise refusal from failure
             pause = policy.backoff(retry) * jitter.uniform(0.5, 1.0)
-            if not retryable or retry >= policy.retries or clock() + pause >= deadline:
-                error = error_from_status(failure.code, failure.details, context=failure.context)
-                if retryable and retry:
-                    error.message = f"{error.message} (after {retry + 1} attempts)"
-                    error.args = (error.message,)
+            if retry >= policy.retries or clock() + pause >= deadline:
+                error = _mapped(failure, attempts=retry + 1)
+                if kind is ConnectionFailure.CLOSED_WHILE_CONNECTING and not explain.can_probe:
+                    error = _with_note(error, _CLOSED_NOTE)
                 raise error from failure
             sleep(pause)
             retry += 1
+
+
+_CLOSED_NOTE = (
+    "the node accepted the connection and closed it while connecting: if this persists, it "
+    "refuses the client certificate (give client_sdk.Credentials to have the SDK find out)"
+)
+
+
+def _mapped(failure: RpcFailure, *, attempts: int = 1) -> BiduiError:
+    error = error_from_status(failure.code, failure.details, context=failure.context)
+    return _with_note(error, f"after {attempts} attempts") if attempts > 1 else error
+
+
+def _with_note(error: BiduiError, note: str) -> BiduiError:
+    error.message = f"{error.message} ({note})"
+    error.args = (error.message,)
+    return error
 
 
 class NodeCalls:
@@ -109,12 +155,14 @@ class NodeCalls:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        refusals: Refusals | None = None,
     ) -> None:
         self.timeout = timeout
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
+        self.refusals = refusals
 
     def retrying(self, attempt: Callable[[float], _T]) -> _T:
         """Run ``attempt(deadline)`` with retries, the deadline ``timeout`` seconds from now."""
@@ -125,6 +173,7 @@ class NodeCalls:
             clock=self.clock,
             sleep=self.sleep,
             rng=self.rng,
+            refusals=self.refusals,
         )
 
     def call(self, context: str, method: Callable[..., _T], request: Any, deadline: float) -> _T:

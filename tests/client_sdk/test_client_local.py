@@ -12,6 +12,7 @@ import client_sdk
 import client_sdk.client as client_sdk_client
 from client_sdk.client import channel_options, check_request_id
 from client_sdk.errors import InvalidRequestError
+from client_sdk.retry import RetryPolicy
 
 
 def test_request_id_is_generated_or_checked() -> None:
@@ -29,6 +30,16 @@ def test_channel_options_fit_the_batch() -> None:
     assert options["grpc.max_send_message_length"] >= 100_000 * 64
     assert options["grpc.ssl_target_name_override"] == "node.example"
     assert "grpc.ssl_target_name_override" not in dict(channel_options(10))
+
+
+def test_the_channel_looks_for_a_restarted_node_as_often_as_the_sdk_retries() -> None:
+    # grpc's own reconnect backoff grows to 120 s: a node back after a restart would not be seen
+    # before the SDK's retries give up.
+    options = dict(
+        channel_options(10, retry_policy=RetryPolicy(initial_backoff=0.2, max_backoff=5))
+    )
+    assert options["grpc.initial_reconnect_backoff_ms"] == 200
+    assert options["grpc.max_reconnect_backoff_ms"] == 5000
 
 
 def test_the_public_names_stay_where_importers_find_them() -> None:

@@ -20,6 +20,7 @@ from client_sdk.errors import (
     error_from_status,
     is_tls_failure,
 )
+from tests.client_sdk import observed
 
 
 class _FailedCall(grpc.RpcError):
@@ -88,30 +89,33 @@ def test_invalid_request_is_a_value_error() -> None:
 
 @pytest.mark.parametrize(
     "details",
-    [
-        "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:5: "
-        "Ssl handshake failed: SSL_ERROR_SSL: CERTIFICATE_VERIFY_FAILED",
-        # grpc 1.85 with a node certificate from another CA:
-        "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:36485: Tls "
-        "handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:"
-        "OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate: OK",
-    ],
+    [observed.WRONG_SERVER_CA, observed.WRONG_SERVER_NAME, observed.TLS12_UNKNOWN_CA],
 )
-def test_tls_handshake_failure_is_an_authentication_error(details: str) -> None:
+def test_a_refused_certificate_is_an_authentication_error(details: str) -> None:
     assert is_tls_failure(grpc.StatusCode.UNAVAILABLE, details)
     error = error_from_status(grpc.StatusCode.UNAVAILABLE, details)
     assert isinstance(error, AuthenticationError)
     assert error.user_error
     assert "certificate" in str(error)
+    assert details in str(error)  # grpc's own words are kept for whoever debugs
 
 
-def test_plain_unavailable_is_not_a_tls_failure() -> None:
-    details = "failed to connect to all addresses; last error: ipv4:127.0.0.1:5: Connection refused"
+@pytest.mark.parametrize(
+    "details",
+    [
+        observed.CONNECTION_REFUSED,
+        observed.STREAM_REMOVED,
+        # Closed while connecting may be a node going away: not a TLS failure by the words alone.
+        observed.CLOSED_WHILE_CONNECTING,
+        observed.PROXY_WITHOUT_NODE,
+    ],
+)
+def test_a_node_that_is_away_is_not_a_tls_failure(details: str) -> None:
     assert not is_tls_failure(grpc.StatusCode.UNAVAILABLE, details)
-    assert not is_tls_failure(grpc.StatusCode.INTERNAL, "ssl")
     assert isinstance(
         error_from_status(grpc.StatusCode.UNAVAILABLE, details), ServiceUnavailableError
     )
+    assert not is_tls_failure(grpc.StatusCode.INTERNAL, "ssl")
 
 
 def test_csv_input_error_names_file_and_line() -> None:

@@ -11,13 +11,16 @@ import pytest
 
 from client_sdk.errors import (
     AuthenticationError,
+    BiduiError,
     DeadlineExceededError,
     InvalidRequestError,
     PermissionDeniedError,
     ServiceError,
     ServiceUnavailableError,
 )
+from client_sdk.refusals import Refusals
 from client_sdk.retry import RetryPolicy, RpcFailure, call_with_retries
+from tests.client_sdk import observed
 
 
 class _FakeTime:
@@ -34,18 +37,34 @@ class _FakeTime:
 
 
 def _failing(
-    codes: list[grpc.StatusCode], time: _FakeTime, cost: float = 0.0
+    failures: list[grpc.StatusCode | RpcFailure], time: _FakeTime, cost: float = 0.0
 ) -> tuple[Callable[[float], str], list[float]]:
+    """An attempt that fails with ``failures`` in turn (a bare code: "node restarting"), then
+    answers."""
     calls: list[float] = []
 
     def attempt(deadline: float) -> str:
         calls.append(deadline)
         time.now += cost
-        if len(calls) <= len(codes):
-            raise RpcFailure(codes[len(calls) - 1], "node restarting", "CompareHashed")
+        if len(calls) <= len(failures):
+            failure = failures[len(calls) - 1]
+            if isinstance(failure, RpcFailure):
+                raise failure
+            raise RpcFailure(failure, "node restarting", "CompareHashed")
         return "answer"
 
     return attempt, calls
+
+
+def _run(attempt: Callable[[float], str], time: _FakeTime, **options: object) -> str:
+    return call_with_retries(
+        attempt,
+        deadline=200.0,
+        policy=RetryPolicy(),
+        clock=time.clock,
+        sleep=time.sleep,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def test_unavailable_is_retried_with_growing_backoff() -> None:
@@ -121,30 +140,109 @@ def test_other_failures_are_not_retried(code: grpc.StatusCode, cls: type[Excepti
     time = _FakeTime()
     attempt, calls = _failing([code], time)
     with pytest.raises(cls):
-        call_with_retries(
-            attempt, deadline=200.0, policy=RetryPolicy(), clock=time.clock, sleep=time.sleep
-        )
+        _run(attempt, time)
     assert len(calls) == 1
     assert time.sleeps == []
 
 
-def test_tls_handshake_failure_is_not_retried() -> None:
+@pytest.mark.parametrize(
+    "details",
+    [
+        observed.WRONG_SERVER_CA,
+        observed.WRONG_SERVER_NAME,
+        observed.TLS12_UNKNOWN_CA,
+        observed.TLS12_NO_CERTIFICATE,
+    ],
+)
+def test_a_refused_certificate_is_not_retried(details: str) -> None:
     time = _FakeTime()
-    calls: list[float] = []
-
-    def attempt(deadline: float) -> None:
-        calls.append(deadline)
-        raise RpcFailure(
-            grpc.StatusCode.UNAVAILABLE,
-            "failed to connect to all addresses; last error: Tls handshake failed",
-            "DescribeResource",
-        )
-
-    with pytest.raises(AuthenticationError):
-        call_with_retries(
-            attempt, deadline=200.0, policy=RetryPolicy(), clock=time.clock, sleep=time.sleep
-        )
+    failure = RpcFailure(grpc.StatusCode.UNAVAILABLE, details, "DescribeResource")
+    attempt, calls = _failing([failure], time)
+    with pytest.raises(AuthenticationError, match=r"^DescribeResource: .* \(grpc: failed to"):
+        _run(attempt, time)
     assert len(calls) == 1
+    assert time.sleeps == []
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        observed.CONNECTION_REFUSED,
+        observed.STREAM_REMOVED,
+        observed.CANCELLING_ALL_CALLS,
+        observed.PROXY_WITHOUT_NODE,
+    ],
+)
+def test_a_node_that_is_away_is_waited_for(details: str) -> None:
+    time = _FakeTime()
+    failure = RpcFailure(grpc.StatusCode.UNAVAILABLE, details, "CompareHashed")
+    attempt, calls = _failing([failure] * 3, time)
+    assert _run(attempt, time) == "answer"
+    assert len(calls) == 4
+
+
+def test_cancelled_by_a_server_shutdown_is_retried_but_not_our_own_cancel() -> None:
+    time = _FakeTime()
+    shutdown = RpcFailure(grpc.StatusCode.CANCELLED, observed.CANCELLING_ALL_CALLS, "X")
+    attempt, calls = _failing([shutdown], time)
+    assert _run(attempt, time) == "answer"
+    ours = RpcFailure(grpc.StatusCode.CANCELLED, "Channel closed!", "X")
+    attempt, calls = _failing([ours], time)
+    with pytest.raises(ServiceError):
+        _run(attempt, time)
+    assert len(calls) == 1
+
+
+def test_a_restartable_failure_is_retried_whatever_its_status() -> None:
+    time = _FakeTime()
+    lost = RpcFailure(
+        grpc.StatusCode.FAILED_PRECONDITION, "no open session", "MatchBlinded", restartable=True
+    )
+    attempt, calls = _failing([lost, lost], time)
+    assert _run(attempt, time) == "answer"
+    assert len(calls) == 3
+
+
+def test_closed_while_connecting_without_a_probe_is_retried_then_says_what_it_may_be() -> None:
+    time = _FakeTime()
+    closed = RpcFailure(grpc.StatusCode.UNAVAILABLE, observed.CLOSED_WHILE_CONNECTING, "X")
+    attempt, calls = _failing([closed] * 5, time)
+    with pytest.raises(ServiceUnavailableError, match="if this persists, it refuses the client"):
+        call_with_retries(
+            attempt,
+            deadline=200.0,
+            policy=RetryPolicy(retries=2),
+            clock=time.clock,
+            sleep=time.sleep,
+        )
+    assert len(calls) == 3
+
+
+class _Refusals(Refusals):
+    """Refusals whose probe always finds the certificate refused."""
+
+    def __init__(self) -> None:
+        super().__init__("node:1")
+        self.asked: list[RpcFailure] = []
+
+    def refusal(self, failure: RpcFailure, deadline: float) -> BiduiError | None:
+        self.asked.append(failure)
+        return AuthenticationError("refused")
+
+
+def test_closed_while_connecting_asks_the_refusals() -> None:
+    time = _FakeTime()
+    refusals = _Refusals()
+    closed = RpcFailure(grpc.StatusCode.UNAVAILABLE, observed.CLOSED_WHILE_CONNECTING, "X")
+    attempt, calls = _failing([closed] * 5, time)
+    with pytest.raises(AuthenticationError, match="refused"):
+        _run(attempt, time, refusals=refusals)
+    assert len(calls) == 1
+    assert refusals.asked == [closed]
+    # A node that is merely away is never put to the probe.
+    attempt, calls = _failing([grpc.StatusCode.UNAVAILABLE], time)
+    assert _run(attempt, time, refusals=refusals) == "answer"
+    assert len(refusals.asked) == 1
 
 
 def test_retry_policy_validation() -> None:
