@@ -20,6 +20,7 @@ import click
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from bidui_cli.options import config_option
 from provider_node.audit import AuditLog, AuditUnavailableError, ExportFormat
 from provider_node.config import AuditConfig, ConfigError, load_config
 from provider_node.report import QuarterlyReport, quarter_bounds
@@ -88,12 +89,9 @@ def _parse_time(_ctx: click.Context, param: click.Parameter, value: str | None) 
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-_config_option = click.option(
-    "--config",
-    "config_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The node's TOML configuration; its [audit] database_url names the audit database.",
+_config_option = config_option(
+    "The node's TOML configuration; its [audit] database_url names the audit database.",
+    name="config_file",
 )
 
 

@@ -16,6 +16,7 @@ import click
 
 from bidui_cli.errors import UserError
 from bidui_cli.errors import fail as _fail
+from bidui_cli.options import config_option
 from provider_node.audit import AuditUnavailableError
 from provider_node.bootstrap import (
     DEFAULT_CLIENT,
@@ -124,13 +125,7 @@ def _print_report(report: LoadReport) -> None:
 
 
 @provider.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The node's configuration file (node.toml).",
-)
+@config_option()
 @click.option(
     "--resource",
     "resource_ids",

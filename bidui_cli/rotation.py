@@ -16,6 +16,7 @@ from typing import TypeVar
 import click
 
 from bidui_cli.errors import fail
+from bidui_cli.options import config_option
 from provider_node.audit import AuditUnavailableError
 from provider_node.config import ConfigError, NodeConfig, load_config
 from provider_node.operator_audit import open_audit, record_governance
@@ -23,13 +24,6 @@ from provider_node.rotation import CaRotation, KeyRotation, Rotation, RotationEr
 
 __all__ = ["keys", "pki"]
 
-_config_option = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The node's configuration file (node.toml).",
-)
 _confirm_option = click.option(
     "--confirm",
     is_flag=True,
@@ -86,7 +80,7 @@ def pki() -> None:
 
 
 @pki.command("rotate-ca")
-@_config_option
+@config_option()
 @_confirm_option
 def rotate_ca(config_path: Path, confirm: bool) -> None:
     """Replace the CA and the server certificate, e.g. after the CA key leaked.
@@ -111,7 +105,7 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@_config_option
+@config_option()
 @_confirm_option
 def rotate_keys(config_path: Path, confirm: bool) -> None:
     """Replace both master secrets, e.g. after they leaked; raise every resource's key_version.

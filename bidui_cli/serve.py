@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from bidui_cli.errors import UserError
+from bidui_cli.options import config_option
 from provider_node.config import ConfigError, load_config
 from provider_node.keys import KeyStoreError
 from provider_node.loader import LoaderError
@@ -19,14 +20,7 @@ _log = logging.getLogger(__name__)
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="BIDUI_CONFIG",
-    help="The node's TOML configuration (made by `bidui provider init`).",
-)
+@config_option()
 @click.option("--listen", help="Override [node] listen, e.g. 0.0.0.0:50051.")
 @click.option("--metrics-listen", help="Override [node] metrics_listen, e.g. 127.0.0.1:9464.")
 @click.option(
