@@ -23,7 +23,7 @@ from client_sdk import (
     ServiceUnavailableError,
 )
 from client_sdk.connection_failures import ConnectionFailure, classify
-from client_sdk.handshake_probe import ProbeVerdict, probe_handshake
+from client_sdk.handshake_probe import ProbeVerdict, probe_handshake, target_address
 from tests.client_sdk import observed
 from tests.client_sdk.conftest import Pki
 from tests.client_sdk.fake_node import RESOURCE, FakeNode
@@ -154,3 +154,19 @@ def test_probe_verdicts(pki: Pki, client_ca: str, verdict: ProbeVerdict) -> None
     assert result.verdict is verdict
     stopped = probe_handshake(("127.0.0.1", node.port), NODE_NAME, pki.credentials(), 3.0)
     assert stopped.verdict is ProbeVerdict.UNREACHABLE
+
+
+@pytest.mark.parametrize(
+    ("target", "address"),
+    [
+        ("node.example:50051", ("node.example", 50051)),
+        ("dns:///node.example:50051", ("node.example", 50051)),
+        ("ipv4:127.0.0.1:50051", ("127.0.0.1", 50051)),
+        ("[::1]:50051", ("::1", 50051)),
+        ("unix:/run/bidui.sock", None),
+        ("node.example", None),
+        ("ipv4:10.0.0.1:1,10.0.0.2:1", None),
+    ],
+)
+def test_which_targets_can_be_probed(target: str, address: tuple[str, int] | None) -> None:
+    assert target_address(target) == address
