@@ -66,7 +66,11 @@ DepartmentId = Annotated[str, matching(DEPARTMENT_ID_RE, "a department id ([a-z0
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # hide_input_in_errors: str(ValidationError) of a model built in code would print the value,
+    # a database URL with its password among them; load_config writes its own messages.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, hide_input_in_errors=True
+    )
 
 
 class NodeSection(_Section):
@@ -141,7 +145,9 @@ class TlsConfig(_Section):
 
     @field_validator("ca_key")
     @classmethod
-    def _ca_key_next_to_the_certificate(cls, value: Path | None, info: ValidationInfo) -> Any:
+    def _ca_key_next_to_the_certificate(
+        cls, value: Path | None, info: ValidationInfo
+    ) -> Path | None:
         ca_cert = info.data.get("ca_cert")
         if value is None and isinstance(ca_cert, Path) and (ca_cert.parent / "ca.key").is_file():
             return ca_cert.parent / "ca.key"
@@ -287,7 +293,7 @@ class ResourceConfig(_Section):
 class NodeConfig(BaseModel):
     """The whole file. ``path`` is the file itself, set by ``load_config``, not written in it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     path: Path
     node: NodeSection
