@@ -372,19 +372,40 @@ class AuditLog:
             raise TypeError("AuditLog needs a sessionmaker bound to an Engine")
         return bind
 
-    def append(self, entry: AuditEntry, *, also: Callable[[Session], None] | None = None) -> str:
+    def append(self, entry: AuditEntry) -> str:
         """Commit ``entry`` as the next record of the chain; returns its comparison id.
 
         Returns only once the record and the chain head are committed. Raises
         ``AuditUnavailableError`` on any store failure: the caller must then answer UNAVAILABLE
-        and return no result. ``also`` runs in the same transaction first: a governance action
-        (a revocation, a decision) and its record are committed together or not at all.
+        and return no result.
         """
         comparison_id = entry.comparison_id or str(uuid.uuid4())
+        self._with_retries(lambda session: self._append_in(session, entry, comparison_id))
+        return comparison_id
+
+    def append_action(self, act: Callable[[Session], AuditEntry]) -> AuditEntry:
+        """Run a governance action and commit its record in one transaction; returns the record.
+
+        ``act`` changes the store through the session it is given (a revocation, a decision) and
+        returns the entry describing what it did: both are committed together or not at all.
+        Errors ``act`` raises that are not the store's own propagate unchanged.
+        """
+        done: list[AuditEntry] = []
+
+        def run(session: Session) -> None:
+            entry = act(session)
+            self._append_in(session, entry, entry.comparison_id or str(uuid.uuid4()))
+            done[:] = [entry]
+
+        self._with_retries(run)
+        return done[0]
+
+    def _with_retries(self, work: Callable[[Session], None]) -> None:
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
             try:
-                self._append_once(entry, comparison_id, also)
-                return comparison_id
+                with self._sessions.begin() as session:
+                    work(session)
+                return
             except OperationalError as exc:
                 if attempt == _APPEND_ATTEMPTS or not _is_busy(exc):
                     raise AuditUnavailableError(_describe(exc)) from exc
@@ -396,33 +417,27 @@ class AuditLog:
             except SQLAlchemyError as exc:
                 raise AuditUnavailableError(_describe(exc)) from exc
             time.sleep(random.uniform(0.005, 0.02) * attempt)  # jitter, not crypto
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _append_once(
-        self, entry: AuditEntry, comparison_id: str, also: Callable[[Session], None] | None
-    ) -> None:
-        with self._sessions.begin() as session:
-            if also is not None:
-                also(session)
-            head = session.scalars(
-                select(AuditChainHead).where(AuditChainHead.id == HEAD_ROW_ID).with_for_update()
-            ).one_or_none()
-            if head is None:
-                raise AuditUnavailableError("the audit chain head row is missing")
-            occurred_at = self._clock()
-            if occurred_at.tzinfo is None:
-                raise ValueError("the audit clock must return timezone-aware datetimes")
-            fields: dict[str, Any] = asdict(entry)
-            fields.update(
-                seq=head.last_seq + 1,
-                comparison_id=comparison_id,
-                occurred_at=occurred_at.astimezone(UTC),
-                prev_hash=head.last_hash,
-            )
-            record_hash = compute_record_hash(fields)
-            session.add(AuditRecord(**fields, record_hash=record_hash))
-            head.last_seq = fields["seq"]
-            head.last_hash = record_hash
+    def _append_in(self, session: Session, entry: AuditEntry, comparison_id: str) -> None:
+        head = session.scalars(
+            select(AuditChainHead).where(AuditChainHead.id == HEAD_ROW_ID).with_for_update()
+        ).one_or_none()
+        if head is None:
+            raise AuditUnavailableError("the audit chain head row is missing")
+        occurred_at = self._clock()
+        if occurred_at.tzinfo is None:
+            raise ValueError("the audit clock must return timezone-aware datetimes")
+        fields: dict[str, Any] = asdict(entry)
+        fields.update(
+            seq=head.last_seq + 1,
+            comparison_id=comparison_id,
+            occurred_at=occurred_at.astimezone(UTC),
+            prev_hash=head.last_hash,
+        )
+        record_hash = compute_record_hash(fields)
+        session.add(AuditRecord(**fields, record_hash=record_hash))
+        head.last_seq = fields["seq"]
+        head.last_hash = record_hash
 
     def verify(self) -> ChainReport:
         """Check the whole chain in ``seq`` order, streaming, in one consistent snapshot."""

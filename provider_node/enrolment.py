@@ -72,11 +72,9 @@ def sign(
     )
     row = _row_arguments(certificate, now)
 
-    def register(session: Session) -> None:
+    def register(session: Session) -> AuditEntry:
         record_certificate(session, **row)  # type: ignore[arg-type]
-
-    audit.append(
-        AuditEntry(
+        return AuditEntry(
             action="certificate_signing",
             outcome="answered",
             status_code="OK",
@@ -87,9 +85,9 @@ def sign(
                 f"client certificate for department {row['department']}, valid until "
                 f"{certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
             ),
-        ),
-        also=register,
-    )
+        )
+
+    audit.append_action(register)
     return certificate
 
 
@@ -111,25 +109,24 @@ def revoke(
     row = _row_arguments(certificate, now) if isinstance(certificate, x509.Certificate) else None
     serial = str(row["serial"]) if row else certificate.lower()  # type: ignore[union-attr]
 
-    def mark(session: Session) -> None:
+    def mark(session: Session) -> AuditEntry:
         if row is not None:
             try:
                 get_certificate(session, serial)
             except UnknownRecordError:
                 record_certificate(session, **row)  # type: ignore[arg-type]
-        _revoke_row(session, serial, reason.strip(), now)
-
-    audit.append(
-        AuditEntry(
+        revoked = _revoke_row(session, serial, reason.strip(), now)
+        return AuditEntry(
             action="certificate_revocation",
             outcome="answered",
             status_code="OK",
             requester=operator,
-            cert_serial=serial,
-            reason=reason.strip()[:300],
-        ),
-        also=mark,
-    )
+            cert_serial=revoked.serial,
+            cert_fingerprint=revoked.fingerprint_sha256,
+            reason=f"department {revoked.department}: {reason.strip()}"[:300],
+        )
+
+    audit.append_action(mark)
     return serial
 
 

@@ -1,9 +1,9 @@
 """Why the node refuses or fails a request, in the node's own terms.
 
-These exceptions carry no gRPC types: ``provider_node.status`` is the one place that maps them to a
-gRPC status code, and each names the bounded ``reason`` label the refusal is counted under in the
-metrics. Messages are written for the requesting department's engineer and never contain a
-queried value, a tag or a key.
+These exceptions carry no gRPC types: each names the gRPC status it is answered with (``status``,
+which ``provider_node.status``, the one place that touches gRPC's codes, turns into a code) and
+the bounded ``reason`` label the refusal is counted under in the metrics. Messages are written for
+the requesting department's engineer and never contain a queried value, a tag or a key.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ class NodeError(Exception):
 
     #: Bounded label for ``bidui_refusals_total{reason}`` and the audit record's outcome reason.
     reason = "internal"
+    #: The gRPC status name answered for it (``provider_node.status`` turns it into the code).
+    status = "INTERNAL"
     #: ``refused`` for the requester's mistakes and policy; ``failed`` for the node's own faults.
     outcome = "refused"
 
@@ -25,6 +27,7 @@ class UnauthenticatedError(NodeError):
     """The caller presented no usable department identity."""
 
     reason = "unauthenticated"
+    status = "UNAUTHENTICATED"
 
     def __init__(self, message: str, *, cert_fingerprint: str = "", cert_serial: str = "") -> None:
         super().__init__(message)
@@ -37,66 +40,77 @@ class UnknownResourceError(NodeError):
     """No resource (or comparison key, or open comparison) of that name on this node."""
 
     reason = "unknown_resource"
+    status = "NOT_FOUND"
 
 
 class NotSharedError(NodeError):
     """Article 24: the resource is catalogued as not shared and is never compared."""
 
     reason = "not_shared"
+    status = "PERMISSION_DENIED"
 
 
 class NotGrantedError(NodeError):
     """The caller has no grant for this resource (conditional sharing)."""
 
     reason = "not_granted"
+    status = "PERMISSION_DENIED"
 
 
 class InvalidRequestError(NodeError):
     """Malformed input: wrong lengths, invalid group elements, missing purpose, bad ids."""
 
     reason = "invalid_argument"
+    status = "INVALID_ARGUMENT"
 
 
 class BatchTooLargeError(InvalidRequestError):
     """More items in one request than the node's ``max_batch_items``."""
 
     reason = "batch_too_large"
+    status = "INVALID_ARGUMENT"
 
 
 class KeyVersionMismatchError(NodeError):
     """The requester used a key version other than the resource's current one."""
 
     reason = "key_version_mismatch"
+    status = "FAILED_PRECONDITION"
 
 
 class ModeNotOfferedError(NodeError):
     """The resource does not offer the requested comparison mode."""
 
     reason = "mode_not_offered"
+    status = "FAILED_PRECONDITION"
 
 
 class SessionExpiredError(NodeError):
     """A blinded comparison's second step came after its session lifetime, or never opened."""
 
     reason = "session_expired"
+    status = "FAILED_PRECONDITION"
 
 
 class TooManySessionsError(NodeError):
     """Too many blinded comparisons are open at once; the requester should retry shortly."""
 
     reason = "too_many_sessions"
+    status = "RESOURCE_EXHAUSTED"
 
 
 class RateLimitedError(NodeError):
     """The requesting department compared more items per minute than the node allows."""
 
     reason = "rate_limited"
+    status = "RESOURCE_EXHAUSTED"
 
 
 class AuditUnavailableError(NodeError):
     """The audit record could not be committed, so no answer may leave the node (fail closed)."""
 
     reason = "audit_unavailable"
+    status = "UNAVAILABLE"
     outcome = "failed"
 
 
@@ -110,6 +124,7 @@ class CalendarRangeError(NodeError):
     """
 
     reason = "calendar_range"
+    status = "FAILED_PRECONDITION"
     outcome = "failed"
 
 
@@ -117,6 +132,7 @@ class UnknownRecordError(NodeError):
     """No application, grant or certificate with that id on this node."""
 
     reason = "unknown_record"
+    status = "NOT_FOUND"
 
 
 class StateConflictError(NodeError):
@@ -124,6 +140,7 @@ class StateConflictError(NodeError):
     certificate already revoked."""
 
     reason = "state_conflict"
+    status = "FAILED_PRECONDITION"
 
 
 class ApprovalTooWideError(InvalidRequestError):
@@ -131,6 +148,7 @@ class ApprovalTooWideError(InvalidRequestError):
     per day, a shorter validity; never more than was applied for."""
 
     reason = "approval_too_wide"
+    status = "INVALID_ARGUMENT"
 
 
 class GrantRefusalReason(StrEnum):
@@ -166,6 +184,7 @@ class QuotaExceededError(NodeError):
     """
 
     reason = "quota_exceeded"
+    status = "RESOURCE_EXHAUSTED"
 
     def __init__(
         self, message: str, *, limit: int, remaining: int, requested: int, resets_at: datetime

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from comparator import oprf
 from comparator.canonical import ComparisonKey, Domain
 from comparator.fields import FieldType
+from comparator.index import MatchIndex
 from provider_node.config import (
     Category,
     ComparisonMode,
@@ -27,7 +28,9 @@ from provider_node.config import (
 )
 
 __all__ = [
+    "MODES_TO_PROTO",
     "Resource",
+    "ServedResource",
     "UnknownComparisonKeyError",
     "build_catalog",
     "resource_to_proto",
@@ -43,7 +46,8 @@ _CATEGORIES = {
     Category.THEMATIC: _catalog_pb2.CATEGORY_THEMATIC,
     Category.DEPARTMENTAL: _catalog_pb2.CATEGORY_DEPARTMENTAL,
 }
-_MODES = {
+#: Comparison modes as the wire spells them (``bidui.v1.Mode``).
+MODES_TO_PROTO = {
     ComparisonMode.HASHED: _catalog_pb2.MODE_HASHED,
     ComparisonMode.BLINDED: _catalog_pb2.MODE_BLINDED,
 }
@@ -160,7 +164,7 @@ def resource_to_proto(
         usage_conditions=resource.usage_conditions,
         update_period=resource.update_period,
         key_version=resource.key_version,
-        modes=[_MODES[mode] for mode in resource.modes],
+        modes=[MODES_TO_PROTO[mode] for mode in resource.modes],
         oprf_suite=oprf.SUITE_ID,
     )
     if oprf_public_key is not None and resource.offers(ComparisonMode.BLINDED):
@@ -172,3 +176,18 @@ def resource_to_proto(
     if record_count is not None and resource.expose_record_count:
         message.record_count = record_count
     return message
+
+
+@dataclass
+class ServedResource:
+    """A catalogued resource with what the node needs to compare against it.
+
+    ``hmac_key`` and the OPRF private key inside ``oprf_server`` are secrets: never logged.
+    """
+
+    resource: Resource
+    oprf_server: oprf.VoprfServer
+    oprf_public_key: bytes
+    hmac_key: bytes = field(repr=False)
+    indexes: dict[tuple[str, str], MatchIndex] = field(default_factory=dict)
+    last_refresh: _dt.datetime | None = None

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from comparator.oprf import VoprfServer
+from provider_node.access import AccessPolicy, ItemsPerMinute
 from provider_node.audit import AuditLog
 from provider_node.auth import Authenticator, RevocationList
 from provider_node.certificates_store import revoked_serials
@@ -22,8 +23,8 @@ from provider_node.config import NodeConfig
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_built_at, load_indexes
 from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
-from provider_node.node import ProviderNode, ServedResource
-from provider_node.resources import build_catalog
+from provider_node.node import NodeLimits, ProviderNode
+from provider_node.resources import ServedResource, build_catalog
 from provider_node.server import (
     RunningServer,
     SessionReaper,
@@ -31,6 +32,7 @@ from provider_node.server import (
     TransportLimits,
     create_server,
 )
+from provider_node.sharing import SharingDesk
 from provider_node.store import make_engine, migrate, session_factory
 
 _log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class OpenNode:
     audit: AuditLog
     engine: Engine
     revocations: RevocationList
+    desk: SharingDesk
 
 
 def open_node(
@@ -87,15 +90,23 @@ def open_node(
             return revoked_serials(session)
 
     revocations = RevocationList(load_revoked)
-    node = ProviderNode(
-        served,
-        audit,
-        metrics,
+    access = AccessPolicy(sessions, _items_per_minute(config), clock=clock)
+    limits = NodeLimits(
         max_batch_items=config.node.max_batch_items,
-        max_items_per_minute=config.node.max_items_per_minute,
         session_seconds=config.node.blinded_session_seconds,
+        max_open_sessions=getattr(config.node, "max_open_sessions", 1024),
+        max_open_sessions_per_department=getattr(
+            config.node, "max_open_sessions_per_department", 16
+        ),
     )
-    return OpenNode(config, node, metrics, registry, audit, engine, revocations)
+    node = ProviderNode(served, audit, metrics, access, limits)
+    desk = SharingDesk(served, audit, clock=clock)
+    return OpenNode(config, node, metrics, registry, audit, engine, revocations, desk)
+
+
+def _items_per_minute(config: NodeConfig) -> ItemsPerMinute:
+    blinded = config.node.max_items_per_minute
+    return ItemsPerMinute(hashed=blinded * 50, blinded=blinded)
 
 
 @dataclass
@@ -135,6 +146,7 @@ def start_node(
         opened.metrics,
         tls,
         Authenticator(opened.revocations),
+        opened.desk,
         listen or config.node.listen,
         limits=TransportLimits(max_message_bytes=config.node.max_message_bytes),
     )

@@ -33,16 +33,25 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from bidui.v1 import sharing_pb2 as _sharing_pb2
+from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from provider_node.auth import Authenticator
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
-from provider_node.servicer import CatalogServicer, ComparisonServicer, RpcMetricsInterceptor
+from provider_node.servicer import (
+    CatalogServicer,
+    ComparisonServicer,
+    RpcMetricsInterceptor,
+    SharingServicer,
+)
+from provider_node.sharing import SharingDesk
 
 _log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
     _catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     _comparison_pb2.DESCRIPTOR.services_by_name["ComparisonService"].full_name,
+    _sharing_pb2.DESCRIPTOR.services_by_name["SharingService"].full_name,
 )
 
 
@@ -123,6 +132,7 @@ def create_server(
     metrics: NodeMetrics,
     tls: TlsMaterial,
     authenticator: Authenticator,
+    desk: SharingDesk,
     address: str,
     *,
     limits: TransportLimits = TransportLimits(),
@@ -139,6 +149,9 @@ def create_server(
     )
     _comparison_pb2_grpc.add_ComparisonServiceServicer_to_server(
         ComparisonServicer(node, authenticator), server
+    )
+    _sharing_pb2_grpc.add_SharingServiceServicer_to_server(
+        SharingServicer(node, authenticator, desk), server
     )
     health = _health.HealthServicer()
     _health_pb2_grpc.add_HealthServicer_to_server(health, server)

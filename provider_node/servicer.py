@@ -6,23 +6,31 @@ status code.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from bidui.v1 import sharing_pb2 as _sharing_pb2
+from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from comparator.keyed_hash import TAG_LENGTH
 from provider_node.auth import Authenticator, Caller
-from provider_node.errors import UnauthenticatedError
+from provider_node.config import ComparisonMode
+from provider_node.errors import InvalidRequestError, UnauthenticatedError
+from provider_node.messages import Header, MatchOutcome
 from provider_node.metrics import NodeMetrics
-from provider_node.node import Header, MatchOutcome, ProviderNode, ServedResource
-from provider_node.resources import resource_to_proto
+from provider_node.node import ProviderNode
+from provider_node.resources import MODES_TO_PROTO, ServedResource, resource_to_proto
+from provider_node.sharing import SharingDesk
 from provider_node.status import abort_with
+from provider_node.store import Application, Grant
 
 _T = TypeVar("_T")
 
@@ -57,6 +65,7 @@ def _header(message: _comparison_pb2.ComparisonHeader) -> Header:
         purpose=message.purpose,
         request_id=message.request_id,
         key_version=message.key_version,
+        grant_id=message.grant_id,
     )
 
 
@@ -152,6 +161,117 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
             return _match_result(outcome)
 
         return _guarded(context, call)
+
+
+class SharingServicer(_Base, _sharing_pb2_grpc.SharingServiceServicer):
+    """Applications for conditional resources (article 25); decisions are the operator's."""
+
+    def __init__(self, node: ProviderNode, authenticator: Authenticator, desk: SharingDesk) -> None:
+        super().__init__(node, authenticator)
+        self._desk = desk
+
+    def Apply(
+        self, request: _sharing_pb2.ApplyRequest, context: grpc.ServicerContext
+    ) -> _sharing_pb2.Application:
+        def call() -> _sharing_pb2.Application:
+            caller = self._caller(context, "application", request.resource_id)
+            application = self._desk.apply(
+                caller,
+                request.resource_id,
+                request.comparison_keys,
+                _mode_names(request.modes),
+                request.duty,
+                request.items_per_day,
+                _date(request.valid_until, "valid_until"),
+            )
+            return _application_message(application, None)
+
+        return _guarded(context, call)
+
+    def GetApplication(
+        self, request: _sharing_pb2.GetApplicationRequest, context: grpc.ServicerContext
+    ) -> _sharing_pb2.Application:
+        def call() -> _sharing_pb2.Application:
+            caller = self._caller(context, "application_read")
+            return _application_message(*self._desk.application(caller, request.application_id))
+
+        return _guarded(context, call)
+
+    def ListApplications(
+        self, request: _sharing_pb2.ListApplicationsRequest, context: grpc.ServicerContext
+    ) -> _sharing_pb2.ListApplicationsResponse:
+        def call() -> _sharing_pb2.ListApplicationsResponse:
+            caller = self._caller(context, "application_read")
+            found = self._desk.applications(caller, request.resource_id)
+            return _sharing_pb2.ListApplicationsResponse(
+                applications=[_application_message(a, g) for a, g in found]
+            )
+
+        return _guarded(context, call)
+
+
+_MODE_NAMES: dict[int, str] = {number: str(mode) for mode, number in MODES_TO_PROTO.items()}
+_STATUSES = {
+    "pending": _sharing_pb2.APPLICATION_STATUS_PENDING,
+    "approved": _sharing_pb2.APPLICATION_STATUS_APPROVED,
+    "refused": _sharing_pb2.APPLICATION_STATUS_REFUSED,
+}
+
+
+def _mode_names(modes: Iterable[int]) -> list[str]:
+    try:
+        return [_MODE_NAMES[mode] for mode in modes]
+    except KeyError:
+        raise InvalidRequestError("modes must be MODE_HASHED or MODE_BLINDED") from None
+
+
+def _date(text: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequestError(f"{name} must be a date written YYYY-MM-DD") from None
+
+
+def _timestamp(moment: dt.datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _application_message(
+    application: Application, grant: Grant | None
+) -> _sharing_pb2.Application:
+    message = _sharing_pb2.Application(
+        id=application.id,
+        department=application.department,
+        resource_id=application.resource_id,
+        comparison_keys=application.comparison_keys,
+        modes=[MODES_TO_PROTO[ComparisonMode(m)] for m in application.modes],
+        duty=application.duty,
+        items_per_day=application.items_per_day,
+        valid_until=application.valid_until.isoformat(),
+        submitted_at=_timestamp(application.submitted_at),
+        decision_deadline=application.decision_deadline.isoformat(),
+        status=_STATUSES[application.status],
+        decided_at=_timestamp(application.decided_at),
+        decision_reason=application.decision_reason or "",
+    )
+    if grant is not None:
+        message.grant.CopyFrom(
+            _sharing_pb2.Grant(
+                id=grant.id,
+                comparison_keys=grant.comparison_keys,
+                modes=[MODES_TO_PROTO[ComparisonMode(m)] for m in grant.modes],
+                items_per_day=grant.items_per_day,
+                valid_from=grant.valid_from.isoformat(),
+                valid_until=grant.valid_until.isoformat(),
+                revoked_at=_timestamp(grant.revoked_at),
+                revocation_reason=grant.revocation_reason or "",
+            )
+        )
+    return message
 
 
 class RpcMetricsInterceptor(grpc.ServerInterceptor):

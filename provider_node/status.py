@@ -16,34 +16,10 @@ from provider_node import errors
 
 _log = logging.getLogger(__name__)
 
-_CODES: dict[type[errors.NodeError], grpc.StatusCode] = {
-    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
-    errors.UnknownResourceError: grpc.StatusCode.NOT_FOUND,
-    errors.NotSharedError: grpc.StatusCode.PERMISSION_DENIED,
-    errors.NotGrantedError: grpc.StatusCode.PERMISSION_DENIED,
-    errors.InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.BatchTooLargeError: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.KeyVersionMismatchError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.ModeNotOfferedError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.SessionExpiredError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.TooManySessionsError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.AuditUnavailableError: grpc.StatusCode.UNAVAILABLE,
-    errors.CalendarRangeError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.UnknownRecordError: grpc.StatusCode.NOT_FOUND,
-    errors.StateConflictError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.ApprovalTooWideError: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.GrantRefusal: grpc.StatusCode.PERMISSION_DENIED,
-    errors.QuotaExceededError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-
-
 def status_code(error: BaseException) -> grpc.StatusCode:
-    """The gRPC status for ``error``; INTERNAL for anything that is not a ``NodeError``."""
-    for cls in type(error).__mro__:
-        code = _CODES.get(cls)
-        if code is not None:
-            return code
+    """The gRPC status for ``error`` (its class's ``status``); INTERNAL for anything else."""
+    if isinstance(error, errors.NodeError):
+        return grpc.StatusCode[error.status]
     return grpc.StatusCode.INTERNAL
 
 

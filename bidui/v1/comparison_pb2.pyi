@@ -29,6 +29,7 @@ class ComparisonHeader(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     KEY_VERSION_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
     resource_id: _builtins.str
     comparison_key: _builtins.str
     purpose: _builtins.str
@@ -39,6 +40,10 @@ class ComparisonHeader(_message.Message):
     """
     key_version: _builtins.int
     """The key version the requester used; must equal the node's current one."""
+    grant_id: _builtins.str
+    """Conditional resources: the grant this comparison relies on (article 31). Optional: when
+    empty the node uses the department's grant that covers the resource, key and mode.
+    """
     def __init__(
         self,
         *,
@@ -47,10 +52,11 @@ class ComparisonHeader(_message.Message):
         purpose: _builtins.str = ...,
         request_id: _builtins.str = ...,
         key_version: _builtins.int = ...,
+        grant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_key", b"comparison_key", "key_version", b"key_version", "purpose", b"purpose", "request_id", b"request_id", "resource_id", b"resource_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_key", b"comparison_key", "grant_id", b"grant_id", "key_version", b"key_version", "purpose", b"purpose", "request_id", b"request_id", "resource_id", b"resource_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

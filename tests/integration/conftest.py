@@ -7,8 +7,9 @@ filled with synthetic residents, indexes loaded, started on port 0. A second res
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -41,6 +42,22 @@ modes = ["hashed", "blinded"]
 fields = { id_number = "cn_resident_id" }
 keys = { "id_number" = ["id_number"] }
 source = { csv = "sealed.csv" }
+"""
+
+
+CONDITIONAL = """
+[[resources]]
+id = "household_register"
+name = "Household register"
+owner_department = "luzhou-psb"
+category = "basic"
+sharing_type = "conditional"
+update_period = "P1D"
+usage_conditions = "Comparison only, under a grant (article 25)."
+modes = ["hashed", "blinded"]
+fields = { id_number = "cn_resident_id", name = "person_name" }
+keys = { "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }
+source = { url = "sqlite:///source.db", query = "SELECT id_number, name FROM residents" }
 """
 
 
@@ -92,7 +109,7 @@ def build_node_dir(directory: Path, *, audit_url: str | None = None) -> tuple[Pa
     text = text.replace("max_batch_items = 100000", f"max_batch_items = {MAX_BATCH}")
     if audit_url is not None:
         text = text.replace('database_url = "sqlite:///audit.db"', f'database_url = "{audit_url}"')
-    init.config_path.write_text(text + NOT_SHARED, encoding="utf-8")
+    init.config_path.write_text(text + NOT_SHARED + CONDITIONAL, encoding="utf-8")
     people = synthetic_residents(RESIDENTS + 50, seed=7)
     residents, absent = people[:RESIDENTS], people[RESIDENTS:]
     add_residents(init.source_db, residents)
@@ -104,11 +121,16 @@ def build_node_dir(directory: Path, *, audit_url: str | None = None) -> tuple[Pa
     return init.config_path, residents, absent
 
 
-def start(directory: Path, *, audit_url: str | None = None) -> NodeUnderTest:
+def start(
+    directory: Path,
+    *,
+    audit_url: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> NodeUnderTest:
+    """``clock`` is the node's own (audit, grants, allowances); TLS always checks real time."""
     config_path, residents, absent = build_node_dir(directory, audit_url=audit_url)
-    started = start_node(
-        open_node(load_config(config_path)), listen="127.0.0.1:0", metrics_listen="127.0.0.1:0"
-    )
+    opened = open_node(load_config(config_path), **({"clock": clock} if clock else {}))
+    started = start_node(opened, listen="127.0.0.1:0", metrics_listen="127.0.0.1:0")
     pki = directory / "pki"
     return NodeUnderTest(
         directory=directory,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -13,11 +14,14 @@ from comparator.canonical import Domain, encode_record
 from comparator.index import MatchIndex, unpack_matches
 from comparator.oprf import Mode, VoprfClient, VoprfServer, generate_key_pair
 from provider_node import errors
+from provider_node.access import AccessPolicy, ItemsPerMinute
 from provider_node.audit import AuditLog
+from provider_node.auth import Caller
 from provider_node.config import load_config
+from provider_node.messages import Header
 from provider_node.metrics import NodeMetrics
-from provider_node.node import Caller, Header, ProviderNode, ServedResource
-from provider_node.resources import build_catalog
+from provider_node.node import NodeLimits, ProviderNode
+from provider_node.resources import ServedResource, build_catalog
 from provider_node.store import make_engine, migrate, session_factory
 
 CONFIG = """
@@ -44,11 +48,16 @@ CALLER = Caller("civil-affairs", "ab" * 32)
 
 
 class FakeClock:
+    """Monotonic seconds, and the wall clock moving with them (a Monday in 2026, 10:00 UTC)."""
+
     def __init__(self) -> None:
         self.now = 1000.0
 
     def __call__(self) -> float:
         return self.now
+
+    def wall(self) -> dt.datetime:
+        return dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=self.now)
 
 
 @pytest.fixture
@@ -65,16 +74,17 @@ def setup(
     index = MatchIndex.build(server.evaluate_batch([encode_record(domain, key, [i]) for i in IDS]))
     engine = make_engine(config.audit.database_url)
     migrate(engine)
-    audit = AuditLog(session_factory(engine))
+    sessions = session_factory(engine)
+    audit = AuditLog(sessions)
     clock = FakeClock()
     served = ServedResource(resource, server, pk, b"k" * 32, {("id_number", "blinded"): index})
+    per_minute = ItemsPerMinute(hashed=0, blinded=getattr(request, "param", 0))
     node = ProviderNode(
         {"residents": served},
         audit,
         NodeMetrics(CollectorRegistry()),
-        max_batch_items=100,
-        session_seconds=60,
-        max_items_per_minute=getattr(request, "param", 0),
+        AccessPolicy(sessions, per_minute, clock=clock.wall),
+        NodeLimits(max_batch_items=100, session_seconds=60, max_open_sessions_per_department=2),
         monotonic=clock,
     )
     return node, clock, audit, pk
@@ -145,15 +155,29 @@ def test_expired_session_is_refused_and_abandoned_ones_audited(setup) -> None:  
 def test_items_per_minute_are_limited_per_department(setup) -> None:  # type: ignore[no-untyped-def]
     node, clock, audit, pk = setup
     _, three = _blind(pk, IDS)
-    node.blind_evaluate(CALLER, HEADER, three.message)  # 4 -> 1 token
-    node.blind_evaluate(CALLER, HEADER, three.message)  # 1 -> -2: one request may overdraw
-    with pytest.raises(errors.RateLimitedError, match="at most 4 items per minute"):
+    node.blind_evaluate(CALLER, HEADER, three.message)  # 3 of 4 used
+    # Never into debt: a request that does not fit is refused whole, saying what is left.
+    with pytest.raises(errors.QuotaExceededError, match="1 remain in this minute"):
         node.blind_evaluate(CALLER, HEADER, three.message)
+    _, one = _blind(pk, IDS[:1])
+    node.blind_evaluate(CALLER, HEADER, one.message)  # exactly fills the minute
     # Another department has its own allowance.
     node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, three.message)
-    clock.now += 60  # refilled
-    node.blind_evaluate(CALLER, HEADER, three.message)
+    clock.now += 60  # the next minute
+    node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, three.message)
     refused = [r for r in _records(audit) if r["outcome"] == "refused"]
     assert [(r["status_code"], r["requester"]) for r in refused] == [
         ("RESOURCE_EXHAUSTED", "civil-affairs")
     ]
+
+
+def test_open_sessions_are_capped_per_department(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, _, pk = setup
+    _, one = _blind(pk, IDS[:1])
+    node.blind_evaluate(CALLER, HEADER, one.message)
+    node.blind_evaluate(CALLER, HEADER, one.message)
+    with pytest.raises(errors.TooManySessionsError, match="your department has 2"):
+        node.blind_evaluate(CALLER, HEADER, one.message)
+    # One department's full share never blocks another's.
+    node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, one.message)
+    assert node.open_sessions == 3

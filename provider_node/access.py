@@ -1,0 +1,131 @@
+"""Who may compare what, and how much (articles 24, 25, 31, 34).
+
+``permit`` decides whether a department may compare against a resource with a comparison key and
+a mode: ``not_shared`` never; ``unconditional`` for every identified department; ``conditional``
+only under a grant that covers the key and the mode today (the audit record names it).
+``reserve`` then counts the request's items against the department's per-minute limit and the
+grant's items per day, in the node's database, so the counts are shared by every node process and
+survive restarts. A request that does not fit is refused whole, with what remains and when it
+resets; nothing of it is counted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from provider_node import errors
+from provider_node.auth import Caller
+from provider_node.checks import quote
+from provider_node.config import SharingType
+from provider_node.grants import find_grant, get_grant
+from provider_node.messages import Header, Mode
+from provider_node.quotas import consume_department_minute, consume_grant_day
+from provider_node.resources import ServedResource
+from provider_node.workdays import china_date
+
+__all__ = ["AccessPolicy", "ItemsPerMinute"]
+
+
+@dataclass(frozen=True)
+class ItemsPerMinute:
+    """Per-department limits, one per mode: a hashed item costs the node far less than a blinded
+    one, so one number for both would either starve hashed comparisons or not protect blinded
+    capacity. 0 means no limit."""
+
+    hashed: int
+    blinded: int
+
+    def of(self, mode: Mode) -> int:
+        return self.hashed if mode is Mode.HASHED else self.blinded
+
+
+class AccessPolicy:
+    """Sharing type, grant and allowance checks; thread-safe (a session per call)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        items_per_minute: ItemsPerMinute,
+        *,
+        clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._per_minute = items_per_minute
+        self._clock = clock
+
+    def permit(self, caller: Caller, served: ServedResource, header: Header, mode: Mode) -> str:
+        """Raise unless ``caller`` may compare this way; returns the grant relied on, or ""."""
+        resource = served.resource
+        if resource.sharing_type is SharingType.NOT_SHARED:
+            raise errors.NotSharedError(
+                f"resource {quote(resource.id)} is catalogued as not shared (article 24): "
+                "it is never compared"
+            )
+        if header.comparison_key not in resource.comparison_keys:
+            offered = ", ".join(sorted(resource.comparison_keys))
+            raise errors.UnknownResourceError(
+                f"resource {quote(resource.id)} has no comparison key "
+                f"{quote(header.comparison_key)} (offered: {offered})"
+            )
+        if mode not in resource.modes or (header.comparison_key, mode) not in served.indexes:
+            raise errors.ModeNotOfferedError(
+                f"resource {quote(resource.id)} does not offer {mode} comparisons"
+            )
+        if resource.sharing_type is not SharingType.CONDITIONAL:
+            return ""
+        today = china_date(self._clock())
+        with self._store() as session:
+            grant = find_grant(
+                session, caller.department, resource.id, header.comparison_key, mode, today
+            )
+            if header.grant_id and header.grant_id != grant.id:
+                named = get_grant(session, header.grant_id)
+                if named.department != caller.department:
+                    raise errors.UnknownRecordError(f"no grant {quote(header.grant_id)}")
+                raise errors.NotGrantedError(
+                    f"grant {quote(header.grant_id)} does not cover this comparison; "
+                    f"grant {grant.id} does"
+                )
+            return grant.id
+
+    def reserve(self, caller: Caller, mode: Mode, grant_id: str, items: int) -> None:
+        """Count ``items`` against the department's minute and the grant's day, or refuse whole."""
+        per_minute = self._per_minute.of(mode)
+        if not per_minute and not grant_id:
+            return
+        now = self._clock()
+        with self._store() as session, session.begin():
+            # Fixed order (department minute, then grant day): two transactions never wait on
+            # each other's rows.
+            if per_minute:
+                scope = f"{caller.department}/{mode}"
+                consume_department_minute(session, scope, per_minute, items, now)
+            if grant_id:
+                grant = get_grant(session, grant_id)
+                consume_grant_day(session, grant_id, grant.items_per_day, items, now)
+
+    def _store(self) -> _Store:
+        return _Store(self._sessions)
+
+
+class _Store:
+    """A session whose store failures become ``AuditUnavailableError``: fail closed."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._session = sessions()
+
+    def __enter__(self) -> Session:
+        return self._session
+
+    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
+        self._session.close()
+        if isinstance(error, SQLAlchemyError):
+            raise errors.AuditUnavailableError(
+                "the node's database cannot be read, so it cannot check grants and allowances; "
+                "retry later"
+            ) from error

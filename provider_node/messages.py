@@ -1,0 +1,62 @@
+"""What a comparison states and what it gets back, in the node's own terms (no protobuf here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from comparator.oprf import Evaluation
+from provider_node.config import ComparisonMode as Mode
+
+__all__ = ["Action", "BlindOutcome", "Header", "MatchOutcome", "Mode", "Outcome"]
+
+
+class Outcome(StrEnum):
+    """How a request ended, as the audit log and the metrics count it."""
+
+    ANSWERED = "answered"
+    REFUSED = "refused"  # the requester's mistake or policy
+    FAILED = "failed"  # the node's own fault (e.g. the audit store is down)
+    ABANDONED = "abandoned"  # a blinded comparison whose second step never came
+
+
+class Action(StrEnum):
+    """What an audit record is about."""
+
+    COMPARISON = "comparison"
+    CATALOG_READ = "catalog_read"
+    HASH_KEY_FETCH = "hash_key_fetch"
+    APPLICATION = "application"
+
+
+@dataclass(frozen=True)
+class Header:
+    """What every comparison states: resource, comparison key, purpose (articles 31, 32)."""
+
+    resource_id: str
+    comparison_key: str
+    purpose: str
+    request_id: str
+    key_version: int
+    #: The grant relied on (conditional resources); "" lets the node find the covering grant.
+    grant_id: str = ""
+
+
+EMPTY_HEADER = Header("", "", "", "", 0)
+
+
+@dataclass(frozen=True)
+class MatchOutcome:
+    """The only thing a comparison returns: match bits aligned with the request."""
+
+    match_bits: bytes
+    item_count: int
+    match_count: int
+    comparison_id: str
+
+
+@dataclass(frozen=True)
+class BlindOutcome:
+    comparison_id: str
+    evaluation: Evaluation
+    key_version: int

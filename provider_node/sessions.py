@@ -1,0 +1,114 @@
+"""Open blinded comparisons: between BlindEvaluate (step 1) and MatchBlinded (step 2).
+
+A session remembers who opened it, the request header, the item count and the running payload
+digest, so step 2 can be checked against step 1 and audited as one comparison. The table is
+bounded twice: in all, and **per department**, so one department filling its share can never make
+another department's blinded comparisons fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from provider_node import errors
+from provider_node.auth import Caller
+from provider_node.messages import Header
+
+__all__ = ["Session", "SessionTable"]
+
+
+@dataclass
+class Session:
+    caller: Caller
+    header: Header
+    item_count: int
+    digest: hashlib._Hash
+    started: float
+    expires: float
+    grant_id: str = ""
+
+
+class SessionTable:
+    """Thread-safe table of open sessions keyed by comparison id."""
+
+    def __init__(
+        self,
+        *,
+        lifetime: float,
+        max_open: int,
+        max_open_per_department: int,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._lifetime = lifetime
+        self._max_open = max_open
+        self._max_per_department = max_open_per_department
+        self._monotonic = monotonic
+        self._sessions: dict[str, Session] = {}
+        self._per_department: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def check_room(self, department: str) -> None:
+        """Raise ``TooManySessionsError`` if ``department`` may not open another session now."""
+        with self._lock:
+            self._check_room(department)
+
+    def _check_room(self, department: str) -> None:
+        if self._per_department.get(department, 0) >= self._max_per_department:
+            raise errors.TooManySessionsError(
+                f"your department has {self._max_per_department} blinded comparisons open on this "
+                "node, its limit: finish them (MatchBlinded) or retry after they expire"
+            )
+        if len(self._sessions) >= self._max_open:
+            raise errors.TooManySessionsError(
+                "too many blinded comparisons are open on this node; retry shortly"
+            )
+
+    def open(self, comparison_id: str, session: Session) -> None:
+        """Add ``session`` (its ``expires`` is set here); re-checks room under the lock."""
+        department = session.caller.department
+        with self._lock:
+            self._check_room(department)
+            session.expires = self._monotonic() + self._lifetime
+            self._sessions[comparison_id] = session
+            self._per_department[department] = self._per_department.get(department, 0) + 1
+
+    def take(self, comparison_id: str, caller: Caller) -> Session | None:
+        """Remove and return the caller's session (perhaps expired: see ``is_expired``).
+
+        None if there is none; another department's session is reported exactly like a missing
+        one, and left open.
+        """
+        with self._lock:
+            session = self._sessions.get(comparison_id)
+            if session is None or session.caller != caller:
+                return None
+            self._forget(comparison_id, session)
+        return session
+
+    def is_expired(self, session: Session) -> bool:
+        return session.expires < self._monotonic()
+
+    def expired(self) -> dict[str, Session]:
+        """Remove and return the sessions whose lifetime has passed."""
+        now = self._monotonic()
+        with self._lock:
+            gone = {cid: s for cid, s in self._sessions.items() if s.expires < now}
+            for cid, session in gone.items():
+                self._forget(cid, session)
+        return gone
+
+    def _forget(self, comparison_id: str, session: Session) -> None:
+        del self._sessions[comparison_id]
+        department = session.caller.department
+        left = self._per_department[department] - 1
+        if left:
+            self._per_department[department] = left
+        else:
+            del self._per_department[department]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
