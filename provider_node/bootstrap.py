@@ -61,7 +61,8 @@ data_dir = "data"                   # match indexes live in data_dir/indexes
 max_batch_items = 100000            # items per request (1 to 1000000)
 max_message_bytes = 16777216
 blinded_session_seconds = 300       # time between the two steps of a blinded comparison
-# max_items_per_minute = 240000     # per requesting department (article 34); 0: no limit
+# max_items_per_minute = 240000     # blinded, per requesting department (article 34); 0: no limit
+# max_hashed_items_per_minute = 12000000
 # max_open_sessions = 1024          # blinded comparisons awaiting their second step, in all
 # max_open_sessions_per_department = 16
 
@@ -228,8 +229,11 @@ class _PkiPlan:
         )
         issued_pairs = [self.server_pair, *((cert, key) for _, cert, key in self.client_pairs)]
         self.new_ca = not tls.ca_cert.exists()
+        # pki.py writes and reads a CA as ca.pem + ca.key in one folder; a key kept elsewhere
+        # (tls.ca_key) is the operator's own CA, which init neither creates nor signs with.
+        own_ca = tls.ca_key is not None and tls.ca_key != self.ca_key
         if self.new_ca:
-            self._check_ca_can_be_created(issued_pairs)
+            self._check_ca_can_be_created(issued_pairs, own_ca)
         self.missing = [pair for pair in issued_pairs if _missing(pair)]
         beside = tls.server_key == tls.server_cert.with_suffix(".key")
         if not beside and self.server_pair in self.missing:
@@ -241,19 +245,21 @@ class _PkiPlan:
         if (
             self.missing
             and not self.new_ca
-            and not (tls.ca_cert.name == "ca.pem" and self.ca_key.exists())
+            and (own_ca or not (tls.ca_cert.name == "ca.pem" and self.ca_key.exists()))
         ):
             raise InitError(
                 f"{self.missing[0][0]} is missing and the key of the CA that would sign it "
                 f"({self.ca_key}) is not here: issue it with the CA of {tls.ca_cert}"
             )
 
-    def _check_ca_can_be_created(self, issued_pairs: Sequence[tuple[Path, Path]]) -> None:
+    def _check_ca_can_be_created(
+        self, issued_pairs: Sequence[tuple[Path, Path]], own_ca: bool
+    ) -> None:
         ca_cert = self.ca_pair[0]
-        if ca_cert.name != "ca.pem":
+        if ca_cert.name != "ca.pem" or own_ca:
             raise InitError(
                 f"tls.ca_cert {ca_cert} does not exist; init creates a development CA only as "
-                "ca.pem: put your CA's certificate there"
+                "ca.pem with ca.key beside it: put your CA's certificate there"
             )
         orphans = [p for pair in issued_pairs for p in pair if p.exists()]
         if self.ca_key.exists():

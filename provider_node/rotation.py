@@ -100,7 +100,12 @@ class CaRotation(Rotation):
         self.ca_dir = tls.ca_cert.parent
         self.ca_pair = (tls.ca_cert, self.ca_dir / "ca.key")
         self.server_pair = (tls.server_cert, tls.server_key)
-        if tls.ca_cert.name != "ca.pem" or (tls.ca_cert.exists() and not self.ca_pair[1].exists()):
+        own_ca = tls.ca_key is not None and tls.ca_key != self.ca_pair[1]
+        if (
+            own_ca
+            or tls.ca_cert.name != "ca.pem"
+            or (tls.ca_cert.exists() and not self.ca_pair[1].exists())
+        ):
             raise RotationError(
                 f"{tls.ca_cert} is not a development CA made by `bidui provider init` (no ca.key "
                 "beside a ca.pem): replace it with the PKI that issued it"

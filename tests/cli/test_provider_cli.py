@@ -112,6 +112,20 @@ def test_init_refuses_what_would_contradict_existing_files(
     assert node_files(tmp_path) == before
 
 
+def test_init_does_not_sign_with_a_ca_key_kept_elsewhere(runner: CliRunner, tmp_path: Path) -> None:
+    init_node(tmp_path)
+    config = tmp_path / "node.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("[tls]\n", '[tls]\nca_key = "offline/ca.key"\n'), encoding="utf-8"
+    )
+    before = node_files(tmp_path)
+    result = runner.invoke(provider, ["init", "--dir", str(tmp_path), "--client", "luzhou-tax"])
+    assert result.exit_code == 2
+    assert "issue it with the CA of" in result.output
+    assert node_files(tmp_path) == before
+
+
 def test_init_refuses_another_department_for_an_existing_node(
     runner: CliRunner, tmp_path: Path
 ) -> None:

@@ -76,3 +76,13 @@ def test_ca_rotation_refuses_a_server_key_elsewhere(tmp_path: Path) -> None:
     )
     with pytest.raises(RotationError, match=r"not beside tls\.server_cert"):
         CaRotation(load_config(init.config_path))
+
+
+def test_ca_rotation_refuses_a_ca_key_kept_elsewhere(tmp_path: Path) -> None:
+    init = init_node(tmp_path)
+    text = init.config_path.read_text(encoding="utf-8")
+    init.config_path.write_text(
+        text.replace("[tls]\n", '[tls]\nca_key = "offline/ca.key"\n'), encoding="utf-8"
+    )
+    with pytest.raises(RotationError, match="not a development CA"):
+        CaRotation(load_config(init.config_path))
