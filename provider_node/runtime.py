@@ -90,23 +90,19 @@ def open_node(
             return revoked_serials(session)
 
     revocations = RevocationList(load_revoked)
-    access = AccessPolicy(sessions, _items_per_minute(config), clock=clock)
+    per_minute = ItemsPerMinute(
+        hashed=config.node.max_hashed_items_per_minute, blinded=config.node.max_items_per_minute
+    )
+    access = AccessPolicy(sessions, per_minute, clock=clock)
     limits = NodeLimits(
         max_batch_items=config.node.max_batch_items,
         session_seconds=config.node.blinded_session_seconds,
-        max_open_sessions=getattr(config.node, "max_open_sessions", 1024),
-        max_open_sessions_per_department=getattr(
-            config.node, "max_open_sessions_per_department", 16
-        ),
+        max_open_sessions=config.node.max_open_sessions,
+        max_open_sessions_per_department=config.node.max_open_sessions_per_department,
     )
     node = ProviderNode(served, audit, metrics, access, limits)
     desk = SharingDesk(served, audit, clock=clock)
     return OpenNode(config, node, metrics, registry, audit, engine, revocations, desk)
-
-
-def _items_per_minute(config: NodeConfig) -> ItemsPerMinute:
-    blinded = config.node.max_items_per_minute
-    return ItemsPerMinute(hashed=blinded * 50, blinded=blinded)
 
 
 @dataclass
@@ -148,7 +144,14 @@ def start_node(
         Authenticator(opened.revocations),
         opened.desk,
         listen or config.node.listen,
-        limits=TransportLimits(max_message_bytes=config.node.max_message_bytes),
+        limits=TransportLimits(
+            max_message_bytes=config.node.max_message_bytes,
+            max_workers=config.transport.max_workers,
+            max_concurrent_rpcs=config.transport.max_concurrent_rpcs,
+            handshake_timeout_s=config.transport.handshake_timeout_seconds,
+            max_connection_idle_s=config.transport.max_connection_idle_seconds,
+            max_connection_age_s=config.transport.max_connection_age_seconds,
+        ),
     )
     try:
         metrics_server, metrics_port = start_metrics_server(

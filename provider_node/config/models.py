@@ -86,10 +86,11 @@ class NodeSection(_Section):
         16 * 1024 * 1024
     )
     blinded_session_seconds: Annotated[StrictInt, between(1, 86_400)] = 300
-    # Per requesting department; 0: no limit. The reference machine (2 cores) answers about 6,800
-    # blinded and 476,000 hashed items a second: 240,000 a minute (4,000/s) keeps one department
-    # from taking the whole node in blinded mode.
+    # Per requesting department and mode; 0: no limit. The reference machine (2 cores) answers
+    # about 6,800 blinded and 476,000 hashed items a second: 240,000 blinded items a minute
+    # (4,000/s) and 12,000,000 hashed ones (200,000/s) keep one department from taking the node.
     max_items_per_minute: Annotated[StrictInt, between(0, 1_000_000_000)] = 240_000
+    max_hashed_items_per_minute: Annotated[StrictInt, between(0, 10_000_000_000)] = 12_000_000
     # Blinded sessions waiting for their second step; each holds the blinded batch in memory.
     max_open_sessions: Annotated[StrictInt, between(1, 1_000_000)] = 1024
     max_open_sessions_per_department: Annotated[StrictInt, between(1, 1_000_000)] = 16
