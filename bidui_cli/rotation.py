@@ -63,6 +63,8 @@ def _carry_out(plan: Rotation, config: NodeConfig, action: str) -> None:
         fail(f"{exc.detail}; nothing was changed")
     try:
         done = plan.carry_out()
+    except RotationError as exc:
+        fail(f"{exc}; nothing was changed")
     except (OSError, ValueError) as exc:
         fail(f"the rotation stopped part way ({exc}): restore from the *.replaced-* files")
     for title, pairs in (("replaced", done.replaced), ("retired", done.retired)):

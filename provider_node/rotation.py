@@ -82,6 +82,14 @@ def _stamp(clock: Clock) -> str:
     return clock().astimezone(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _check_backup_names(paths: list[Path], stamp: str) -> None:
+    """Before anything changes: a second rotation within the same second would find its names
+    taken half way through."""
+    taken = [p for p in paths if p.with_name(f"{p.name}.replaced-{stamp}").exists()]
+    if taken:
+        raise RotationError(f"{taken[0]}.replaced-{stamp} exists; try again in a second")
+
+
 def _backup(path: Path, stamp: str, *, secret: bool) -> Path:
     """Keep ``path`` as ``<name>.replaced-<stamp>``: a hard link, refused if the name is taken."""
     backup = path.with_name(f"{path.name}.replaced-{stamp}")
@@ -140,11 +148,9 @@ class CaRotation(Rotation):
 
     def carry_out(self, clock: Clock = _now) -> Rotated:
         stamp = _stamp(clock)
-        replaced = [
-            (path, _backup(path, stamp, secret=path.suffix == ".key"))
-            for path in (*self.ca_pair, *self.server_pair)
-            if path.exists()
-        ]
+        existing = [p for p in (*self.ca_pair, *self.server_pair) if p.exists()]
+        _check_backup_names([*existing, *(p for pair in self.clients for p in pair)], stamp)
+        replaced = [(path, _backup(path, stamp, secret=path.suffix == ".key")) for path in existing]
         ca = pki.create_ca(self.ca_dir, f"bidui development CA ({self.department})", overwrite=True)
         cert = self.server_pair[0]
         pki.issue_server_cert(ca, cert.parent, self.hostnames, name=cert.stem, overwrite=True)
@@ -207,6 +213,7 @@ class KeyRotation(Rotation):
 
     def carry_out(self, clock: Clock = _now) -> Rotated:
         stamp = _stamp(clock)
+        _check_backup_names([self.config_path, *self.keys], stamp)
         # node.toml first: a raised version under the old secrets is a routine rotation, whereas
         # new secrets under the old version would be the silent mismatch this class prevents.
         replaced = [(self.config_path, _backup(self.config_path, stamp, secret=False))]

@@ -4,6 +4,7 @@ come before any file changes. The confirmed rotations end to end are in tests/cl
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,14 @@ def test_ca_rotation_refuses_a_ca_key_kept_elsewhere(tmp_path: Path) -> None:
     )
     with pytest.raises(RotationError, match="not a development CA"):
         CaRotation(load_config(init.config_path))
+
+
+def test_a_second_rotation_within_the_same_second_changes_nothing(tmp_path: Path) -> None:
+    init = init_node(tmp_path)
+    moment = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    KeyRotation(load_config(init.config_path)).carry_out(lambda: moment)
+    assert (tmp_path / "keys" / "oprf_seed.replaced-20261129T120000Z").is_file()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(RotationError, match="try again in a second"):
+        KeyRotation(load_config(init.config_path)).carry_out(lambda: moment)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
