@@ -17,10 +17,16 @@
     result[0].status        # "matched" | "not_matched" | "error"
 
 Only match bits come back; the provider's data never leaves its node.
+
+A conditional resource is compared under a grant: ``client.apply(...)`` returns the pending
+:class:`Application`; once the provider's operator approves it, ``client.application(id).grant``
+is the :class:`Grant` (``compare(..., grant_id=grant.id)`` names it). A department makes its own
+key and certificate request with :func:`make_key_and_request` and has the node's operator sign it.
 """
 
 from client_sdk.client import ComparisonClient, ComparisonMode, ProgressCallback, RetryPolicy
 from client_sdk.credentials import Credentials
+from client_sdk.enrolment import make_key_and_request
 from client_sdk.errors import (
     AuthenticationError,
     BiduiError,
@@ -37,8 +43,11 @@ from client_sdk.errors import (
     ServiceUnavailableError,
 )
 from client_sdk.results import ComparisonResult, MatchStatus, RecordResult
+from client_sdk.sharing import Application, ApplicationStatus, Grant
 
 __all__ = [
+    "Application",
+    "ApplicationStatus",
     "AuthenticationError",
     "BiduiError",
     "ComparisonClient",
@@ -49,6 +58,7 @@ __all__ = [
     "CsvInputError",
     "CsvOutputError",
     "DeadlineExceededError",
+    "Grant",
     "InvalidRequestError",
     "MatchStatus",
     "PermissionDeniedError",
@@ -60,4 +70,5 @@ __all__ = [
     "RetryPolicy",
     "ServiceError",
     "ServiceUnavailableError",
+    "make_key_and_request",
 ]

@@ -20,21 +20,39 @@ from comparator.canonical import ComparisonKey, Domain
 from comparator.errors import ComparatorError
 from comparator.keyed_hash import TAG_LENGTH, KeyedHasher
 
-__all__ = ["Catalog", "ComparisonMode", "check_mode", "comparison_key_for"]
+__all__ = [
+    "Catalog",
+    "ComparisonMode",
+    "check_mode",
+    "comparison_key_for",
+    "mode_from_wire",
+    "mode_to_wire",
+]
 
 ComparisonMode = Literal["blinded", "hashed"]
 
-_MODES: dict[str, int] = {
+_MODES: dict[ComparisonMode, _catalog_pb2.Mode.ValueType] = {
     "hashed": _catalog_pb2.MODE_HASHED,
     "blinded": _catalog_pb2.MODE_BLINDED,
 }
-_MODE_NAMES = {value: name for name, value in _MODES.items()}
+_MODE_NAMES: dict[int, ComparisonMode] = {value: name for name, value in _MODES.items()}
 
 
 def check_mode(mode: str) -> None:
     """Raise :class:`InvalidRequestError` unless ``mode`` is one this SDK speaks."""
     if mode not in _MODES:
         raise InvalidRequestError(f"mode must be 'blinded' or 'hashed', not {mode!r}")
+
+
+def mode_to_wire(mode: ComparisonMode) -> _catalog_pb2.Mode.ValueType:
+    """The ``bidui.v1.Mode`` number of ``mode`` (InvalidRequestError for a mode the SDK lacks)."""
+    check_mode(mode)
+    return _MODES[mode]
+
+
+def mode_from_wire(number: int) -> ComparisonMode | None:
+    """The SDK's name of the ``bidui.v1.Mode`` ``number``, or None for one it does not speak."""
+    return _MODE_NAMES.get(number)
 
 
 def comparison_key_for(

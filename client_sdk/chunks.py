@@ -56,6 +56,8 @@ class Comparison:
     purpose: str
     request_id: str
     progress: ProgressCallback | None = None
+    #: The grant the comparison relies on (conditional resources); "" lets the node find it.
+    grant_id: str = ""
 
 
 def chunk_ranges(count: int, max_batch: int) -> list[range]:
@@ -103,6 +105,7 @@ def run_chunks(
         purpose=comparison.purpose,
         request_id=comparison.request_id,
         key_version=domain.key_version,
+        grant_id=comparison.grant_id,
     )
     total = len(items)
     positions: list[npt.NDArray[np.int64]] = []

@@ -12,22 +12,28 @@ One call, :meth:`ComparisonClient.compare`, does the whole requester's side::
                     -> MatchBlinded(outputs) -> match bits                             (blinded)
       -> ComparisonResult aligned with the input
 
-Chunks of one call share a ``request_id``. A chunk whose node is stopping, restarting or
-unreachable is retried with exponential backoff and jitter within its deadline (``timeout``
+Chunks of one call share a ``request_id`` (and a ``grant_id`` when one is given). A chunk whose
+node is stopping, restarting, unreachable, or busy with the department's other blinded
+comparisons is retried with exponential backoff and jitter within its deadline (``timeout``
 seconds per chunk, retries included; see :mod:`client_sdk.retry`), so a rolling restart of the
 node costs time, not a failed comparison; in blinded mode a retry starts again from
-BlindEvaluate with fresh blinds, so no blind is ever used twice. A refused certificate is
+BlindEvaluate with fresh blinds, so no blind is ever used twice. A used-up quota is raised at
+once, with the node's words on what remains and when it resets. A refused certificate is
 reported at once as an :class:`AuthenticationError` naming the likely cause
 (:mod:`client_sdk.refusals`).
+
+A conditional resource is compared only under a grant: :meth:`ComparisonClient.apply` for one,
+:meth:`ComparisonClient.application` to see the operator's decision (:mod:`client_sdk.sharing`).
 
 The hashed-mode HMAC key is held in memory while the client is open and is never logged.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -36,6 +42,7 @@ import grpc
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from client_sdk.blinded import compare_blinded
 from client_sdk.catalog import Catalog, ComparisonMode, check_mode, comparison_key_for
 from client_sdk.chunks import Comparison, ProgressCallback, Record, chunk_ranges
@@ -45,6 +52,7 @@ from client_sdk.hashed import compare_hashed
 from client_sdk.refusals import Refusals
 from client_sdk.results import ComparisonResult
 from client_sdk.retry import NodeCalls, RetryPolicy, call_with_retries
+from client_sdk.sharing import Application, Sharing
 
 __all__ = [
     "ComparisonClient",
@@ -148,6 +156,7 @@ class ComparisonClient:
         self._calls = NodeCalls(self.timeout, self.retry_policy, refusals=refusals)
         self._catalog = Catalog(_catalog_pb2_grpc.CatalogServiceStub(self._channel), self._calls)
         self._comparison = _comparison_pb2_grpc.ComparisonServiceStub(self._channel)
+        self._sharing = Sharing(_sharing_pb2_grpc.SharingServiceStub(self._channel), self._calls)
 
     def __enter__(self) -> ComparisonClient:
         return self
@@ -176,6 +185,43 @@ class ComparisonClient:
         """The catalog entry of ``resource_id`` (raises ResourceNotFoundError if unknown)."""
         return self._catalog.describe(resource_id)
 
+    def apply(
+        self,
+        resource_id: str,
+        *,
+        keys: Sequence[str],
+        modes: Sequence[ComparisonMode],
+        duty: str,
+        items_per_day: int,
+        valid_until: _dt.date,
+    ) -> Application:
+        """Apply for a conditional resource (article 25); returns the PENDING application.
+
+        ``keys`` are the comparison keys and ``modes`` the modes asked for, ``duty`` the duty the
+        comparisons serve (article 31; audited, so no personal data), ``items_per_day`` the
+        records to compare per day (China time), ``valid_until`` the last day. The operator
+        decides by ``decision_deadline`` (5 Chinese working days), perhaps narrower than asked.
+        A resource shared unconditionally is refused :class:`InvalidRequestError` (compare
+        without applying); a node whose working-day calendar ends before the deadline
+        :class:`ServiceError` (its operator must update it).
+        """
+        return self._sharing.apply(
+            resource_id,
+            keys=keys,
+            modes=modes,
+            duty=duty,
+            items_per_day=items_per_day,
+            valid_until=valid_until,
+        )
+
+    def application(self, application_id: str) -> Application:
+        """One of this department's applications, with its decision and grant."""
+        return self._sharing.application(application_id)
+
+    def applications(self, resource_id: str | None = None) -> list[Application]:
+        """This department's applications (for ``resource_id`` only, if given), oldest first."""
+        return self._sharing.applications(resource_id)
+
     def compare(
         self,
         resource: str,
@@ -186,10 +232,18 @@ class ComparisonClient:
         purpose: str,
         progress: ProgressCallback | None = None,
         request_id: str | None = None,
+        grant_id: str | None = None,
     ) -> ComparisonResult:
         """Compare ``records`` against ``resource`` on comparison key ``key``.
 
         ``purpose`` states the duty the comparison serves (required, audited at the node).
+        ``grant_id`` names the grant a comparison of a conditional resource relies on (the
+        ``id`` of an approved application's ``grant``); every request of the comparison carries
+        it. When it is omitted the node finds the department's grant that covers the resource,
+        key and mode today; a named grant that does not cover them is refused
+        (:class:`PermissionDeniedError`), an id that is no grant of the department too
+        (:class:`ResourceNotFoundError`). Unconditional resources need none.
+
         Returns one outcome per input record, in input order. Raises a :class:`BiduiError`
         subclass when the comparison as a whole fails; no partial result is returned.
         """
@@ -198,6 +252,8 @@ class ComparisonClient:
             raise InvalidRequestError(
                 "a purpose stating the duty the comparison serves is required"
             )
+        if grant_id is not None and not grant_id.strip():
+            raise InvalidRequestError("grant_id must name a grant, or be left out")
         request_id = check_request_id(request_id)
         items = list(records)
         for attempt in (1, 2):
@@ -209,6 +265,7 @@ class ComparisonClient:
                 purpose=purpose,
                 request_id=request_id,
                 progress=progress,
+                grant_id=grant_id or "",
             )
             try:
                 if mode == "hashed":

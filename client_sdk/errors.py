@@ -35,6 +35,7 @@ __all__ = [
     "error_from_status",
     "is_tls_failure",
     "rpc_status",
+    "with_note",
 ]
 
 
@@ -66,7 +67,8 @@ class PermissionDeniedError(BiduiError):
 
 
 class ResourceNotFoundError(BiduiError):
-    """The node offers no such resource (NOT_FOUND)."""
+    """The node has no such resource or comparison key, or none of the caller's applications or
+    grants has that id (NOT_FOUND; another department's are reported missing too)."""
 
     user_error = True
 
@@ -80,7 +82,13 @@ class InvalidRequestError(BiduiError, ValueError):
 
 
 class QuotaExceededError(BiduiError):
-    """The requester's quota or rate limit at the node is used up (RESOURCE_EXHAUSTED)."""
+    """The requester's quota or rate limit at the node is used up (RESOURCE_EXHAUSTED).
+
+    A quota refusal's message is the node's: what remains of the allowance (a grant's items per
+    day, or the department's per minute) and when it resets. It is not retried. Open blinded
+    sessions at their cap are waited for first (``client_sdk.retry``) and raised as this class
+    only when the deadline or the retries run out.
+    """
 
     user_error = True
 
@@ -106,7 +114,8 @@ class ServiceError(BiduiError):
 
 
 class CredentialsError(BiduiError):
-    """A CA certificate, client certificate or client key file is missing, unreadable or invalid."""
+    """A CA certificate, client certificate or client key file is missing, unreadable or invalid,
+    or a new key and certificate request cannot be made (``client_sdk.enrolment``)."""
 
     user_error = True
 
@@ -156,6 +165,15 @@ _BY_CODE: dict[grpc.StatusCode, type[BiduiError]] = {
 }
 
 
+# Where the status alone does not tell whose problem it is, the node's words do: it puts its
+# reason label (PROTOCOL.md section 11) nowhere else on the wire.
+_BY_DETAILS: tuple[tuple[grpc.StatusCode, str, type[BiduiError]], ...] = (
+    # calendar_range: the decision deadline falls past the node's working-day calendar. Only the
+    # node's operator can fix that (by updating the calendar), so it is not the caller's error.
+    (grpc.StatusCode.FAILED_PRECONDITION, "working-day calendar", ServiceError),
+)
+
+
 def is_tls_failure(code: grpc.StatusCode, details: str | None) -> bool:
     """True when a status says a certificate was refused: the node's by this client (wrong CA,
     wrong name) or this client's by the node with a TLS alert.
@@ -183,6 +201,10 @@ def error_from_status(
         text = f"{likely_cause(classify(code, details), details)} (grpc: {text})"
     else:
         cls = _BY_CODE.get(code, ServiceError)
+        lowered = text.lower()
+        for status, words, by_words in _BY_DETAILS:
+            if code is status and words in lowered:
+                cls = by_words
     if context:
         text = f"{context}: {text}"
     return cls(text, code=code)
@@ -192,6 +214,13 @@ def error_from_rpc(error: grpc.RpcError, *, context: str | None = None) -> Bidui
     """Map a failed gRPC call (the ``grpc.RpcError`` it raised) to an SDK exception."""
     code, details = rpc_status(error)
     return error_from_status(code, details, context=context)
+
+
+def with_note(error: BiduiError, note: str) -> BiduiError:
+    """``error`` with `` (note)`` appended to its message."""
+    error.message = f"{error.message} ({note})"
+    error.args = (error.message,)
+    return error
 
 
 def rpc_status(error: grpc.RpcError) -> tuple[grpc.StatusCode, str | None]:

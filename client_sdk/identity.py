@@ -37,12 +37,12 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from client_sdk.errors import CredentialsError
 
-__all__ = ["DEPARTMENT_URN_PREFIX", "check_client_certificate"]
+__all__ = ["DEPARTMENT_ID", "DEPARTMENT_URN_PREFIX", "check_client_certificate"]
 
 DEPARTMENT_URN_PREFIX = "urn:bidui:department:"
 # The node's rule for a department id (provider_node.config.DEPARTMENT_ID_RE); the SDK does not
 # import the node, so the rule is stated again here.
-_DEPARTMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+DEPARTMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _ASK_OPERATOR = "ask the node's operator to sign a new certificate request for your department"
 
 
@@ -111,7 +111,7 @@ def _department(certificate: x509.Certificate, where: str) -> str:
         problem = f"names no department (it has no {prefix}<id> URI SAN)"
     elif len(departments) > 1:
         problem = "names more than one department"
-    elif not _DEPARTMENT_ID.fullmatch(departments[0]):
+    elif not DEPARTMENT_ID.fullmatch(departments[0]):
         problem = f"names department {departments[0]!r}, which is not a valid department id"
     else:
         return departments[0]

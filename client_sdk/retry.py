@@ -1,4 +1,4 @@
-"""Calling the node: one deadline per request; a node that is away is waited for, with
+"""Calling the node: one deadline per request; a node that is away or busy is waited for, with
 exponential backoff and jitter, and a refused certificate is reported at once.
 
 Every RPC the client makes goes through :class:`NodeCalls`: it turns a ``grpc.RpcError`` into an
@@ -11,6 +11,11 @@ try again::
     the node is stopping, restarting, unreachable (UNAVAILABLE,
       CANCELLED by a server shutdown), or the attempt asks to be
       started again (a blinded session lost with its node)       -> retried within the deadline
+    the node is busy (RESOURCE_EXHAUSTED too_many_sessions: the
+      department's open blinded sessions at their cap; or the
+      node's RPCs at theirs)                                     -> retried within the deadline
+    a quota is used up (RESOURCE_EXHAUSTED quota_exceeded)       -> QuotaExceededError at once,
+                                                                    with the node's message
 
 So a rolling restart of a node costs the requester time, not a failed comparison. An *attempt*
 may be several RPCs (blinded mode: BlindEvaluate then MatchBlinded); it is retried as a whole, so
@@ -30,17 +35,40 @@ from typing import Any, TypeVar
 import grpc
 
 from client_sdk.connection_failures import ConnectionFailure, classify
-from client_sdk.errors import BiduiError, DeadlineExceededError, error_from_status, rpc_status
+from client_sdk.errors import (
+    BiduiError,
+    DeadlineExceededError,
+    error_from_status,
+    rpc_status,
+    with_note,
+)
 from client_sdk.refusals import Refusals
 
-__all__ = ["NodeCalls", "RetryPolicy", "RpcFailure", "call_with_retries"]
+__all__ = ["NodeCalls", "RetryPolicy", "RpcFailure", "call_with_retries", "node_busy"]
 
 _T = TypeVar("_T")
+
+# RESOURCE_EXHAUSTED that passes within seconds, told apart by the node's words (its reason label
+# is not on the wire): its blinded sessions at their cap, the department's or all departments'
+# (too_many_sessions: sessions finish or expire), and grpc's own cap on the RPCs a node runs at
+# once. A used-up quota (quota_exceeded) frees only when its minute or day ends, which its
+# message states: waiting for it is the caller's decision, so it is raised at once.
+_BUSY = (
+    "blinded comparisons open",  # "your department has 16 blinded comparisons open on this node"
+    "blinded comparisons are open",  # "too many blinded comparisons are open on this node"
+    "concurrent rpc limit exceeded",  # grpc.server(maximum_concurrent_rpcs=...)
+)
+
+
+def node_busy(code: grpc.StatusCode, details: str | None) -> bool:
+    """True when the node refused for lack of room that will soon be free: retry after a pause."""
+    text = (details or "").lower()
+    return code is grpc.StatusCode.RESOURCE_EXHAUSTED and any(words in text for words in _BUSY)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a node that is away is waited for: ``retries`` more attempts, backoff growing by
+    """How a node that is away or busy is waited for: ``retries`` more attempts, backoff growing by
     ``multiplier`` from ``initial_backoff`` up to ``max_backoff`` seconds, each pause scaled by a
     random factor in [0.5, 1] so that many clients do not retry in step. The request's deadline
     bounds it all; the defaults wait up to about 15 to 30 seconds, what a node takes to restart
@@ -110,7 +138,7 @@ def call_with_retries(
             return attempt(deadline)
         except RpcFailure as failure:
             kind = classify(failure.code, failure.details)
-            if not failure.restartable:
+            if not failure.restartable and not node_busy(failure.code, failure.details):
                 if kind is ConnectionFailure.ANSWERED:
                     raise _mapped(failure) from failure
                 if kind is not ConnectionFailure.TRANSIENT:
@@ -121,7 +149,7 @@ def call_with_retries(
             if retry >= policy.retries or clock() + pause >= deadline:
                 error = _mapped(failure, attempts=retry + 1)
                 if kind is ConnectionFailure.CLOSED_WHILE_CONNECTING and not explain.can_probe:
-                    error = _with_note(error, _CLOSED_NOTE)
+                    error = with_note(error, _CLOSED_NOTE)
                 raise error from failure
             sleep(pause)
             retry += 1
@@ -135,13 +163,7 @@ _CLOSED_NOTE = (
 
 def _mapped(failure: RpcFailure, *, attempts: int = 1) -> BiduiError:
     error = error_from_status(failure.code, failure.details, context=failure.context)
-    return _with_note(error, f"after {attempts} attempts") if attempts > 1 else error
-
-
-def _with_note(error: BiduiError, note: str) -> BiduiError:
-    error.message = f"{error.message} ({note})"
-    error.args = (error.message,)
-    return error
+    return with_note(error, f"after {attempts} attempts") if attempts > 1 else error
 
 
 class NodeCalls:

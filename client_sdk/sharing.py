@@ -1,0 +1,260 @@
+"""Conditional resources, the requester's side (articles 24, 25, 31): apply, then see the decision.
+
+::
+
+    apply(resource, keys, modes, duty, items_per_day, valid_until)     Apply
+      -> Application PENDING, decision_deadline 5 Chinese working days after submission
+    the provider's operator approves (perhaps narrower) or refuses with a reason, on the node's
+    own machine, never over this API
+    application(id), applications(resource)                            GetApplication, List...
+      -> Application APPROVED with its Grant, or REFUSED with decision_reason
+    compare(..., grant_id=application.grant.id)    (optional: the node finds the covering grant)
+
+What comes back are this module's frozen dataclasses, not protobuf messages: calendar dates (in
+China) as ``datetime.date``, instants as timezone-aware UTC datetimes, the status as
+:class:`ApplicationStatus`. A department sees only its own applications; another's id is
+reported as missing (:class:`ResourceNotFoundError`).
+
+Reading is retried like every other call. Apply is not: an application is a record at the node,
+so an Apply whose connection failed after it was sent may already be on file. Only an Apply that
+never reached the node (no connection) is sent again; otherwise the error says to look at
+:meth:`Sharing.applications` before applying again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from bidui.v1 import sharing_pb2 as _sharing_pb2
+from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
+from client_sdk.catalog import ComparisonMode, mode_from_wire, mode_to_wire
+from client_sdk.connection_failures import ConnectionFailure, classify
+from client_sdk.errors import InvalidRequestError, ServiceError, error_from_status, with_note
+from client_sdk.retry import NodeCalls, RpcFailure
+
+__all__ = ["Application", "ApplicationStatus", "Grant", "Sharing", "application_from_message"]
+
+_MAX_ITEMS = 2**64 - 1  # items_per_day is a uint64 on the wire; the node sets its own bound
+
+
+class ApplicationStatus(StrEnum):
+    """Where an application stands: waiting for the operator, or decided."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+_STATUSES = {
+    _sharing_pb2.APPLICATION_STATUS_PENDING: ApplicationStatus.PENDING,
+    _sharing_pb2.APPLICATION_STATUS_APPROVED: ApplicationStatus.APPROVED,
+    _sharing_pb2.APPLICATION_STATUS_REFUSED: ApplicationStatus.REFUSED,
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the operator approved: perhaps fewer keys or modes, fewer items per day or an earlier
+    end than applied for. Valid from ``valid_from`` to ``valid_until`` inclusive (dates in
+    China) unless revoked; each day's comparisons count against ``items_per_day``."""
+
+    id: str
+    comparison_keys: tuple[str, ...]
+    modes: tuple[ComparisonMode, ...]
+    items_per_day: int
+    valid_from: _dt.date
+    valid_until: _dt.date
+    revoked_at: _dt.datetime | None = None
+    revocation_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Application:
+    """An application for a conditional resource, as the node keeps it (article 25).
+
+    ``decision_deadline`` is the last day (in China) for the operator's decision; ``decided_at``
+    and ``decision_reason`` (mandatory for a refusal) are set once decided, ``grant`` once
+    approved.
+    """
+
+    id: str
+    department: str
+    resource_id: str
+    comparison_keys: tuple[str, ...]
+    modes: tuple[ComparisonMode, ...]
+    duty: str
+    items_per_day: int
+    valid_until: _dt.date
+    submitted_at: _dt.datetime
+    decision_deadline: _dt.date
+    status: ApplicationStatus
+    decided_at: _dt.datetime | None = None
+    decision_reason: str = ""
+    grant: Grant | None = None
+
+
+class Sharing:
+    """The SharingService RPCs of one node."""
+
+    def __init__(self, stub: _sharing_pb2_grpc.SharingServiceStub, calls: NodeCalls) -> None:
+        self._stub = stub
+        self._calls = calls
+
+    def apply(
+        self,
+        resource_id: str,
+        *,
+        keys: Sequence[str],
+        modes: Sequence[ComparisonMode],
+        duty: str,
+        items_per_day: int,
+        valid_until: _dt.date,
+    ) -> Application:
+        """Apply for ``resource_id`` (see ``ComparisonClient.apply``)."""
+        request = _apply_request(resource_id, keys, modes, duty, items_per_day, valid_until)
+        context = f"Apply {resource_id!r}"
+
+        def attempt(deadline: float) -> _sharing_pb2.Application:
+            try:
+                return self._calls.call(context, self._stub.Apply, request, deadline)
+            except RpcFailure as failure:
+                if not _may_be_on_file(failure):
+                    raise
+                error = error_from_status(failure.code, failure.details, context=context)
+                raise with_note(
+                    error,
+                    "the node may have recorded the application before the answer was lost: "
+                    f"see applications({resource_id!r}) before applying again",
+                ) from None
+
+        return application_from_message(self._calls.retrying(attempt))
+
+    def application(self, application_id: str) -> Application:
+        """One of the caller's applications (ResourceNotFoundError for any other id)."""
+        if not application_id:
+            raise InvalidRequestError("application_id must not be empty")
+        message = self._calls.unary(
+            f"GetApplication {application_id!r}",
+            self._stub.GetApplication,
+            _sharing_pb2.GetApplicationRequest(application_id=application_id),
+        )
+        return application_from_message(message)
+
+    def applications(self, resource_id: str | None = None) -> list[Application]:
+        """The caller's applications, oldest first; only ``resource_id``'s when given."""
+        response = self._calls.unary(
+            "ListApplications",
+            self._stub.ListApplications,
+            _sharing_pb2.ListApplicationsRequest(resource_id=resource_id or ""),
+        )
+        return [application_from_message(message) for message in response.applications]
+
+
+def _may_be_on_file(failure: RpcFailure) -> bool:
+    """Whether a failed Apply may have reached the node (so that sending it again may apply twice).
+
+    Only a connection that was never made ("failed to connect ...") says it did not; a node that
+    answered with a refusal recorded nothing.
+    """
+    if failure.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return True
+    if classify(failure.code, failure.details) is not ConnectionFailure.TRANSIENT:
+        return False
+    return "failed to connect" not in (failure.details or "").lower()
+
+
+def _apply_request(
+    resource_id: str,
+    keys: Sequence[str],
+    modes: Sequence[ComparisonMode],
+    duty: str,
+    items_per_day: int,
+    valid_until: _dt.date,
+) -> _sharing_pb2.ApplyRequest:
+    """The request, or InvalidRequestError for what the SDK can tell is wrong before sending."""
+    if not resource_id:
+        raise InvalidRequestError("resource_id must not be empty")
+    for name, names in (("keys", keys), ("modes", modes)):
+        if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
+            raise InvalidRequestError(f"{name} must be a non-empty list of names, such as ['x']")
+    if not duty or not duty.strip():
+        raise InvalidRequestError("duty must state the duty the comparisons serve (article 31)")
+    whole = isinstance(items_per_day, int) and not isinstance(items_per_day, bool)
+    if not whole or not 1 <= items_per_day <= _MAX_ITEMS:
+        raise InvalidRequestError("items_per_day must be a whole number of at least 1")
+    if isinstance(valid_until, _dt.datetime) or not isinstance(valid_until, _dt.date):
+        raise InvalidRequestError("valid_until must be a datetime.date (the last day, in China)")
+    return _sharing_pb2.ApplyRequest(
+        resource_id=resource_id,
+        comparison_keys=list(keys),
+        modes=[mode_to_wire(mode) for mode in modes],
+        duty=duty,
+        items_per_day=items_per_day,
+        valid_until=valid_until.isoformat(),
+    )
+
+
+def application_from_message(message: _sharing_pb2.Application) -> Application:
+    """The SDK's :class:`Application` for the node's message; ServiceError if it is malformed."""
+    where = f"application {message.id!r}"
+    status = _STATUSES.get(message.status)
+    if status is None:
+        raise ServiceError(f"the node sent {where} without a known status")
+    if not message.HasField("submitted_at"):
+        raise ServiceError(f"the node sent {where} without submitted_at")
+    grant = _grant(message.grant, where) if message.HasField("grant") else None
+    return Application(
+        id=message.id,
+        department=message.department,
+        resource_id=message.resource_id,
+        comparison_keys=tuple(message.comparison_keys),
+        modes=_modes(message.modes, where),
+        duty=message.duty,
+        items_per_day=message.items_per_day,
+        valid_until=_date(message.valid_until, "valid_until", where),
+        submitted_at=_instant(message.submitted_at),
+        decision_deadline=_date(message.decision_deadline, "decision_deadline", where),
+        status=status,
+        decided_at=_instant(message.decided_at) if message.HasField("decided_at") else None,
+        decision_reason=message.decision_reason,
+        grant=grant,
+    )
+
+
+def _grant(message: _sharing_pb2.Grant, application: str) -> Grant:
+    where = f"the grant of {application}"
+    return Grant(
+        id=message.id,
+        comparison_keys=tuple(message.comparison_keys),
+        modes=_modes(message.modes, where),
+        items_per_day=message.items_per_day,
+        valid_from=_date(message.valid_from, "valid_from", where),
+        valid_until=_date(message.valid_until, "valid_until", where),
+        revoked_at=_instant(message.revoked_at) if message.HasField("revoked_at") else None,
+        revocation_reason=message.revocation_reason,
+    )
+
+
+def _modes(numbers: Sequence[int], where: str) -> tuple[ComparisonMode, ...]:
+    modes = [mode_from_wire(number) for number in numbers]
+    known = tuple(mode for mode in modes if mode is not None)
+    if len(known) != len(modes):
+        raise ServiceError(f"the node sent {where} with a mode this SDK does not speak")
+    return known
+
+
+def _date(text: str, field: str, where: str) -> _dt.date:
+    try:
+        return _dt.date.fromisoformat(text)
+    except ValueError:
+        raise ServiceError(f"the node sent {where} with {field} {text!r}, not YYYY-MM-DD") from None
+
+
+def _instant(stamp: Timestamp) -> _dt.datetime:
+    return stamp.ToDatetime(tzinfo=_dt.UTC)
