@@ -5,27 +5,42 @@ takes values from a bounded set: modes, outcomes and refusal reasons from fixed 
 is counted as ``other``), requesters are authenticated department ids, resources the configured ones
 (``known_resources``; an unknown id from the network is counted as ``unknown``).
 
-Index age is computed at scrape time, from the index's ``built_at`` and an injectable clock.
+Index age is computed at scrape time, from the index's ``built_at`` and an injectable clock; so are
+the applications (article 25), read from the database by ``ApplicationsCollector``::
+
+    bidui_applications_pending                   awaiting a decision
+    bidui_applications_overdue                   of those, past their 5-working-day deadline
+    bidui_applications_decided_total{deadline}   decided ever, "met" or "missed" their deadline
+    bidui_applications_scrape_errors_total       reads of those that failed or timed out
+
+A scrape never waits on the database for long: see ``ApplicationsCollector``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session, sessionmaker
 
+from provider_node import errors, grants
 from provider_node.config import parse_address
+from provider_node.housekeeping import FailureLog
+from provider_node.store import read_only_session
+from provider_node.workdays import china_date
 
 __all__ = [
     "MODES",
     "OUTCOMES",
     "REFUSAL_REASONS",
     "RPC_DURATION_BUCKETS",
+    "ApplicationsCollector",
     "MetricsServer",
     "NodeMetrics",
     "start_metrics_server",
@@ -35,26 +50,16 @@ MODES = frozenset({"hashed", "blinded"})
 # answered: match bits returned; refused: a check failed; failed: the node could not answer (e.g.
 # the audit store); abandoned: a blinded session expired before its second step.
 OUTCOMES = frozenset({"answered", "refused", "failed", "abandoned"})
+# Every error the node refuses or fails a request with names its reason in provider_node.errors (a
+# GrantRefusal's is one of GrantRefusalReason): each is a label of its own without an edit here.
 REFUSAL_REASONS = frozenset(
     {
-        "unauthenticated",
-        "unknown_resource",
-        "unknown_key",
-        "not_shared",
-        "not_granted",
-        "mode_not_offered",
-        "invalid_argument",
-        "batch_too_large",
-        "key_version_mismatch",
-        "session_expired",
-        "rate_limited",
-        "quota_exceeded",
-        "audit_unavailable",
-        "index_unavailable",
-        "deadline_exceeded",
-        "too_many_sessions",
-        "internal",
+        error.reason
+        for error in vars(errors).values()
+        if isinstance(error, type) and issubclass(error, errors.NodeError)
     }
+    | {why.value for why in errors.GrantRefusalReason}
+    | {"unknown_key", "index_unavailable", "deadline_exceeded"}
 )
 # 1 ms .. 60 s: a single hashed record to a 100k-item blinded batch.
 RPC_DURATION_BUCKETS = (
@@ -62,6 +67,8 @@ RPC_DURATION_BUCKETS = (
 )  # fmt: skip
 OTHER = "other"
 UNKNOWN = "unknown"
+
+_log = logging.getLogger(__name__)
 
 
 def _utcnow() -> _dt.datetime:
@@ -109,6 +116,142 @@ class _IndexCollector(Collector):
         return []
 
 
+#: The counts of applications on a date in China (``grants.application_counts``).
+ApplicationCountsReader = Callable[[_dt.date], grants.ApplicationCounts]
+
+
+def application_counts_reader(
+    sessions: sessionmaker[Session], *, statement_timeout: float = 5.0
+) -> ApplicationCountsReader:
+    """``grants.application_counts`` in a read-only snapshot that blocks no writer; on PostgreSQL
+    cancelled after ``statement_timeout`` seconds (a SQLite reader never waits for a writer)."""
+
+    def read(today: _dt.date) -> grants.ApplicationCounts:
+        with read_only_session(sessions, statement_timeout=statement_timeout) as session:
+            return grants.application_counts(session, today)
+
+    return read
+
+
+class ApplicationsCollector(Collector):
+    """bidui_applications_*, read with ``read`` at scrape time, at most every ``refresh_seconds``.
+
+    The read runs on a thread of its own, one at a time, and a scrape waits for it ``wait_seconds``
+    at most, then answers with the last counts read. So a slow, locked or unreachable database
+    delays a scrape by ``wait_seconds`` at worst (well inside Prometheus's default 10 s scrape
+    timeout) and holds one connection at most (freed by the reader's statement timeout), however
+    many scrapers come; and a second scraper within ``refresh_seconds`` costs no query. Counts read
+    more than ``max_age_seconds`` ago are not exported at all: an absent series says "unknown",
+    where a stale one would keep saying "3 pending". Every failed read (an error, or PostgreSQL
+    cancelling it) adds one to ``bidui_applications_scrape_errors_total`` and is retried at the next
+    scrape after ``refresh_seconds``; the first of a run is logged at warning, its end at info.
+    """
+
+    def __init__(
+        self,
+        read: ApplicationCountsReader,
+        *,
+        clock: Callable[[], _dt.datetime] = _utcnow,
+        refresh_seconds: float = 5.0,
+        wait_seconds: float = 2.0,
+        max_age_seconds: float = 60.0,
+    ) -> None:
+        self._read = read
+        self._clock = clock
+        self._refresh = _dt.timedelta(seconds=refresh_seconds)
+        self._wait = wait_seconds
+        self._max_age = _dt.timedelta(seconds=max_age_seconds)
+        self._failures = FailureLog(_log, "read the applications for the metrics")
+        self._lock = threading.Lock()
+        self._counts: grants.ApplicationCounts | None = None
+        self._read_at: _dt.datetime | None = None  # when the read that gave _counts began
+        self._tried_at: _dt.datetime | None = None  # when the latest read began
+        self._reading: threading.Event | None = None  # set when the read under way ends
+        self._errors = 0
+
+    def collect(self) -> Iterator[Metric]:
+        now = self._clock()
+        reading = self._start_read(now)
+        if reading is not None:
+            reading.wait(self._wait)
+        with self._lock:
+            counts, read_at, failed = self._counts, self._read_at, self._errors
+        yield _scrape_errors(failed)
+        if counts is not None and read_at is not None and _within(now - read_at, self._max_age):
+            yield from _application_families(counts)
+
+    def describe(self) -> Iterable[Metric]:
+        # The names, for the registry's duplicate check: describing must not read the database.
+        return [_scrape_errors(0), *_application_families(grants.ApplicationCounts(0, 0, 0, 0))]
+
+    def _start_read(self, now: _dt.datetime) -> threading.Event | None:
+        """The read to wait for: the one under way, else a new one if the last began more than
+        ``refresh_seconds`` ago; None when the counts are fresh enough."""
+        with self._lock:
+            if self._reading is not None:
+                return self._reading
+            if self._tried_at is not None and _within(now - self._tried_at, self._refresh):
+                return None
+            self._tried_at = now
+            done = self._reading = threading.Event()
+        threading.Thread(
+            target=self._read_counts, args=(now, done), name="bidui-applications", daemon=True
+        ).start()
+        return done
+
+    def _read_counts(self, now: _dt.datetime, done: threading.Event) -> None:
+        try:
+            counts = self._read(china_date(now))
+        except Exception as problem:  # the database is away or too slow: a later scrape retries
+            with self._lock:
+                self._errors += 1
+            self._failures.failed(problem, "at the next scrape")
+        else:
+            with self._lock:
+                self._counts, self._read_at = counts, now
+            self._failures.succeeded()
+        finally:
+            with self._lock:
+                self._reading = None
+            done.set()
+
+
+def _within(age: _dt.timedelta, limit: _dt.timedelta) -> bool:
+    """A clock set back makes an age negative: treated as too old, so the counts are read again."""
+    return _dt.timedelta(0) <= age < limit
+
+
+def _scrape_errors(failed: int) -> Metric:
+    return CounterMetricFamily(
+        "bidui_applications_scrape_errors",
+        "Reads of the applications for the bidui_applications_* metrics that failed or were "
+        "cancelled for taking too long.",
+        value=failed,
+    )
+
+
+def _application_families(counts: grants.ApplicationCounts) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "bidui_applications_pending",
+        "Applications for conditional sharing awaiting the provider's decision (article 25).",
+        value=counts.pending,
+    )
+    yield GaugeMetricFamily(
+        "bidui_applications_overdue",
+        "Applications still awaiting a decision after their deadline of 5 working days.",
+        value=counts.overdue,
+    )
+    decided = CounterMetricFamily(
+        "bidui_applications_decided",
+        "Applications approved or refused, by whether the decision met its deadline of 5 working "
+        "days (article 25).",
+        labels=["deadline"],
+    )
+    decided.add_metric(["met"], counts.decided_on_time)
+    decided.add_metric(["missed"], counts.decided - counts.decided_on_time)
+    yield decided
+
+
 class NodeMetrics:
     """The node's metrics, registered in ``registry`` (tests pass a fresh ``CollectorRegistry``)."""
 
@@ -119,6 +262,8 @@ class NodeMetrics:
         known_resources: Iterable[str] | None = None,
         clock: Callable[[], _dt.datetime] = _utcnow,
     ) -> None:
+        self._registry = registry
+        self._clock = clock
         self._known_resources = frozenset(known_resources) if known_resources is not None else None
         labels = ["requester", "resource", "mode", "outcome"]
         self.comparisons = Counter(
@@ -206,6 +351,12 @@ class NodeMetrics:
 
     def remove_index(self, resource: str, key: str, mode: str) -> None:
         self._indexes.remove((resource, key, mode))
+
+    def track_applications(self, sessions: sessionmaker[Session]) -> ApplicationsCollector:
+        """Export the applications in ``sessions``' database, read at scrape time (article 25)."""
+        collector = ApplicationsCollector(application_counts_reader(sessions), clock=self._clock)
+        self._registry.register(collector)
+        return collector
 
 
 class MetricsServer:

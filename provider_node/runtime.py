@@ -20,6 +20,7 @@ from provider_node.audit import AuditLog
 from provider_node.auth import Authenticator, RevocationList
 from provider_node.certificates_store import revoked_serials
 from provider_node.config import NodeConfig
+from provider_node.housekeeping import QuotaPruner
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_built_at, load_indexes
 from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
@@ -50,6 +51,7 @@ class OpenNode:
     engine: Engine
     revocations: RevocationList
     desk: SharingDesk
+    pruner: QuotaPruner
 
 
 def open_node(
@@ -83,6 +85,7 @@ def open_node(
     engine = make_engine(config.audit.database_url)
     migrate(engine)
     sessions = session_factory(engine)
+    metrics.track_applications(sessions)
     audit = AuditLog(sessions, clock=clock, retention_days=config.audit.retention_days)
 
     def load_revoked() -> set[str]:
@@ -102,7 +105,8 @@ def open_node(
     )
     node = ProviderNode(served, audit, metrics, access, limits)
     desk = SharingDesk(served, audit, clock=clock)
-    return OpenNode(config, node, metrics, registry, audit, engine, revocations, desk)
+    pruner = QuotaPruner(sessions, clock=clock)
+    return OpenNode(config, node, metrics, registry, audit, engine, revocations, desk, pruner)
 
 
 @dataclass
@@ -122,6 +126,7 @@ class StartedNode:
     def stop(self, grace: float = 5.0) -> None:
         self.grpc.stop(grace)
         self.reaper.stop()
+        self.opened.pruner.stop()
         self.opened.revocations.stop()
         # Comparisons whose second step can no longer come are audited as abandoned.
         self.opened.node.reap_expired_sessions()
@@ -163,4 +168,5 @@ def start_node(
         raise
     reaper = SessionReaper(opened.node)
     reaper.start()
+    opened.pruner.start()
     return StartedNode(opened, running, metrics_server, metrics_port, reaper)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Connection,
     Date,
     Double,
     Engine,
@@ -61,6 +64,7 @@ __all__ = [
     "QuotaUsage",
     "make_engine",
     "migrate",
+    "read_only_session",
     "session_factory",
     "snapshot_options",
 ]
@@ -223,13 +227,31 @@ def _make_sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def snapshot_options(engine: Engine) -> dict[str, Any]:
+def snapshot_options(engine: Engine | Connection) -> dict[str, Any]:
     """Execution options for a consistent read-only snapshot that does not block writers."""
     if engine.dialect.name == "sqlite":
         return {SQLITE_BEGIN_OPTION: "DEFERRED"}
     if engine.dialect.name == "postgresql":
         return {"isolation_level": "REPEATABLE READ"}
     return {}
+
+
+@contextmanager
+def read_only_session(
+    sessions: sessionmaker[Session], *, statement_timeout: float | None = None
+) -> Iterator[Session]:
+    """A session that reads one consistent snapshot without blocking writers; it must not write.
+
+    On SQLite its transaction is ``BEGIN DEFERRED``: a reader in WAL mode neither takes the write
+    lock nor waits for a writer. On PostgreSQL (REPEATABLE READ) ``statement_timeout`` seconds, if
+    given, cancel any statement that runs longer, waiting for a lock included.
+    """
+    with sessions() as session:
+        connection = session.connection(execution_options=snapshot_options(session.get_bind()))
+        if statement_timeout is not None and connection.dialect.name == "postgresql":
+            milliseconds = max(1, round(statement_timeout * 1000))
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        yield session
 
 
 _factories: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = weakref.WeakKeyDictionary()
