@@ -70,7 +70,9 @@ MIN_RETENTION_DAYS = 730
 ExportFormat = Literal["jsonl", "csv"]
 Clock = Callable[[], datetime]
 
-OUTCOMES = frozenset({"answered", "refused", "failed", "abandoned"})
+#: ``opened``: a blinded comparison's first step, recorded before its evaluations leave the node;
+#: the comparison's own record (answered, refused, failed or abandoned) follows.
+OUTCOMES = frozenset({"answered", "refused", "failed", "abandoned", "opened"})
 MODES = frozenset({"hashed", "blinded", ""})
 
 _HASH_DOMAIN_V1 = "bidui-audit-v1"
@@ -97,8 +99,9 @@ HASHED_FIELDS_V1: tuple[str, ...] = (
     "payload_sha256",
     "prev_hash",
 )
-#: Fields added in v2: who vouched for the caller (certificate serial) and under which grant.
-_V2_FIELDS = ("cert_serial", "grant_id")
+#: Fields added in v2: who vouched for the caller (certificate serial), under which grant, and the
+#: comparison an opening record belongs to.
+_V2_FIELDS = ("cert_serial", "grant_id", "related_id")
 #: Every field covered by ``record_hash``, in the order they are serialised.
 HASHED_FIELDS: tuple[str, ...] = (*HASHED_FIELDS_V1[:-1], *_V2_FIELDS, "prev_hash")
 #: Columns of an export, in order: everything needed to check the chain offline.
@@ -153,6 +156,7 @@ class AuditEntry:
     cert_fingerprint: str = ""
     cert_serial: str = ""
     grant_id: str = ""
+    related_id: str = ""
     resource_id: str = ""
     comparison_key: str = ""
     mode: str = ""
@@ -390,12 +394,20 @@ class AuditLog:
         returns the entry describing what it did: both are committed together or not at all.
         Errors ``act`` raises that are not the store's own propagate unchanged.
         """
-        done: list[AuditEntry] = []
+        entry = self.append_unless(act)
+        assert entry is not None
+        return entry
+
+    def append_unless(self, act: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
+        """``append_action`` where ``act`` may find nothing to record (returns None): e.g. a
+        comparison another node process has already closed. Each retry runs ``act`` afresh."""
+        done: list[AuditEntry | None] = [None]
 
         def run(session: Session) -> None:
             entry = act(session)
-            self._append_in(session, entry, entry.comparison_id or str(uuid.uuid4()))
-            done[:] = [entry]
+            if entry is not None:
+                self._append_in(session, entry, entry.comparison_id or str(uuid.uuid4()))
+            done[0] = entry
 
         self._with_retries(run)
         return done[0]

@@ -18,6 +18,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # the requester's mistake or policy
     FAILED = "failed"  # the node's own fault (e.g. the audit store is down)
     ABANDONED = "abandoned"  # a blinded comparison whose second step never came
+    OPENED = "opened"  # a blinded comparison's first step, before its evaluations leave
 
 
 class Action(StrEnum):

@@ -18,7 +18,9 @@ record. A session not closed within its lifetime is audited as ``abandoned`` by
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -46,10 +48,13 @@ from provider_node.messages import (
     Outcome,
 )
 from provider_node.metrics import NodeMetrics
+from provider_node.open_comparisons import ABANDONED_STATUS, close, reconcile
 from provider_node.resources import ServedResource
 from provider_node.sessions import Session, SessionTable
 
 __all__ = ["NodeLimits", "ProviderNode"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,10 @@ class ProviderNode:
         limits: NodeLimits,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
     ) -> None:
         self._resources = dict(resources)
+        self._clock = clock
         self._audit = audit
         self._metrics = metrics
         self._access = access
@@ -158,7 +165,6 @@ class ProviderNode:
     ) -> BlindOutcome:
         """Step 1 of 2: RFC 9497 BlindEvaluate with a batched DLEQ proof; opens a session."""
         started = self._monotonic()
-        self.reap_expired_sessions()
         digest = digest_more(hashlib.sha256(), blinded)
         grant_id = ""
         try:
@@ -175,6 +181,26 @@ class ProviderNode:
             comparison_id = str(uuid.uuid4())
             session = Session(caller, header, len(blinded), digest, started, 0.0, grant_id)
             self._sessions.open(comparison_id, session)
+            # Fail closed: no evaluation leaves before its comparison is on record as opened (an
+            # evaluation is an oracle answer, RFC 9497 section 7), and a comparison on record is
+            # always closed later: answered, refused, or abandoned.
+            try:
+                self._append(
+                    self._entry(
+                        caller,
+                        header,
+                        Mode.BLINDED,
+                        started,
+                        item_count=len(blinded),
+                        outcome=Outcome.OPENED,
+                        payload_sha256=digest.hexdigest(),
+                        related_id=comparison_id,
+                        grant_id=grant_id,
+                    )
+                )
+            except errors.NodeError:
+                self._sessions.forget(comparison_id)
+                raise
         except errors.NodeError as refusal:
             self._audit_refusal(
                 caller,
@@ -248,33 +274,63 @@ class ProviderNode:
         )
 
     def reap_expired_sessions(self) -> int:
-        """Audit blinded comparisons whose second step never came; returns how many."""
-        expired = self._sessions.expired()
-        for cid, session in expired.items():
-            self._append(
-                self._entry(
-                    session.caller,
-                    session.header,
-                    Mode.BLINDED,
-                    session.started,
-                    item_count=session.item_count,
-                    outcome=Outcome.ABANDONED,
-                    status="DEADLINE_EXCEEDED",
-                    reason="finalized outputs never arrived within the session lifetime",
-                    payload_sha256=session.digest.hexdigest(),
-                    comparison_id=cid,
-                    grant_id=session.grant_id,
-                ),
-            )
-            self._metrics.record_comparison(
-                requester=session.caller.department,
-                resource=session.header.resource_id,
-                mode=Mode.BLINDED,
+        """Close blinded comparisons whose second step never came; returns how many.
+
+        A session is forgotten only once its ``abandoned`` record is committed: with the store
+        down it stays, and the next round tries again.
+        """
+        return self._abandon(
+            self._sessions.expired(), "finalized outputs never arrived within the session lifetime"
+        )
+
+    def abandon_open_sessions(self) -> int:
+        """At a graceful stop, after in-flight RPCs finished: close every open comparison."""
+        return self._abandon(
+            self._sessions.all(), "the node stopped before the finalized outputs arrived"
+        )
+
+    def reconcile_open_comparisons(self, older_than: float) -> int:
+        """Close comparisons opened more than ``older_than`` seconds ago that no process closed
+        (a node killed between the two steps); safe to run in every node process."""
+        before = self._clock() - _dt.timedelta(seconds=older_than)
+        closed = reconcile(self._audit, before, open_here=self._sessions)
+        if closed:
+            _log.warning("closed %d blinded comparisons left open in the audit log", closed)
+        return closed
+
+    def _abandon(self, sessions: Mapping[str, Session], reason: str) -> int:
+        closed = 0
+        for cid, session in sessions.items():
+            entry = self._entry(
+                session.caller,
+                session.header,
+                Mode.BLINDED,
+                session.started,
+                item_count=session.item_count,
                 outcome=Outcome.ABANDONED,
-                items=session.item_count,
-                matches=0,
+                status=ABANDONED_STATUS,
+                reason=reason,
+                payload_sha256=session.digest.hexdigest(),
+                comparison_id=cid,
+                grant_id=session.grant_id,
             )
-        return len(expired)
+            try:
+                wrote = close(self._audit, entry)
+            except errors.AuditUnavailableError:
+                self._metrics.record_audit_failure()
+                raise
+            self._sessions.forget(cid)
+            if wrote:
+                closed += 1
+                self._metrics.record_comparison(
+                    requester=session.caller.department,
+                    resource=session.header.resource_id,
+                    mode=Mode.BLINDED,
+                    outcome=Outcome.ABANDONED,
+                    items=session.item_count,
+                    matches=0,
+                )
+        return closed
 
     @property
     def open_sessions(self) -> int:
@@ -383,6 +439,7 @@ class ProviderNode:
         payload_sha256: str = "",
         comparison_id: str = "",
         grant_id: str = "",
+        related_id: str = "",
     ) -> AuditEntry:
         return AuditEntry(
             action=str(action),
@@ -390,6 +447,7 @@ class ProviderNode:
             cert_fingerprint=caller.cert_fingerprint,
             cert_serial=caller.cert_serial,
             grant_id=grant_id,
+            related_id=related_id,
             resource_id=header.resource_id[:64],
             comparison_key=header.comparison_key[:64],
             mode=str(mode),

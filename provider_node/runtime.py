@@ -7,6 +7,7 @@ the node in the foreground until SIGTERM or SIGINT.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from provider_node.auth import Authenticator, RevocationList
 from provider_node.certificates_store import revoked_serials
 from provider_node.config import NodeConfig
 from provider_node.housekeeping import QuotaPruner
+from provider_node.errors import AuditUnavailableError
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_built_at, load_indexes
 from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
@@ -103,10 +105,31 @@ def open_node(
         max_open_sessions=config.node.max_open_sessions,
         max_open_sessions_per_department=config.node.max_open_sessions_per_department,
     )
-    node = ProviderNode(served, audit, metrics, access, limits)
+    node = ProviderNode(served, audit, metrics, access, limits, clock=clock)
+    # Comparisons a crashed node left open (kill -9 between the two steps) end as abandoned now;
+    # younger ones may belong to another live process on this database: its reaper closes them.
+    node.reconcile_open_comparisons(float(config.node.blinded_session_seconds))
     desk = SharingDesk(served, audit, clock=clock)
     pruner = QuotaPruner(sessions, clock=clock)
     return OpenNode(config, node, metrics, registry, audit, engine, revocations, desk, pruner)
+
+
+def _close_open_sessions(node: ProviderNode, patience: float) -> None:
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            node.abandon_open_sessions()
+            return
+        except AuditUnavailableError as problem:
+            if time.monotonic() >= deadline:
+                _log.error(
+                    "stopping with %d blinded comparisons not recorded as abandoned (%s): the "
+                    "next node to start on this audit log records them",
+                    node.open_sessions,
+                    problem,
+                )
+                return
+            time.sleep(1.0)
 
 
 @dataclass
@@ -123,13 +146,15 @@ class StartedNode:
     def port(self) -> int:
         return self.grpc.port
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 5.0, *, record_for: float = 30.0) -> None:
+        """The safe order: NOT_SERVING, stop accepting, let in-flight RPCs finish within
+        ``grace`` (each audited), then close every open blinded comparison as abandoned
+        (retried for up to ``record_for`` seconds while the store is down), then let go."""
         self.grpc.stop(grace)
         self.reaper.stop()
         self.opened.pruner.stop()
+        _close_open_sessions(self.opened.node, record_for)
         self.opened.revocations.stop()
-        # Comparisons whose second step can no longer come are audited as abandoned.
-        self.opened.node.reap_expired_sessions()
         self.metrics_server.shutdown()
         self.opened.engine.dispose()
 
@@ -166,7 +191,8 @@ def start_node(
         running.stop(0)
         opened.revocations.stop()
         raise
-    reaper = SessionReaper(opened.node)
+    lifetime = float(config.node.blinded_session_seconds)
+    reaper = SessionReaper(opened.node, lifetime)
     reaper.start()
     opened.pruner.start()
     return StartedNode(opened, running, metrics_server, metrics_port, reaper)

@@ -172,23 +172,39 @@ def create_server(
 
 
 class SessionReaper(threading.Thread):
-    """Audits abandoned blinded comparisons every ``interval`` seconds until stopped."""
+    """Every ``interval`` seconds until stopped: closes this process's expired blinded sessions
+    as abandoned, and any comparison left open in the audit log by a process that died."""
 
-    def __init__(self, node: ProviderNode, interval: float = 15.0) -> None:
+    def __init__(self, node: ProviderNode, lifetime: float, interval: float = 5.0) -> None:
         super().__init__(name="bidui-session-reaper", daemon=True)
         self._node = node
+        self._lifetime = lifetime
         self._interval = interval
         self._stopped = threading.Event()
 
     def run(self) -> None:
+        failing = False
         while not self._stopped.wait(self._interval):
             try:
                 self._node.reap_expired_sessions()
-            except Exception:  # the audit store may be down; the next round retries
-                _log.warning("could not audit abandoned blinded comparisons; will retry")
+                # A little past the lifetime: a live process reaps its own first.
+                self._node.reconcile_open_comparisons(self._lifetime + 2 * self._interval)
+            except Exception as problem:  # the audit store may be down; the next round retries
+                if not failing:
+                    _log.warning(
+                        "cannot record abandoned blinded comparisons (%s); retrying every %.0f s",
+                        problem,
+                        self._interval,
+                    )
+                failing = True
+            else:
+                if failing:
+                    _log.warning("abandoned blinded comparisons are recorded again")
+                failing = False
 
     def stop(self) -> None:
         self._stopped.set()
+        self.join(timeout=self._interval + 30)
 
 
 class SignalWaiter:

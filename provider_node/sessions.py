@@ -92,13 +92,27 @@ class SessionTable:
         return session.expires < self._monotonic()
 
     def expired(self) -> dict[str, Session]:
-        """Remove and return the sessions whose lifetime has passed."""
+        """The sessions whose lifetime has passed, still in the table: ``forget`` each once its
+        ``abandoned`` record is committed, so a store that is down loses none of them."""
         now = self._monotonic()
         with self._lock:
-            gone = {cid: s for cid, s in self._sessions.items() if s.expires < now}
-            for cid, session in gone.items():
-                self._forget(cid, session)
-        return gone
+            return {cid: s for cid, s in self._sessions.items() if s.expires < now}
+
+    def all(self) -> dict[str, Session]:
+        """Every open session, still in the table (for a graceful stop)."""
+        with self._lock:
+            return dict(self._sessions)
+
+    def forget(self, comparison_id: str) -> None:
+        """Drop a session (its comparison is closed in the audit log); no-op if already gone."""
+        with self._lock:
+            session = self._sessions.get(comparison_id)
+            if session is not None:
+                self._forget(comparison_id, session)
+
+    def __contains__(self, comparison_id: object) -> bool:
+        with self._lock:
+            return comparison_id in self._sessions
 
     def _forget(self, comparison_id: str, session: Session) -> None:
         del self._sessions[comparison_id]

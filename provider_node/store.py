@@ -117,6 +117,7 @@ class AuditRecord(Base):
 
     __tablename__ = "audit_record"
     __table_args__ = (
+        Index("ix_audit_record_outcome_time", "outcome", "occurred_at"),
         CheckConstraint("seq >= 1", name="ck_audit_record_seq_positive"),
         CheckConstraint("item_count >= 0", name="ck_audit_record_item_count"),
         CheckConstraint("match_count >= 0", name="ck_audit_record_match_count"),
@@ -135,6 +136,7 @@ class AuditRecord(Base):
     # Added by migration 0003; "" on records written before it.
     cert_serial: Mapped[str] = mapped_column(String(40), default="")
     grant_id: Mapped[str] = mapped_column(String(36), default="")
+    related_id: Mapped[str] = mapped_column(String(36), default="", index=True)
     resource_id: Mapped[str] = mapped_column(Text)
     comparison_key: Mapped[str] = mapped_column(Text)
     mode: Mapped[str] = mapped_column(String(16))

@@ -55,6 +55,9 @@ def test_compare_gives_match_bits_aligned_with_input(
     if mode == "hashed":  # handing out the HMAC key is a governance action, audited too
         key_fetch = records.pop(0)
         assert (key_fetch["action"], key_fetch["outcome"]) == ("hash_key_fetch", "answered")
+    else:  # the opening, committed before the evaluations left the node
+        opening = records.pop(0)
+        assert (opening["outcome"], opening["related_id"]) == ("opened", result.comparison_ids[0])
     assert [r["comparison_id"] for r in records] == list(result.comparison_ids)
     (record,) = records
     assert record["outcome"] == "answered"
@@ -83,7 +86,10 @@ def test_large_input_is_split_into_several_audited_requests(node: NodeUnderTest)
     assert result.matched_count == 600
     assert len(result.comparison_ids) == 3
     records = audit_records(node)[before:]
-    assert len(records) == 3
+    closing = [r for r in records if r["outcome"] == "answered"]
+    assert [r["comparison_id"] for r in closing] == list(result.comparison_ids)
+    openings = [r["related_id"] for r in records if r["outcome"] == "opened"]
+    assert openings == list(result.comparison_ids)  # each opened before its evaluations left
     assert {r["request_id"] for r in records} == {result.request_id}
     assert seen[-1] == (600, 600)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from comparator.canonical import Domain, encode_record
 from comparator.index import MatchIndex, unpack_matches
@@ -112,11 +113,14 @@ def test_blinded_comparison_is_one_audit_record(setup) -> None:  # type: ignore[
     node, _, audit, pk = setup
     client, blinded = _blind(pk, [IDS[0], "110105194912310038", IDS[2]])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
-    assert node.open_sessions == 1 and _records(audit) == []
+    # The evaluations left only once the comparison was on record as opened.
+    (opening,) = _records(audit)
+    assert (opening["outcome"], opening["related_id"]) == ("opened", opened.comparison_id)
+    assert node.open_sessions == 1
     outputs = client.finalize(blinded.state, opened.evaluation)
     outcome = node.match_blinded(CALLER, opened.comparison_id, outputs)
     assert unpack_matches(outcome.match_bits, 3) == [True, False, True]
-    (record,) = _records(audit)
+    _, record = _records(audit)
     assert record["comparison_id"] == opened.comparison_id == outcome.comparison_id
     assert (record["outcome"], record["item_count"], record["match_count"]) == ("answered", 3, 2)
     assert node.open_sessions == 0
@@ -147,7 +151,7 @@ def test_expired_session_is_refused_and_abandoned_ones_audited(setup) -> None:  
     clock.now += 61
     assert node.reap_expired_sessions() == 1
     outcomes = [(r["outcome"], r["item_count"]) for r in _records(audit)]
-    assert outcomes == [("refused", 1), ("abandoned", 2)]
+    assert outcomes == [("opened", 1), ("refused", 1), ("opened", 2), ("abandoned", 2)]
     assert node.open_sessions == 0
 
 
@@ -169,6 +173,65 @@ def test_items_per_minute_are_limited_per_department(setup) -> None:  # type: ig
     assert [(r["status_code"], r["requester"]) for r in refused] == [
         ("RESOURCE_EXHAUSTED", "civil-affairs")
     ]
+
+
+def _break_store(audit: AuditLog) -> None:
+    """The audit table is gone: every write fails, as with a store that is down."""
+    with audit.sessions.begin() as session:
+        session.execute(text("ALTER TABLE audit_record RENAME TO audit_record_away"))
+
+
+def _mend_store(audit: AuditLog) -> None:
+    with audit.sessions.begin() as session:
+        session.execute(text("ALTER TABLE audit_record_away RENAME TO audit_record"))
+
+
+def test_no_evaluation_leaves_when_the_opening_cannot_be_recorded(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, audit, pk = setup
+    _, blinded = _blind(pk, IDS[:1])
+    _break_store(audit)
+    with pytest.raises(errors.AuditUnavailableError):
+        node.blind_evaluate(CALLER, HEADER, blinded.message)
+    assert node.open_sessions == 0
+
+
+def test_a_session_is_forgotten_only_once_its_abandonment_is_recorded(setup) -> None:  # type: ignore[no-untyped-def]
+    node, clock, audit, pk = setup
+    _, blinded = _blind(pk, IDS[:2])
+    opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
+    clock.now += 61
+    _break_store(audit)
+    with pytest.raises(errors.AuditUnavailableError):
+        node.reap_expired_sessions()
+    assert node.open_sessions == 1  # kept: the store could not take the record
+    _mend_store(audit)
+    assert node.reap_expired_sessions() == 1
+    closing = _records(audit)[-1]
+    assert (closing["comparison_id"], closing["outcome"]) == (opened.comparison_id, "abandoned")
+
+
+def test_a_graceful_stop_records_open_sessions_as_abandoned(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, audit, pk = setup
+    _, blinded = _blind(pk, IDS[:1])
+    first = node.blind_evaluate(CALLER, HEADER, blinded.message)
+    second = node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, blinded.message)
+    assert node.abandon_open_sessions() == 2
+    closed = {r["comparison_id"] for r in _records(audit) if r["outcome"] == "abandoned"}
+    assert closed == {first.comparison_id, second.comparison_id}
+
+
+def test_comparisons_left_open_by_a_crashed_node_are_closed_once(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, audit, pk = setup
+    _, blinded = _blind(pk, IDS[:1])
+    opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
+    # Another process on the same log (or this one after kill -9) sees the opening only.
+    assert node.reconcile_open_comparisons(0.0) == 0  # still open here: not another's to close
+    node._sessions.forget(opened.comparison_id)  # the process that held it is gone
+    assert node.reconcile_open_comparisons(0.0) == 1
+    assert node.reconcile_open_comparisons(0.0) == 0  # closed exactly once
+    closing = _records(audit)[-1]
+    assert (closing["comparison_id"], closing["outcome"]) == (opened.comparison_id, "abandoned")
+    assert closing["requester"] == CALLER.department
 
 
 def test_open_sessions_are_capped_per_department(setup) -> None:  # type: ignore[no-untyped-def]

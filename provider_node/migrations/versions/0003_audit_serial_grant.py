@@ -1,7 +1,8 @@
-"""Audit records name the client certificate's serial and the grant a comparison relied on.
+"""Audit records name the client certificate's serial, the grant a comparison relied on, and the
+record they follow up (a blinded comparison's opening record names the comparison it opens).
 
-Records written before this revision keep "" in both columns and their "bidui-audit-v1" hashes;
-records that carry either are hashed as "bidui-audit-v2" (``provider_node.audit``).
+Records written before this revision keep "" in these columns and their "bidui-audit-v1" hashes;
+records that carry any of them are hashed as "bidui-audit-v2" (``provider_node.audit``).
 
 Revision ID: 0003_audit_serial_grant
 Revises: 0002_grants_quotas_certificates
@@ -25,6 +26,10 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_record") as table:
         table.add_column(sa.Column("cert_serial", sa.String(40), nullable=False, server_default=""))
         table.add_column(sa.Column("grant_id", sa.String(36), nullable=False, server_default=""))
+        table.add_column(sa.Column("related_id", sa.String(36), nullable=False, server_default=""))
+    op.create_index("ix_audit_record_related_id", "audit_record", ["related_id"])
+    # Finding blinded comparisons opened and never closed (reconciled at start and periodically).
+    op.create_index("ix_audit_record_outcome_time", "audit_record", ["outcome", "occurred_at"])
 
 
 def downgrade() -> None:
