@@ -30,10 +30,9 @@ The hashed-mode HMAC key is held in memory while the client is open and is never
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -52,7 +51,7 @@ from client_sdk.hashed import compare_hashed
 from client_sdk.refusals import Refusals
 from client_sdk.results import ComparisonResult
 from client_sdk.retry import NodeCalls, RetryPolicy, call_with_retries
-from client_sdk.sharing import Application, Sharing
+from client_sdk.sharing import SharingCalls
 
 __all__ = [
     "ComparisonClient",
@@ -108,7 +107,7 @@ def channel_options(
     return options
 
 
-class ComparisonClient:
+class ComparisonClient(SharingCalls):
     """A connection to one provider node, over mTLS.
 
     ``timeout`` is the time allowed for each request: a catalog call, or one chunk of a
@@ -117,7 +116,8 @@ class ComparisonClient:
     request gets while the node is away, or a whole :class:`RetryPolicy`. Give
     :class:`Credentials` rather than raw ``grpc.ChannelCredentials`` to have a refused
     certificate told apart from a restarting node. Use as a context manager, or call
-    :meth:`close`.
+    :meth:`close`. ``apply``, ``application`` and ``applications`` (from
+    :class:`~client_sdk.sharing.SharingCalls`) are for conditional resources.
     """
 
     def __init__(
@@ -153,10 +153,10 @@ class ComparisonClient:
             server_name=server_name,
             credentials=credentials if isinstance(credentials, Credentials) else None,
         )
-        self._calls = NodeCalls(self.timeout, self.retry_policy, refusals=refusals)
+        calls = NodeCalls(self.timeout, self.retry_policy, refusals=refusals)
+        super().__init__(_sharing_pb2_grpc.SharingServiceStub(self._channel), calls)
         self._catalog = Catalog(_catalog_pb2_grpc.CatalogServiceStub(self._channel), self._calls)
         self._comparison = _comparison_pb2_grpc.ComparisonServiceStub(self._channel)
-        self._sharing = Sharing(_sharing_pb2_grpc.SharingServiceStub(self._channel), self._calls)
 
     def __enter__(self) -> ComparisonClient:
         return self
@@ -184,43 +184,6 @@ class ComparisonClient:
     def describe(self, resource_id: str) -> _catalog_pb2.Resource:
         """The catalog entry of ``resource_id`` (raises ResourceNotFoundError if unknown)."""
         return self._catalog.describe(resource_id)
-
-    def apply(
-        self,
-        resource_id: str,
-        *,
-        keys: Sequence[str],
-        modes: Sequence[ComparisonMode],
-        duty: str,
-        items_per_day: int,
-        valid_until: _dt.date,
-    ) -> Application:
-        """Apply for a conditional resource (article 25); returns the PENDING application.
-
-        ``keys`` are the comparison keys and ``modes`` the modes asked for, ``duty`` the duty the
-        comparisons serve (article 31; audited, so no personal data), ``items_per_day`` the
-        records to compare per day (China time), ``valid_until`` the last day. The operator
-        decides by ``decision_deadline`` (5 Chinese working days), perhaps narrower than asked.
-        A resource shared unconditionally is refused :class:`InvalidRequestError` (compare
-        without applying); a node whose working-day calendar ends before the deadline
-        :class:`ServiceError` (its operator must update it).
-        """
-        return self._sharing.apply(
-            resource_id,
-            keys=keys,
-            modes=modes,
-            duty=duty,
-            items_per_day=items_per_day,
-            valid_until=valid_until,
-        )
-
-    def application(self, application_id: str) -> Application:
-        """One of this department's applications, with its decision and grant."""
-        return self._sharing.application(application_id)
-
-    def applications(self, resource_id: str | None = None) -> list[Application]:
-        """This department's applications (for ``resource_id`` only, if given), oldest first."""
-        return self._sharing.applications(resource_id)
 
     def compare(
         self,

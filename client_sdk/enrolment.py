@@ -53,11 +53,6 @@ def make_key_and_request(department: str, directory: StrPath) -> tuple[Path, Pat
         )
     folder = Path(directory)
     key_path, csr_path = folder / f"{department}.key", folder / f"{department}.csr"
-    if os.path.lexists(key_path):
-        raise CredentialsError(
-            f"key file {str(key_path)!r} already exists and is kept as it is (a certificate may "
-            "have been signed for it): move it away first, or choose another directory"
-        )
     key = ec.generate_private_key(ec.SECP256R1())
     request_pem = _certificate_request(department, key).public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(
@@ -67,9 +62,15 @@ def make_key_and_request(department: str, directory: StrPath) -> tuple[Path, Pat
     )
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CredentialsError(f"cannot make directory {str(folder)!r}: {_why(exc)}") from None
+    try:
         _write_new(key_path, key_pem, 0o600)
     except FileExistsError:
-        raise CredentialsError(f"key file {str(key_path)!r} already exists") from None
+        raise CredentialsError(
+            f"key file {str(key_path)!r} already exists and is kept as it is (a certificate may "
+            "have been signed for it): move it away first, or choose another directory"
+        ) from None
     except OSError as exc:
         raise CredentialsError(f"cannot write key file {str(key_path)!r}: {_why(exc)}") from None
     try:

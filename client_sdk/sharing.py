@@ -18,7 +18,7 @@ reported as missing (:class:`ResourceNotFoundError`).
 Reading is retried like every other call. Apply is not: an application is a record at the node,
 so an Apply whose connection failed after it was sent may already be on file. Only an Apply that
 never reached the node (no connection) is sent again; otherwise the error says to look at
-:meth:`Sharing.applications` before applying again.
+:meth:`SharingCalls.applications` before applying again.
 """
 
 from __future__ import annotations
@@ -38,7 +38,13 @@ from client_sdk.connection_failures import ConnectionFailure, classify
 from client_sdk.errors import InvalidRequestError, ServiceError, error_from_status, with_note
 from client_sdk.retry import NodeCalls, RpcFailure
 
-__all__ = ["Application", "ApplicationStatus", "Grant", "Sharing", "application_from_message"]
+__all__ = [
+    "Application",
+    "ApplicationStatus",
+    "Grant",
+    "SharingCalls",
+    "application_from_message",
+]
 
 _MAX_ITEMS = 2**64 - 1  # items_per_day is a uint64 on the wire; the node sets its own bound
 
@@ -99,11 +105,11 @@ class Application:
     grant: Grant | None = None
 
 
-class Sharing:
-    """The SharingService RPCs of one node."""
+class SharingCalls:
+    """The SharingService calls of a client: :class:`ComparisonClient` has them."""
 
     def __init__(self, stub: _sharing_pb2_grpc.SharingServiceStub, calls: NodeCalls) -> None:
-        self._stub = stub
+        self._sharing_stub = stub
         self._calls = calls
 
     def apply(
@@ -116,13 +122,41 @@ class Sharing:
         items_per_day: int,
         valid_until: _dt.date,
     ) -> Application:
-        """Apply for ``resource_id`` (see ``ComparisonClient.apply``)."""
-        request = _apply_request(resource_id, keys, modes, duty, items_per_day, valid_until)
+        """Apply for a conditional resource (article 25); returns the PENDING application.
+
+        ``keys`` are the comparison keys and ``modes`` the modes asked for, ``duty`` the duty the
+        comparisons serve (article 31; audited, so no personal data), ``items_per_day`` the
+        records to compare per day (China time), ``valid_until`` the last day. The operator
+        decides by ``decision_deadline`` (5 Chinese working days), perhaps narrower than asked.
+        A resource shared unconditionally is refused :class:`InvalidRequestError` (compare
+        without applying); a node whose working-day calendar ends before the deadline
+        :class:`ServiceError` (its operator must update it).
+        """
+        if not resource_id:
+            raise InvalidRequestError("resource_id must not be empty")
+        for name, names in (("keys", keys), ("modes", modes)):
+            if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
+                raise InvalidRequestError(f"{name} must be a non-empty list of names, like ['x']")
+        if not duty or not duty.strip():
+            raise InvalidRequestError("duty must state the duty the comparisons serve (article 31)")
+        whole = isinstance(items_per_day, int) and not isinstance(items_per_day, bool)
+        if not whole or not 1 <= items_per_day <= _MAX_ITEMS:
+            raise InvalidRequestError("items_per_day must be a whole number of at least 1")
+        if isinstance(valid_until, _dt.datetime) or not isinstance(valid_until, _dt.date):
+            raise InvalidRequestError("valid_until must be a datetime.date (the last day, China)")
+        request = _sharing_pb2.ApplyRequest(
+            resource_id=resource_id,
+            comparison_keys=list(keys),
+            modes=[mode_to_wire(mode) for mode in modes],
+            duty=duty,
+            items_per_day=items_per_day,
+            valid_until=valid_until.isoformat(),
+        )
         context = f"Apply {resource_id!r}"
 
         def attempt(deadline: float) -> _sharing_pb2.Application:
             try:
-                return self._calls.call(context, self._stub.Apply, request, deadline)
+                return self._calls.call(context, self._sharing_stub.Apply, request, deadline)
             except RpcFailure as failure:
                 if not _may_be_on_file(failure):
                     raise
@@ -136,21 +170,22 @@ class Sharing:
         return application_from_message(self._calls.retrying(attempt))
 
     def application(self, application_id: str) -> Application:
-        """One of the caller's applications (ResourceNotFoundError for any other id)."""
+        """One of this department's applications, with its decision and grant
+        (:class:`ResourceNotFoundError` for any other id)."""
         if not application_id:
             raise InvalidRequestError("application_id must not be empty")
         message = self._calls.unary(
             f"GetApplication {application_id!r}",
-            self._stub.GetApplication,
+            self._sharing_stub.GetApplication,
             _sharing_pb2.GetApplicationRequest(application_id=application_id),
         )
         return application_from_message(message)
 
     def applications(self, resource_id: str | None = None) -> list[Application]:
-        """The caller's applications, oldest first; only ``resource_id``'s when given."""
+        """This department's applications (for ``resource_id`` only, if given), oldest first."""
         response = self._calls.unary(
             "ListApplications",
-            self._stub.ListApplications,
+            self._sharing_stub.ListApplications,
             _sharing_pb2.ListApplicationsRequest(resource_id=resource_id or ""),
         )
         return [application_from_message(message) for message in response.applications]
@@ -167,37 +202,6 @@ def _may_be_on_file(failure: RpcFailure) -> bool:
     if classify(failure.code, failure.details) is not ConnectionFailure.TRANSIENT:
         return False
     return "failed to connect" not in (failure.details or "").lower()
-
-
-def _apply_request(
-    resource_id: str,
-    keys: Sequence[str],
-    modes: Sequence[ComparisonMode],
-    duty: str,
-    items_per_day: int,
-    valid_until: _dt.date,
-) -> _sharing_pb2.ApplyRequest:
-    """The request, or InvalidRequestError for what the SDK can tell is wrong before sending."""
-    if not resource_id:
-        raise InvalidRequestError("resource_id must not be empty")
-    for name, names in (("keys", keys), ("modes", modes)):
-        if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
-            raise InvalidRequestError(f"{name} must be a non-empty list of names, such as ['x']")
-    if not duty or not duty.strip():
-        raise InvalidRequestError("duty must state the duty the comparisons serve (article 31)")
-    whole = isinstance(items_per_day, int) and not isinstance(items_per_day, bool)
-    if not whole or not 1 <= items_per_day <= _MAX_ITEMS:
-        raise InvalidRequestError("items_per_day must be a whole number of at least 1")
-    if isinstance(valid_until, _dt.datetime) or not isinstance(valid_until, _dt.date):
-        raise InvalidRequestError("valid_until must be a datetime.date (the last day, in China)")
-    return _sharing_pb2.ApplyRequest(
-        resource_id=resource_id,
-        comparison_keys=list(keys),
-        modes=[mode_to_wire(mode) for mode in modes],
-        duty=duty,
-        items_per_day=items_per_day,
-        valid_until=valid_until.isoformat(),
-    )
 
 
 def application_from_message(message: _sharing_pb2.Application) -> Application:

@@ -44,9 +44,10 @@ def resident_ids(count: int, start: int = 0) -> list[str]:
 class FakeNode:
     """The node's two services on 127.0.0.1, stoppable and restartable on its port.
 
-    ``calls`` counts RPCs by method; ``blinded_seen`` keeps every BlindEvaluate's elements;
-    ``hooks[method]`` runs inside that handler before it answers (to hold a call in flight, or
-    to restart the node between two steps).
+    ``calls`` counts RPCs by method; ``blinded_seen`` keeps every BlindEvaluate's elements and
+    ``headers`` every comparison request's header; ``hooks[method]`` runs inside that handler
+    before it answers (to hold a call in flight, or to restart the node between two steps);
+    ``refusals[method]`` are (status, details) the next calls of it are refused with, in turn.
     """
 
     def __init__(self, server_key: bytes, server_cert: bytes, client_ca: bytes, present: list[str]):
@@ -65,6 +66,10 @@ class FakeNode:
         self.calls: collections.Counter[str] = collections.Counter()
         self.blinded_seen: list[list[bytes]] = []
         self.hooks: dict[str, Callable[[], None]] = {}
+        self.headers: list[_comparison_pb2.ComparisonHeader] = []
+        self.refusals: collections.defaultdict[str, list[tuple[grpc.StatusCode, str]]] = (
+            collections.defaultdict(list)
+        )
         self.port = 0
         self._server: grpc.Server | None = None
 
@@ -118,11 +123,15 @@ class FakeNode:
             oprf_public_key=self._public_key,
         )
 
-    def _enter(self, method: str) -> None:
+    def _enter(self, method: str, context: Any, request: Any = None) -> None:
         self.calls[method] += 1
+        if request is not None:
+            self.headers.append(request.header)
         hook = self.hooks.get(method)
         if hook is not None:
             hook()
+        if self.refusals[method]:
+            context.abort(*self.refusals[method].pop(0))
 
 
 def _answer(found: list[bool]) -> _comparison_pb2.MatchResult:
@@ -139,15 +148,15 @@ class _Catalog(_catalog_pb2_grpc.CatalogServiceServicer):
         self._node = node
 
     def ListResources(self, request: Any, context: Any) -> Any:
-        self._node._enter("ListResources")
+        self._node._enter("ListResources", context)
         return _catalog_pb2.ListResourcesResponse(resources=[self._node.resource()])
 
     def DescribeResource(self, request: Any, context: Any) -> Any:
-        self._node._enter("DescribeResource")
+        self._node._enter("DescribeResource", context)
         return self._node.resource()
 
     def GetHashKey(self, request: Any, context: Any) -> Any:
-        self._node._enter("GetHashKey")
+        self._node._enter("GetHashKey", context)
         return _catalog_pb2.GetHashKeyResponse(
             hmac_key=self._node._hmac_key, key_version=_DOMAIN.key_version, tag_length=32
         )
@@ -158,12 +167,12 @@ class _Comparison(_comparison_pb2_grpc.ComparisonServiceServicer):
         self._node = node
 
     def CompareHashed(self, request: Any, context: Any) -> Any:
-        self._node._enter("CompareHashed")
+        self._node._enter("CompareHashed", context, request)
         return _answer([tag in self._node._tags for tag in request.tags])
 
     def BlindEvaluate(self, request: Any, context: Any) -> Any:
         node = self._node
-        node._enter("BlindEvaluate")
+        node._enter("BlindEvaluate", context, request)
         blinded = list(request.blinded_elements)
         node.blinded_seen.append(blinded)
         evaluation = node._oprf.blind_evaluate(blinded)
@@ -179,7 +188,7 @@ class _Comparison(_comparison_pb2_grpc.ComparisonServiceServicer):
 
     def MatchBlinded(self, request: Any, context: Any) -> Any:
         node = self._node
-        node._enter("MatchBlinded")
+        node._enter("MatchBlinded", context)
         with node._lock:
             count = node._sessions.pop(request.comparison_id, None)
         if count is None:  # the real node's words for a session it does not hold

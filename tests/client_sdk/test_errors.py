@@ -21,21 +21,7 @@ from client_sdk.errors import (
     is_tls_failure,
 )
 from tests.client_sdk import observed
-
-
-class _FailedCall(grpc.RpcError):
-    """What a failed unary call raises: an RpcError that is also a grpc.Call (code, details)."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self._code = code
-        self._details = details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
+from tests.client_sdk.failed_call import FailedCall
 
 
 @pytest.mark.parametrize(
@@ -72,7 +58,7 @@ def test_missing_details_fall_back_to_the_status_name() -> None:
 
 
 def test_error_from_rpc_reads_code_and_details() -> None:
-    error = error_from_rpc(_FailedCall(grpc.StatusCode.PERMISSION_DENIED, "resource not shared"))
+    error = error_from_rpc(FailedCall(grpc.StatusCode.PERMISSION_DENIED, "resource not shared"))
     assert isinstance(error, PermissionDeniedError)
     assert "resource not shared" in str(error)
 

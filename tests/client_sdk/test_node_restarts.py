@@ -1,5 +1,6 @@
 """A rolling restart of the node costs the requester time, never a failed comparison: the SDK
-waits for the node within each request's deadline (issue 8 item 2).
+waits for the node within each request's deadline (issue 8 item 2). So does a node whose blinded
+sessions for the department are at their cap; a used-up quota is reported at once.
 
 The node here is ``fake_node.FakeNode``: grpc's own mutual TLS on a loopback port, stopped and
 started again on the same port while the client is retrying.
@@ -10,9 +11,10 @@ from __future__ import annotations
 import threading
 import time
 
+import grpc
 import pytest
 
-from client_sdk import ComparisonClient, RetryPolicy, ServiceUnavailableError
+from client_sdk import ComparisonClient, QuotaExceededError, RetryPolicy, ServiceUnavailableError
 from tests.client_sdk.conftest import ABSENT, PRESENT, Pki
 from tests.client_sdk.fake_node import KEY, RESOURCE, FakeNode
 
@@ -130,3 +132,30 @@ def test_a_node_away_longer_than_the_deadline(pki: Pki, fake_node: FakeNode) -> 
         with pytest.raises(ServiceUnavailableError, match="Connection refused"):
             _compare(client, "hashed")
         assert time.monotonic() - started < 3
+
+
+_SESSIONS_FULL = (  # the node's words (provider_node.sessions; test_node_refusals keeps them)
+    "your department has 16 blinded comparisons open on this node, its limit: finish them "
+    "(MatchBlinded) or retry after they expire"
+)
+
+
+def test_a_node_busy_with_the_department_s_blinded_comparisons_is_waited_for(
+    pki: Pki, fake_node: FakeNode
+) -> None:
+    full = (grpc.StatusCode.RESOURCE_EXHAUSTED, _SESSIONS_FULL)
+    fake_node.refusals["BlindEvaluate"] = [full, full]
+    with _client(pki, fake_node) as client:
+        assert _compare(client, "blinded") == _EXPECTED
+    assert (fake_node.calls["BlindEvaluate"], fake_node.calls["MatchBlinded"]) == (3, 1)
+    first, *retries = fake_node.blinded_seen
+    assert all(set(first).isdisjoint(again) for again in retries)  # fresh blinds every time
+
+
+def test_a_used_up_quota_is_not_waited_for(pki: Pki, fake_node: FakeNode) -> None:
+    words = "grant g may compare 5 items per day (China time); 2 remain in this day"
+    fake_node.refusals["CompareHashed"] = [(grpc.StatusCode.RESOURCE_EXHAUSTED, words)]
+    with _client(pki, fake_node) as client, pytest.raises(QuotaExceededError) as caught:
+        _compare(client, "hashed")
+    assert caught.value.message == f"CompareHashed: {words}"
+    assert fake_node.calls["CompareHashed"] == 1
