@@ -1,22 +1,34 @@
-"""provider_node.metrics: names, bounded labels, index age at scrape time, the real endpoint."""
+"""provider_node.metrics: names, bounded labels, index age and applications at scrape time (on
+SQLite and PostgreSQL, and with a slow, locked or absent database), the real endpoint."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import socket
+import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from provider_node import errors, grants
 from provider_node.metrics import (
+    REFUSAL_REASONS,
     RPC_DURATION_BUCKETS,
+    ApplicationsCollector,
     MetricsServer,
     NodeMetrics,
+    application_counts_reader,
     start_metrics_server,
 )
+from provider_node.store import make_engine, session_factory
 
 BUILT = _dt.datetime(2026, 1, 1, 12, 0, tzinfo=_dt.UTC)
 
@@ -43,15 +55,26 @@ def served(registry: CollectorRegistry) -> Iterator[tuple[MetricsServer, int]]:
         server.shutdown()
 
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        assert response.status == 200
-        text = response.read().decode("utf-8")
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
     samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+        return parse(response.read().decode("utf-8"))
+
+
+def exposition(registry: CollectorRegistry) -> Samples:
+    """What Prometheus would read from ``registry``, parsed back from the text format."""
+    return parse(generate_latest(registry).decode("utf-8"))
 
 
 def labels(**values: str) -> tuple[tuple[str, str], ...]:
@@ -161,3 +184,225 @@ def test_ipv6_loopback(registry: CollectorRegistry) -> None:
             assert b"bidui_audit_failures_total 1.0" in response.read()
     finally:
         server.shutdown()
+
+
+# ---- refusal reasons ---------------------------------------------------------------------------
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_refusal_reason_is_a_label_of_its_own(registry: CollectorRegistry) -> None:
+    import provider_node.runtime  # noqa: F401  (every module, so every error class, is loaded)
+
+    issue_7 = {
+        "quota_exceeded",
+        "too_many_sessions",
+        "not_granted",
+        "key_not_granted",
+        "mode_not_granted",
+        "grant_not_yet_valid",
+        "grant_expired",
+        "grant_revoked",
+        "unknown_record",
+        "state_conflict",
+        "calendar_range",
+        "approval_too_wide",
+    }
+    assert issue_7 <= REFUSAL_REASONS
+    for error in _subclasses(errors.NodeError):
+        assert error.reason in REFUSAL_REASONS, error
+    metrics = NodeMetrics(registry)
+    revoked = errors.GrantRefusal("revoked", why=errors.GrantRefusalReason.REVOKED)
+    metrics.record_refusal(revoked.reason)
+    assert registry.get_sample_value("bidui_refusals_total", {"reason": "grant_revoked"}) == 1
+    assert registry.get_sample_value("bidui_refusals_total", {"reason": "other"}) is None
+
+
+# ---- applications, read from the database at scrape time ----------------------------------------
+
+CHINA = _dt.timezone(_dt.timedelta(hours=8))
+# Monday 2025-09-29 in China: five working days later, across National Day, is Monday 2025-10-13.
+SUBMITTED = _dt.datetime(2025, 9, 29, 10, 0, tzinfo=CHINA)
+OFFICER = "operator 王芳"
+PENDING = ("bidui_applications_pending", ())
+OVERDUE = ("bidui_applications_overdue", ())
+SCRAPE_ERRORS = ("bidui_applications_scrape_errors_total", ())
+
+
+def decided(deadline: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return ("bidui_applications_decided_total", labels(deadline=deadline))
+
+
+def apply(session: Session, now: _dt.datetime = SUBMITTED) -> str:
+    return grants.submit_application(
+        session,
+        "luzhou-civil-affairs",
+        "residents",
+        ["id_number"],
+        ["hashed"],
+        "benefit eligibility review",
+        100,
+        _dt.date(2026, 9, 30),
+        now,
+    ).id
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_applications_are_read_from_the_database_at_scrape_time(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        on_time, late, overdue = (apply(session) for _ in range(3))
+        apply(session, _dt.datetime(2025, 10, 10, 10, 0, tzinfo=CHINA))  # due 2025-10-16
+    with sessions.begin() as session:
+        grants.approve(session, on_time, OFFICER, _dt.datetime(2025, 10, 9, 15, tzinfo=CHINA))
+        grants.refuse(session, late, "no duty", OFFICER, _dt.datetime(2025, 10, 14, tzinfo=CHINA))
+    clock = Clock()
+    clock.now = _dt.datetime(2025, 10, 14, 12, 0, tzinfo=CHINA)
+    registry = CollectorRegistry()
+    NodeMetrics(registry, clock=clock).track_applications(sessions)
+
+    samples = exposition(registry)
+    assert (samples[PENDING], samples[OVERDUE]) == (2, 1)
+    assert (samples[decided("met")], samples[decided("missed")]) == (1, 1)
+    assert samples[SCRAPE_ERRORS] == 0
+
+    with sessions.begin() as session:
+        grants.refuse(session, overdue, "no duty", OFFICER, clock.now)
+    clock.now += _dt.timedelta(seconds=1)
+    assert exposition(registry)[PENDING] == 2  # read at most every 5 s
+    clock.now += _dt.timedelta(seconds=5)
+    samples = exposition(registry)
+    assert (samples[PENDING], samples[OVERDUE], samples[decided("missed")]) == (1, 0, 2)
+
+
+def test_a_writer_holding_its_transaction_open_delays_no_scrape(
+    sessions: sessionmaker[Session],
+) -> None:
+    registry = CollectorRegistry()
+    NodeMetrics(registry, clock=Clock()).track_applications(sessions)
+    # On SQLite the writer holds the database's write lock (BEGIN IMMEDIATE) until it ends.
+    with sessions.begin() as writer:
+        apply(writer)
+        started = time.monotonic()
+        samples = exposition(registry)
+        assert time.monotonic() - started < 1.5
+        assert samples[PENDING] == 0  # the committed state, read without waiting
+    clock_later = Clock()
+    clock_later.now += _dt.timedelta(minutes=1)
+    registry = CollectorRegistry()
+    NodeMetrics(registry, clock=clock_later).track_applications(sessions)
+    assert exposition(registry)[PENDING] == 1
+
+
+def test_a_locked_table_costs_a_scrape_its_wait_and_is_counted_as_an_error(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite reader in WAL mode never waits for a lock")
+    registry = CollectorRegistry()
+    read = application_counts_reader(sessions, statement_timeout=1.0)
+    registry.register(ApplicationsCollector(read, clock=Clock(), wait_seconds=0.2))
+    with engine.connect() as locker:
+        locker.exec_driver_sql("LOCK TABLE applications IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        samples = exposition(registry)
+        assert time.monotonic() - started < 0.9  # the scrape's wait, not the statement timeout
+        assert PENDING not in samples and samples[SCRAPE_ERRORS] == 0
+        # PostgreSQL cancels the read after its statement timeout: one error, and no second read
+        # within the refresh interval.
+        assert eventually(lambda: exposition(registry)[SCRAPE_ERRORS] == 1)
+        assert PENDING not in exposition(registry)
+
+
+def test_an_absent_database_is_counted_and_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'no-such-directory' / 'audit.db'}")
+    clock = Clock()
+    registry = CollectorRegistry()
+    registry.register(
+        ApplicationsCollector(application_counts_reader(session_factory(engine)), clock=clock)
+    )
+    try:
+        with caplog.at_level(logging.DEBUG, logger="provider_node"):
+            first = exposition(registry)
+            clock.now += _dt.timedelta(seconds=1)
+            second = exposition(registry)  # the last read began 1 s ago: not tried again
+            clock.now += _dt.timedelta(seconds=5)
+            third = exposition(registry)
+    finally:
+        engine.dispose()
+    assert PENDING not in first and PENDING not in third
+    assert [first[SCRAPE_ERRORS], second[SCRAPE_ERRORS], third[SCRAPE_ERRORS]] == [1, 1, 2]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "read the applications for the metrics" in warnings[0]
+    assert "OperationalError" in warnings[0]
+
+
+class SlowReader:
+    """A reader that blocks while ``gate`` is clear, then answers ``counts`` or raises."""
+
+    def __init__(self) -> None:
+        self.counts = grants.ApplicationCounts(1, 0, 0, 0)
+        self.problem: Exception | None = None
+        self.gate = threading.Event()
+        self.gate.set()
+        self.days: list[_dt.date] = []
+
+    def __call__(self, today: _dt.date) -> grants.ApplicationCounts:
+        self.days.append(today)
+        self.gate.wait(10)
+        if self.problem is not None:
+            raise self.problem
+        return self.counts
+
+
+def test_a_slow_read_is_waited_for_briefly_and_stale_counts_are_not_exported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader, clock = SlowReader(), Clock()
+    clock.now = _dt.datetime(2026, 3, 1, 20, 0, tzinfo=_dt.UTC)  # already 2 March in China
+    registry = CollectorRegistry()
+    registry.register(ApplicationsCollector(reader, clock=clock, wait_seconds=0.1))
+    assert exposition(registry)[PENDING] == 1
+    assert reader.days == [_dt.date(2026, 3, 2)]
+
+    reader.gate.clear()
+    reader.counts = grants.ApplicationCounts(2, 0, 0, 0)
+    clock.now += _dt.timedelta(seconds=10)
+    started = time.monotonic()
+    assert exposition(registry)[PENDING] == 1  # the last counts, after a 0.1 s wait
+    assert time.monotonic() - started < 1.0
+    clock.now += _dt.timedelta(seconds=10)
+    assert exposition(registry)[PENDING] == 1
+    assert len(reader.days) == 2  # one read at a time, however many scrapes
+    reader.gate.set()
+    assert eventually(lambda: exposition(registry)[PENDING] == 2)
+
+    # Counts read more than 60 s ago are not exported: unknown, rather than a stale number.
+    reader.problem = RuntimeError("the database is away\nsecond line")
+    clock.now += _dt.timedelta(seconds=61)
+    with caplog.at_level(logging.INFO, logger="provider_node"):
+        samples = exposition(registry)
+        assert PENDING not in samples and samples[SCRAPE_ERRORS] == 1
+        reader.problem = None
+        clock.now += _dt.timedelta(seconds=6)
+        assert exposition(registry)[PENDING] == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("the database is away); will retry at the next scrape" in m for m in messages)
+    assert not any("second line" in m for m in messages)
+    assert messages[-1] == "read the applications for the metrics works again"
