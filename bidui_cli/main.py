@@ -1,7 +1,9 @@
 """The ``bidui`` command: one entry point for every role.
 
 - requesting departments: ``bidui compare``
-- provider node operators: ``bidui provider init | load | serve | pki rotate-ca | keys rotate``
+- provider node operators: ``bidui provider init | load | serve``,
+  ``bidui provider pki sign | list | revoke | rotate-ca``, ``bidui provider keys rotate``,
+  ``bidui provider applications list | show | approve | refuse``, ``bidui provider grants``
 - compliance officers: ``bidui audit verify | export | report``
 - newcomers: ``bidui demo``
 """
@@ -14,14 +16,17 @@ import click
 
 from bidui_cli.audit import audit
 from bidui_cli.compare import compare
+from bidui_cli.decisions import applications, grants
 from bidui_cli.demo import demo
+from bidui_cli.enrolment import list_certificates, revoke, sign
 from bidui_cli.provider import provider
 from bidui_cli.rotation import keys, pki
 from bidui_cli.serve import serve
 
-provider.add_command(serve)
-provider.add_command(pki)
-provider.add_command(keys)
+for command in (sign, list_certificates, revoke):
+    pki.add_command(command)
+for command in (serve, pki, keys, applications, grants):
+    provider.add_command(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -78,7 +78,7 @@ def _carry_out(plan: Rotation, config: NodeConfig, action: str) -> None:
 
 @click.group()
 def pki() -> None:
-    """The node's development PKI (CA and server certificate made by `bidui provider init`)."""
+    """Departments' client certificates (sign their requests, list, revoke) and the node's CA."""
 
 
 @pki.command("rotate-ca")

@@ -1,4 +1,9 @@
-"""``bidui provider serve``: run the node in the foreground until SIGTERM or SIGINT."""
+"""``bidui provider serve``: run the node in the foreground until SIGTERM or SIGINT.
+
+Refused TLS handshakes happen in grpc's core, before any RPC: ``HandshakeFailureLog`` reads
+them from file descriptor 2 from before the server exists until it has stopped, and summarises
+them to the operations log (``bidui.operations``) once an interval, never one line per attempt.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,17 @@ from bidui_cli.options import config_option
 from provider_node.config import ConfigError, load_config
 from provider_node.keys import KeyStoreError
 from provider_node.loader import LoaderError
-from provider_node.runtime import open_node, start_node
+from provider_node.oplog import HandshakeFailureLog
+from provider_node.runtime import StartedNode, open_node, start_node
 from provider_node.server import SignalWaiter
 
 _log = logging.getLogger(__name__)
+_operations = logging.getLogger("bidui.operations")
+
+
+def _not_counted(_reason: str) -> None:
+    """provider_node.metrics has no handshake-failure counter to feed yet: the summary in the
+    operations log is the only record of refused handshakes."""
 
 
 @click.command()
@@ -38,11 +50,44 @@ def serve(config_path: Path, listen: str | None, metrics_listen: str | None, gra
       bidui provider serve --config node/node.toml
     """
     signals = SignalWaiter()  # before start-up: a SIGTERM during it must not be lost
+    handshakes = HandshakeFailureLog(_operations, _not_counted)
+    handshakes.start()  # before grpc makes the server: its core reads the log level then
+    try:
+        _serve(config_path, listen, metrics_listen, grace, signals)
+    finally:
+        handshakes.stop()
+
+
+def _serve(
+    config_path: Path,
+    listen: str | None,
+    metrics_listen: str | None,
+    grace: float,
+    signals: SignalWaiter,
+) -> None:
+    started = _start(config_path, listen, metrics_listen)
+    config = started.opened.config
+    click.echo(
+        f"bidui node {config.node.name!r} serving on port {started.port} "
+        f"(mutual TLS); metrics on http://{_host(metrics_listen or config.node.metrics_listen)}:"
+        f"{started.metrics_port}/metrics; audit log {_safe_url(config.audit.database_url)}",
+        err=True,
+    )
+    for resource_id, served in started.opened.node.resources.items():
+        sizes = ", ".join(f"{k}/{m}: {len(i):,}" for (k, m), i in served.indexes.items())
+        click.echo(f"  resource {resource_id}: {sizes or 'no index (not shared)'}", err=True)
+    number = signals.wait()
+    click.echo(f"received {signal.Signals(number).name}; stopping gracefully", err=True)
+    started.stop(grace)
+    click.echo("stopped", err=True)
+
+
+def _start(config_path: Path, listen: str | None, metrics_listen: str | None) -> StartedNode:
     try:
         config = load_config(config_path)
         config.tls.check_files(config.path)
         opened = open_node(config)
-        started = start_node(opened, listen=listen, metrics_listen=metrics_listen)
+        return start_node(opened, listen=listen, metrics_listen=metrics_listen)
     except (ConfigError, KeyStoreError, LoaderError) as problem:
         raise UserError(str(problem)) from None
     except OSError as problem:
@@ -51,19 +96,6 @@ def serve(config_path: Path, listen: str | None, metrics_listen: str | None, gra
         raise UserError(
             f"cannot start the node ({type(problem).__name__}): {str(problem).splitlines()[0]}"
         ) from None
-    click.echo(
-        f"bidui node {config.node.name!r} serving on port {started.port} "
-        f"(mutual TLS); metrics on http://{_host(metrics_listen or config.node.metrics_listen)}:"
-        f"{started.metrics_port}/metrics; audit log {_safe_url(config.audit.database_url)}",
-        err=True,
-    )
-    for resource_id, served in opened.node.resources.items():
-        sizes = ", ".join(f"{k}/{m}: {len(i):,}" for (k, m), i in served.indexes.items())
-        click.echo(f"  resource {resource_id}: {sizes or 'no index (not shared)'}", err=True)
-    number = signals.wait()
-    click.echo(f"received {signal.Signals(number).name}; stopping gracefully", err=True)
-    started.stop(grace)
-    click.echo("stopped", err=True)
 
 
 def _host(address: str) -> str:

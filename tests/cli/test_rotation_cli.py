@@ -4,7 +4,6 @@ new ones in place, the action audited."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from provider_node.loader import IndexMissingError, load_indexes
 from provider_node.resources import build_catalog
 from provider_node.sample_data import add_residents, synthetic_residents
 from tests.cli.files import mode_of, node_files
+from tests.cli.operator import audited
 
 CLIENT = "luzhou-civil-affairs"
 
@@ -43,12 +43,6 @@ def verifies(cert: Path, ca: Path) -> bool:
 def backup_of(path: Path) -> Path:
     (backup,) = path.parent.glob(f"{path.name}.replaced-*T*Z")
     return backup
-
-
-def audited(config_path: Path) -> list[dict[str, str]]:
-    exported = CliRunner().invoke(main, ["audit", "export", "--config", str(config_path)])
-    assert exported.exit_code == 0, exported.output
-    return [json.loads(line) for line in exported.stdout.splitlines() if line.startswith("{")]
 
 
 @pytest.fixture
