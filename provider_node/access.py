@@ -26,6 +26,8 @@ from provider_node.grants import find_grant, get_grant
 from provider_node.messages import Header, Mode
 from provider_node.quotas import consume_department_minute, consume_grant_day
 from provider_node.resources import ServedResource
+from provider_node.store import bound_statements
+from provider_node.store_gate import StoreGate
 from provider_node.workdays import china_date
 
 __all__ = ["AccessPolicy", "ItemsPerMinute"]
@@ -52,10 +54,12 @@ class AccessPolicy:
         sessions: sessionmaker[Session],
         items_per_minute: ItemsPerMinute,
         *,
+        gate: StoreGate | None = None,
         clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
     ) -> None:
         self._sessions = sessions
         self._per_minute = items_per_minute
+        self._gate = gate or StoreGate()
         self._clock = clock
 
     def permit(self, caller: Caller, served: ServedResource, header: Header, mode: Mode) -> str:
@@ -78,10 +82,13 @@ class AccessPolicy:
             )
         if resource.sharing_type is not SharingType.CONDITIONAL:
             return ""
+        return self._gate.run(lambda: self._grant(caller, resource.id, header, mode))
+
+    def _grant(self, caller: Caller, resource_id: str, header: Header, mode: Mode) -> str:
         today = china_date(self._clock())
         with self._store() as session:
             grant = find_grant(
-                session, caller.department, resource.id, header.comparison_key, mode, today
+                session, caller.department, resource_id, header.comparison_key, mode, today
             )
             if header.grant_id and header.grant_id != grant.id:
                 named = get_grant(session, header.grant_id)
@@ -96,10 +103,15 @@ class AccessPolicy:
     def reserve(self, caller: Caller, mode: Mode, grant_id: str, items: int) -> None:
         """Count ``items`` against the department's minute and the grant's day, or refuse whole."""
         per_minute = self._per_minute.of(mode)
-        if not per_minute and not grant_id:
-            return
+        if per_minute or grant_id:
+            self._gate.run(lambda: self._count(caller, mode, grant_id, items, per_minute))
+
+    def _count(
+        self, caller: Caller, mode: Mode, grant_id: str, items: int, per_minute: int
+    ) -> None:
         now = self._clock()
         with self._store() as session, session.begin():
+            bound_statements(session)
             # Fixed order (department minute, then grant day): two transactions never wait on
             # each other's rows.
             if per_minute:

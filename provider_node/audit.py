@@ -46,6 +46,7 @@ from provider_node.store import (
     HEAD_ROW_ID,
     AuditChainHead,
     AuditRecord,
+    bound_statements,
     snapshot_options,
 )
 
@@ -416,6 +417,7 @@ class AuditLog:
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
             try:
                 with self._sessions.begin() as session:
+                    bound_statements(session)
                     work(session)
                 return
             except OperationalError as exc:

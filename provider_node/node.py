@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -49,8 +49,10 @@ from provider_node.messages import (
 )
 from provider_node.metrics import NodeMetrics
 from provider_node.open_comparisons import ABANDONED_STATUS, close, reconcile
+from provider_node.oplog import ThrottledWarning
 from provider_node.resources import ServedResource
 from provider_node.sessions import Session, SessionTable
+from provider_node.store_gate import StoreGate
 
 __all__ = ["NodeLimits", "ProviderNode"]
 
@@ -76,11 +78,14 @@ class ProviderNode:
         access: AccessPolicy,
         limits: NodeLimits,
         *,
+        gate: StoreGate | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
     ) -> None:
         self._resources = dict(resources)
         self._clock = clock
+        self._gate = gate or StoreGate()
+        self._store_trouble = ThrottledWarning(_log)
         self._audit = audit
         self._metrics = metrics
         self._access = access
@@ -370,7 +375,8 @@ class ProviderNode:
                 payload_sha256=payload_sha256,
                 comparison_id=cid,
                 grant_id=grant_id,
-            )
+            ),
+            answers=True,
         )
         self._metrics.record_comparison(
             requester=caller.department,
@@ -463,15 +469,38 @@ class ProviderNode:
             comparison_id=comparison_id or str(uuid.uuid4()),
         )
 
-    def _append(self, entry: AuditEntry) -> None:
+    def _append(self, entry: AuditEntry, *, answers: bool = False) -> None:
+        """Commit ``entry`` within the store gate's deadline, or fail closed (UNAVAILABLE).
+
+        ``answers``: the record releases an answer. If it commits only after the deadline (the
+        requester got UNAVAILABLE), a follow-up record says the answer was withheld.
+        """
+        on_late = (lambda _: self._record_withheld(entry)) if answers else None
         try:
-            self._audit.append(entry)
-        except errors.AuditUnavailableError:
+            self._gate.run(lambda: self._audit.append(entry), on_late=on_late)
+        except Exception as failure:  # the store's own errors too: fail closed all the same
             self._metrics.record_audit_failure()
-            raise
-        except Exception as failure:  # the store's own errors: fail closed all the same
-            self._metrics.record_audit_failure()
+            detail = getattr(failure, "detail", None) or str(failure)
+            self._store_trouble.warn(f"audit log not writable, requests refused: {detail}")
+            if isinstance(failure, errors.AuditUnavailableError):
+                raise
             raise errors.AuditUnavailableError(
                 "the audit log cannot be written, so no comparison is answered (article 35); "
                 "retry later"
             ) from failure
+
+    def _record_withheld(self, answered: AuditEntry) -> None:
+        self._audit.append(
+            replace(
+                answered,
+                outcome=str(Outcome.FAILED),
+                status_code="UNAVAILABLE",
+                reason=(
+                    "answer withheld: its record was committed after the node's deadline, and "
+                    "the requester was answered UNAVAILABLE"
+                ),
+                match_count=0,
+                related_id=answered.comparison_id,
+                comparison_id="",
+            )
+        )

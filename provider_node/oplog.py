@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-__all__ = ["HandshakeFailureLog", "handshake_failure_reason"]
+__all__ = ["HandshakeFailureLog", "ThrottledWarning", "handshake_failure_reason"]
 
 _HANDSHAKE = re.compile(rb"[Hh]andshake (?:failed|timed out)")
 _REASONS: tuple[tuple[bytes, str], ...] = (
@@ -155,3 +155,32 @@ class HandshakeFailureLog:
             )
         self._pending.clear()
         self._window_start = self._monotonic()
+
+
+class ThrottledWarning:
+    """A warning logged at most once per ``interval``, saying how many were held back meanwhile:
+    an operator sees that the store is failing without a line per failed request."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._monotonic = monotonic
+        self._last: float | None = None
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            now = self._monotonic()
+            if self._last is not None and now - self._last < self._interval:
+                self._held += 1
+                return
+            held, self._held, self._last = self._held, 0, now
+        suffix = f" ({held} more like it in the last {self._interval:.0f} s)" if held else ""
+        self._logger.warning("%s%s", message, suffix)

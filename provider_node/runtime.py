@@ -21,8 +21,8 @@ from provider_node.audit import AuditLog
 from provider_node.auth import Authenticator, RevocationList
 from provider_node.certificates_store import revoked_serials
 from provider_node.config import NodeConfig
-from provider_node.housekeeping import QuotaPruner
 from provider_node.errors import AuditUnavailableError
+from provider_node.housekeeping import QuotaPruner
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_built_at, load_indexes
 from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
@@ -37,6 +37,7 @@ from provider_node.server import (
 )
 from provider_node.sharing import SharingDesk
 from provider_node.store import make_engine, migrate, session_factory
+from provider_node.store_gate import StoreGate
 
 _log = logging.getLogger(__name__)
 
@@ -98,14 +99,15 @@ def open_node(
     per_minute = ItemsPerMinute(
         hashed=config.node.max_hashed_items_per_minute, blinded=config.node.max_items_per_minute
     )
-    access = AccessPolicy(sessions, per_minute, clock=clock)
+    gate = StoreGate()
+    access = AccessPolicy(sessions, per_minute, gate=gate, clock=clock)
     limits = NodeLimits(
         max_batch_items=config.node.max_batch_items,
         session_seconds=config.node.blinded_session_seconds,
         max_open_sessions=config.node.max_open_sessions,
         max_open_sessions_per_department=config.node.max_open_sessions_per_department,
     )
-    node = ProviderNode(served, audit, metrics, access, limits, clock=clock)
+    node = ProviderNode(served, audit, metrics, access, limits, gate=gate, clock=clock)
     # Comparisons a crashed node left open (kill -9 between the two steps) end as abandoned now;
     # younger ones may belong to another live process on this database: its reaper closes them.
     node.reconcile_open_comparisons(float(config.node.blinded_session_seconds))

@@ -62,6 +62,7 @@ __all__ = [
     "Certificate",
     "Grant",
     "QuotaUsage",
+    "bound_statements",
     "make_engine",
     "migrate",
     "read_only_session",
@@ -76,8 +77,18 @@ HEAD_ROW_ID = 1
 #: Execution option read by the SQLite ``begin`` hook: "IMMEDIATE" (default) or "DEFERRED".
 SQLITE_BEGIN_OPTION = "bidui_sqlite_begin"
 
-_SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Every wait on the store is bounded, so a locked or hung store costs a requester seconds, not
+# minutes: a writer waits at most this long for SQLite's lock (the audit append retries a few
+# times on top), PostgreSQL statements and lock waits are cancelled by the server, and a
+# connection that cannot be made or taken from the pool fails. A server frozen outright (SIGSTOP)
+# cancels nothing: ``store_gate`` bounds the wait on the node's side.
+_SQLITE_BUSY_TIMEOUT_MS = 2_000
 _PG_CONNECT_TIMEOUT_S = 5
+# Lock waits bounded everywhere; statements only on the request path (``bound_statements``), as
+# ``bidui audit verify`` on a long log legitimately runs one long statement.
+_PG_OPTIONS = "-c lock_timeout=3000 -c idle_in_transaction_session_timeout=30000"
+_REQUEST_STATEMENT_TIMEOUT_MS = 5_000
+_POOL_TIMEOUT_S = 5
 _MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -185,9 +196,25 @@ def make_engine(url: str) -> Engine:
         return _make_sqlite_engine(url)
     connect_args: dict[str, Any] = {}
     if backend == "postgresql":
-        connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+        # Options in the URL (a search_path, say) are kept: a keyword would replace them.
+        given = parsed.query.get("options")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        connect_args.update(
+            connect_timeout=_PG_CONNECT_TIMEOUT_S,
+            options=f"{given} {_PG_OPTIONS}" if given else _PG_OPTIONS,
+            # A peer that stops acknowledging (network gone) is noticed within seconds.
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+            tcp_user_timeout=10_000,
+        )
     return create_engine(
-        parsed, hide_parameters=True, pool_pre_ping=True, connect_args=connect_args
+        parsed,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_timeout=_POOL_TIMEOUT_S,
+        connect_args=connect_args,
     )
 
 
@@ -236,6 +263,16 @@ def snapshot_options(engine: Engine | Connection) -> dict[str, Any]:
     if engine.dialect.name == "postgresql":
         return {"isolation_level": "REPEATABLE READ"}
     return {}
+
+
+def bound_statements(session: Session) -> None:
+    """On PostgreSQL, cancel any statement of this transaction that runs longer than a request
+    may wait (the audit append, grants and allowances on the request path)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            f"SET LOCAL statement_timeout = {_REQUEST_STATEMENT_TIMEOUT_MS}"
+        )
 
 
 @contextmanager
