@@ -15,10 +15,10 @@ China) as ``datetime.date``, instants as timezone-aware UTC datetimes, the statu
 :class:`ApplicationStatus`. A department sees only its own applications; another's id is
 reported as missing (:class:`ResourceNotFoundError`).
 
-Reading is retried like every other call. Apply is not: an application is a record at the node,
-so an Apply whose connection failed after it was sent may already be on file. Only an Apply that
-never reached the node (no connection) is sent again; otherwise the error says to look at
-:meth:`SharingCalls.applications` before applying again.
+Reading is retried like every other call. Apply is retried only while no connection to the node
+is made: an application is a record at the node, so an Apply whose connection failed after it
+was sent may be on file already. Then the error says to look at
+:meth:`SharingCalls.applications` before applying again, rather than the SDK applying twice.
 """
 
 from __future__ import annotations
