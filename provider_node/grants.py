@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from provider_node import errors
@@ -297,18 +297,30 @@ def application_counts(
     *,
     decided_from: datetime | None = None,
     decided_before: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> ApplicationCounts:
     """Pending and overdue applications on ``today`` (a date in China), and how many were decided,
     and decided on time, with ``decided_from <= decided_at < decided_before`` (each bound optional;
-    a quarter for the article 36 report)."""
-    pending = Application.status == ApplicationStatus.PENDING.value
+    a quarter for the article 36 report).
+
+    Pending means pending now; given ``as_of`` (an instant), pending then: submitted before it and
+    not decided before it — at the end of a past quarter, with ``today`` its date in China.
+    """
+    is_decided = Application.status != ApplicationStatus.PENDING.value
+    pending: ColumnElement[bool] = ~is_decided
+    if as_of is not None:
+        then = fields.instant(as_of)
+        pending = and_(
+            Application.submitted_at < then,
+            or_(~is_decided, Application.decided_at >= then),
+        )
     counted = session.execute(
         select(
             func.count().filter(pending),
             func.count().filter(pending, Application.decision_deadline < today),
         )
     ).one()
-    decisions = select(Application.decided_at, Application.decision_deadline).where(~pending)
+    decisions = select(Application.decided_at, Application.decision_deadline).where(is_decided)
     if decided_from is not None:
         decisions = decisions.where(Application.decided_at >= fields.instant(decided_from))
     if decided_before is not None:

@@ -387,3 +387,20 @@ def test_application_counts(sessions: sessionmaker[Session]) -> None:
         )
         assert quarter == ApplicationCounts(1, 0, 1, 1)
         assert pending in {a.id for a in list_applications(session, "pending")}
+
+
+def test_application_counts_as_of_an_instant(sessions: sessionmaker[Session]) -> None:
+    on_time, late, _ = (submitted(sessions) for _ in range(3))
+    submitted(sessions, now=datetime(2025, 10, 14, 10, 0, tzinfo=CHINA))  # after the instant
+    with sessions.begin() as session:
+        approve(session, on_time, OFFICER, DECIDED)
+        refuse(session, late, "late refusal", OFFICER, datetime(2025, 10, 15, 9, 0, tzinfo=CHINA))
+    end = datetime(2025, 10, 14, 9, 0, tzinfo=CHINA)
+    with sessions() as session:
+        then = application_counts(
+            session, date(2025, 10, 14), decided_from=SUBMITTED, decided_before=end, as_of=end
+        )
+        now = application_counts(session, date(2025, 10, 14))
+    # At 09:00 on 10-14 the refused one and the one still pending were both past their deadline.
+    assert then == ApplicationCounts(2, 2, 1, 1)
+    assert now == ApplicationCounts(2, 1, 2, 1)
