@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from click._termui_impl import ProgressBar
 
-from client_sdk.client import ComparisonClient, comparison_key_for
-from client_sdk.credentials import Credentials
+from bidui_cli.connection import NodeAddress, node_options, reported
+from client_sdk.client import comparison_key_for
 from client_sdk.csv_io import CsvTable, read_csv, write_results
-from client_sdk.errors import BiduiError
 from client_sdk.results import ComparisonResult
 
 __all__ = ["compare", "main"]
@@ -85,40 +84,7 @@ resource, key, or refused by the node); 1 the service failed.
     required=True,
     help="The duty this comparison serves (required; recorded in the node's audit log).",
 )
-@click.option(
-    "--target",
-    envvar="BIDUI_TARGET",
-    required=True,
-    help="The provider node, HOST:PORT. [env: BIDUI_TARGET]",
-)
-@click.option(
-    "--ca-cert",
-    envvar="BIDUI_CA_CERT",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="CA certificate (PEM) the node's certificate must chain to. [env: BIDUI_CA_CERT]",
-)
-@click.option(
-    "--cert",
-    envvar="BIDUI_CLIENT_CERT",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Your department's client certificate (PEM). [env: BIDUI_CLIENT_CERT]",
-)
-@click.option(
-    "--key-file",
-    envvar="BIDUI_CLIENT_KEY",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The client certificate's private key (unencrypted PEM). [env: BIDUI_CLIENT_KEY]",
-)
-@click.option(
-    "--server-name",
-    envvar="BIDUI_SERVER_NAME",
-    default=None,
-    help="Expect this name in the node's certificate instead of the target's host. "
-    "[env: BIDUI_SERVER_NAME]",
-)
+@node_options
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -134,6 +100,14 @@ resource, key, or refused by the node); 1 the service failed.
     help="Records per request; larger inputs are split into several requests.",
 )
 @click.option("--request-id", default=None, help="Id grouping the requests in the audit log.")
+@click.option(
+    "--grant",
+    "grant_id",
+    metavar="GRANT_ID",
+    default=None,
+    help="The grant a conditional resource is compared under (`bidui applications`); "
+    "default: the node finds the one that covers the key and mode today.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compare(
     input_path: str,
@@ -142,14 +116,11 @@ def compare(
     output_path: str,
     mode: str,
     purpose: str,
-    target: str,
-    ca_cert: str,
-    cert: str,
-    key_file: str,
-    server_name: str | None,
+    node: NodeAddress,
     timeout: float,
     batch_size: int,
     request_id: str | None,
+    grant_id: str | None,
     quiet: bool,
 ) -> None:
     """Compare the records of a CSV file against a provider node's resource.
@@ -157,28 +128,21 @@ def compare(
     Each row gets matched, not_matched, or error (the row is invalid for the
     key, e.g. a resident ID number with a wrong check digit; it is never sent).
     """
-    try:
+    with reported():
         table, result = _run(
             input_path=input_path,
             resource=resource,
             key_name=key_name,
             mode=mode,
             purpose=purpose,
-            target=target,
-            credentials=lambda: Credentials.from_files(ca_cert, cert, key_file),
-            server_name=server_name,
+            node=node,
             timeout=timeout,
             batch_size=batch_size,
             request_id=request_id,
+            grant_id=grant_id,
             quiet=quiet,
         )
         write_results(output_path, table, result)
-    except BiduiError as exc:
-        _fail(str(exc), 2 if exc.user_error else 1)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except Exception as exc:  # never a traceback: one line naming what broke
-        _fail(f"unexpected failure: {type(exc).__name__}: {exc}", 1)
     _summary(table, result, output_path)
 
 
@@ -189,19 +153,15 @@ def _run(
     key_name: str,
     mode: str,
     purpose: str,
-    target: str,
-    credentials: Callable[[], Credentials],
-    server_name: str | None,
+    node: NodeAddress,
     timeout: float,
     batch_size: int,
     request_id: str | None,
+    grant_id: str | None,
     quiet: bool,
 ) -> tuple[CsvTable, ComparisonResult]:
     table = read_csv(input_path)  # user mistakes in the file surface before any network call
-    creds = credentials()
-    with ComparisonClient(
-        target, creds, timeout=timeout, max_batch=batch_size, server_name=server_name
-    ) as client:
+    with node.client(timeout=timeout, max_batch=batch_size) as client:
         entry = client.describe(resource)
         fields = [spec.name for spec in comparison_key_for(entry, key_name).fields]
         records = table.records(fields)
@@ -222,6 +182,7 @@ def _run(
                 purpose=purpose,
                 progress=progress,
                 request_id=request_id,
+                grant_id=grant_id,
             )
     return table, result
 
@@ -249,11 +210,6 @@ def _summary(table: CsvTable, result: ComparisonResult, output_path: str) -> Non
         click.echo(f"  ... and {len(errors) - _ERRORS_SHOWN} more (see the bidui_error column)")
     click.echo(f"output: {output_path}")
     click.echo(f"request id: {result.request_id} ({len(result.comparison_ids)} request(s))")
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
 
 
 def main() -> None:

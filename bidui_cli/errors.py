@@ -1,12 +1,17 @@
-"""How an operator's command reports a mistake: one line on stderr, exit code 2, no traceback."""
+"""How a command reports a mistake: one line on stderr, exit code 2, no traceback.
+
+``UserError`` is the commands' own; ``OneLineUsage``, the ``bidui`` group's class, turns click's
+usage errors (a missing option, a value of the wrong type, an unknown option) into the same one
+line, naming the help to read, instead of a usage dump.
+"""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
-__all__ = ["UserError", "fail"]
+__all__ = ["OneLineUsage", "UserError", "fail"]
 
 
 class UserError(click.ClickException):
@@ -20,3 +25,15 @@ class UserError(click.ClickException):
 
 def fail(message: str) -> NoReturn:
     raise UserError(message)
+
+
+class OneLineUsage(click.Group):
+    """A group whose subcommands, at any depth, report a usage mistake as one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            where = (exc.ctx or ctx).command_path
+            message = exc.format_message().rstrip(".")
+            raise UserError(f"{message}: see `{where} --help`") from None

@@ -21,6 +21,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bidui_cli import terminal
 from bidui_cli.errors import fail
 from bidui_cli.terminal import required_text
 from provider_node.audit import AuditLog, AuditUnavailableError
@@ -29,14 +30,9 @@ from provider_node.errors import NodeError
 from provider_node.operator_audit import open_audit
 from provider_node.workdays import china_date
 
-__all__ = ["Governance", "clock", "governance", "operator_option", "reason_option"]
+__all__ = ["Governance", "governance", "operator_option", "reason_option"]
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
-
-
-def clock() -> _dt.datetime:
-    """Now, as the decisions and signatures are dated (tests put a fixed clock here)."""
-    return _dt.datetime.now(_dt.UTC)
 
 
 def operator_option(command: _Command) -> _Command:
@@ -96,7 +92,7 @@ def governance(config_path: Path, operator: str | None = None) -> Iterator[Gover
     except AuditUnavailableError as exc:
         fail(exc.detail)
     try:
-        yield Governance(config, audit, name, clock())
+        yield Governance(config, audit, name, terminal.clock())
     except AuditUnavailableError as exc:
         fail(f"the audit log refused the record, so nothing was changed: {exc.detail}")
     except NodeError as exc:

@@ -1,6 +1,7 @@
 """The ``bidui`` command: one entry point for every role.
 
-- requesting departments: ``bidui compare``
+- requesting departments: ``bidui keys request``, ``bidui apply``, ``bidui applications``,
+  ``bidui compare``
 - provider node operators: ``bidui provider init | load | serve``,
   ``bidui provider pki sign | list | revoke | rotate-ca``, ``bidui provider keys rotate``,
   ``bidui provider applications list | show | approve | refuse``, ``bidui provider grants``
@@ -18,7 +19,10 @@ from bidui_cli.audit import audit
 from bidui_cli.compare import compare
 from bidui_cli.decisions import applications, grants
 from bidui_cli.demo import demo
+from bidui_cli.department import apply, department_applications
+from bidui_cli.department import keys as department_keys
 from bidui_cli.enrolment import list_certificates, revoke, sign
+from bidui_cli.errors import OneLineUsage
 from bidui_cli.provider import provider
 from bidui_cli.rotation import keys, pki
 from bidui_cli.serve import serve
@@ -29,7 +33,9 @@ for command in (serve, pki, keys, applications, grants):
     provider.add_command(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="bidui", cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="bidui", prog_name="bidui")  # the installed version
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log progress to stderr (never secrets or values)."
@@ -41,7 +47,7 @@ def main(verbose: bool) -> None:
 
     \b
     Start here:   bidui demo
-    Requesters:   bidui compare --help
+    Requesters:   bidui keys request --help, bidui apply --help, bidui compare --help
     Operators:    bidui provider --help
     Compliance:   bidui audit --help
     """
@@ -52,6 +58,9 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(compare)
+main.add_command(department_keys)
+main.add_command(apply)
+main.add_command(department_applications)
 main.add_command(provider)
 main.add_command(audit)
 main.add_command(demo)

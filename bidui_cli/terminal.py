@@ -2,7 +2,8 @@
 
 The parsers are click callbacks (dates, whole numbers, comma-separated names, text that must say
 something, files to read). Each mistake is one line on stderr naming the option, and exit code 2
-(``UserError``), never a usage dump or a traceback. ``table`` and ``days_until`` shape output.
+(``UserError``), never a usage dump or a traceback. ``table``, ``moment`` and ``days_until``
+shape output; ``clock`` is the commands' one source of the time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 from bidui_cli.errors import fail
 
 __all__ = [
+    "clock",
     "days_until",
     "iso_date",
     "moment",
@@ -29,6 +31,12 @@ __all__ = [
 
 _T = TypeVar("_T")
 _Callback = Callable[[click.Context, click.Parameter, str | None], _T]
+
+
+def clock() -> _dt.datetime:
+    """Now: what decisions and signatures are dated by, and deadlines counted from (tests put a
+    fixed clock here)."""
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _shown(param: click.Parameter) -> str:

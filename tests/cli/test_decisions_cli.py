@@ -21,7 +21,7 @@ RESOURCE = "household_register"
 
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("bidui_cli.governance.clock", lambda: T0)
+    monkeypatch.setattr("bidui_cli.terminal.clock", lambda: T0)
     return init_node(tmp_path).config_path
 
 
