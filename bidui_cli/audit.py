@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from bidui_cli.options import config_option
 from provider_node.audit import AuditLog, AuditUnavailableError, ExportFormat
 from provider_node.config import AuditConfig, ConfigError, load_config
-from provider_node.report import QuarterlyReport, quarter_bounds
+from provider_node.report import build_report, quarter_bounds
 from provider_node.store import make_engine, session_factory
 
 __all__ = ["audit"]
@@ -208,26 +208,26 @@ def report(config_file: Path, quarter: str, fmt: str) -> None:
     """The quarterly sharing report (article 36), from the audit log, to stdout.
 
     Counts comparisons answered per requesting department, resource and mode (requests, items,
-    matches), refusals by status, and other audited actions; states whether the audit chain
-    verifies (exit 1, after the report, when it does not). Never shows a purpose, a payload digest
-    or any queried value.
+    matches), refusals by status, applications (submitted, approved, refused, the share decided
+    within 5 working days, pending and overdue at the quarter's end), grants revoked, comparisons
+    per grant, certificates signed and revoked, and other audited actions; states whether the
+    audit chain verifies (exit 1, after the report, when it does not). Never shows a purpose, a
+    payload digest or any queried value.
 
     \b
     Example:
       bidui audit report --config node/node.toml --quarter 2026Q4 > 2026Q4.txt
     """
     try:
-        start, end = quarter_bounds(quarter)
+        quarter_bounds(quarter)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--quarter") from None
     with _audit_log(config_file) as log:
-        chain = log.verify()
-        rows = log.summarise(start, end)
-    department = load_config(config_file).node.department
-    result = QuarterlyReport(quarter.upper().replace("-", ""), start, end, department, chain, rows)
+        department = load_config(config_file).node.department
+        result = build_report(log, quarter, department, now=datetime.now(UTC))
     if fmt == "csv":
         result.write_csv(sys.stdout)
     else:
         result.write_text(sys.stdout)
-    if not chain.ok:  # the report is printed, flagged; automation must notice too
+    if not result.chain.ok:  # the report is printed, flagged; automation must notice too
         raise SystemExit(_CHAIN_BROKEN)

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, TextIO
+from typing import Any, Literal, NamedTuple, TextIO, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
@@ -47,6 +47,7 @@ from provider_node.store import (
     AuditChainHead,
     AuditRecord,
     bound_statements,
+    read_only_session,
     snapshot_options,
 )
 
@@ -70,6 +71,7 @@ MIN_RETENTION_DAYS = 730
 
 ExportFormat = Literal["jsonl", "csv"]
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 
 #: ``opened``: a blinded comparison's first step, recorded before its evaluations leave the node;
 #: the comparison's own record (answered, refused, failed or abandoned) follows.
@@ -215,6 +217,8 @@ class SummaryRow(NamedTuple):
     action: str
     requester: str
     resource_id: str
+    #: The grant a comparison relied on or a governance action concerned; "" for none.
+    grant_id: str
     mode: str
     outcome: str
     status_code: str
@@ -487,7 +491,7 @@ class AuditLog:
 
     def summarise(self, start: datetime, end: datetime) -> list[SummaryRow]:
         """Records with ``start <= occurred_at < end`` grouped by what a report counts
-        (action, requester, resource, mode, outcome, status), in one consistent snapshot."""
+        (action, requester, resource, grant, mode, outcome, status), in one consistent snapshot."""
         for bound in (start, end):
             if bound.tzinfo is None:
                 raise ValueError("summary time bounds must be timezone-aware")
@@ -495,6 +499,7 @@ class AuditLog:
             AuditRecord.action,
             AuditRecord.requester,
             AuditRecord.resource_id,
+            AuditRecord.grant_id,
             AuditRecord.mode,
             AuditRecord.outcome,
             AuditRecord.status_code,
@@ -510,10 +515,15 @@ class AuditLog:
             .group_by(*columns)
             .order_by(*columns)
         )
+        return self.read(lambda session: [SummaryRow._make(row) for row in session.execute(stmt)])
+
+    def read(self, query: Callable[[Session], _T]) -> _T:
+        """What ``query`` returns, run in one consistent read-only snapshot of the store: the log,
+        or the tables beside it (the applications a quarterly report counts). ``query`` must not
+        write; ``AuditUnavailableError`` when the store cannot be read."""
         try:
-            with self._sessions() as session:
-                connection = session.connection(execution_options=snapshot_options(self._engine))
-                return [SummaryRow(*row) for row in connection.execute(stmt)]
+            with read_only_session(self._sessions) as session:
+                return query(session)
         except SQLAlchemyError as exc:
             raise AuditUnavailableError(_describe(exc)) from exc
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy.orm import Session, sessionmaker
 
 from bidui_cli.main import main
+from provider_node import grants, sharing
 from provider_node.audit import AuditEntry, AuditLog
 from provider_node.bootstrap import init_node
 from provider_node.config import load_config
 from provider_node.operator_audit import open_audit
-from provider_node.report import QuarterlyReport, quarter_bounds
+from provider_node.report import build_report, quarter_bounds
 
 
 def test_quarter_bounds() -> None:
@@ -68,9 +70,8 @@ def node(tmp_path: Path) -> tuple[Path, AuditLog, list[datetime]]:
 
 def test_report_counts_one_quarter(node: tuple[Path, AuditLog, list[datetime]]) -> None:
     _, audit, _ = node
-    start, end = quarter_bounds("2026Q4")
-    rows = audit.summarise(start, end)
-    report = QuarterlyReport("2026Q4", start, end, "luzhou-psb", audit.verify(), rows)
+    report = build_report(audit, "2026-q4", "luzhou-psb", now=datetime(2027, 2, 1, tzinfo=UTC))
+    assert report.quarter == "2026Q4"
     text = io.StringIO()
     report.write_text(text)
     page = text.getvalue()
@@ -96,6 +97,7 @@ def test_cli_report_flags_a_broken_chain(node: tuple[Path, AuditLog, list[dateti
     )
     assert ok.exit_code == 0, ok.output
     assert "audit chain: OK" in ok.stdout
+    assert "conditional sharing (article 25)" in ok.stdout
     with sqlite3.connect(config_path.parent / "audit.db") as db:
         db.execute("UPDATE audit_record SET item_count = 1 WHERE seq = 2")
     db.close()
@@ -108,3 +110,143 @@ def test_cli_report_flags_a_broken_chain(node: tuple[Path, AuditLog, list[dateti
         main, ["audit", "report", "--config", str(config_path), "--quarter", "26Q4"]
     )
     assert bad.exit_code == 2
+
+
+# ---- conditional sharing, grants and certificates, on SQLite and PostgreSQL ---------------------
+
+CHINA = timezone(timedelta(hours=8))
+DEPARTMENT = "luzhou-civil-affairs"
+DUTY = "低保資格複核: a duty no report may show"
+PURPOSE = "a purpose no report may show"
+OPERATOR = "luzhou-psb"
+
+
+class Governance:
+    """Audited sharing actions at chosen times: the audit clock and the grants' ``now`` agree."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.now = datetime(2025, 12, 1, 10, 0, tzinfo=CHINA)
+        self.audit = AuditLog(sessions, clock=lambda: self.now)
+
+    def at(self, year: int, month: int, day: int, hour: int = 10) -> Governance:
+        self.now = datetime(year, month, day, hour, 0, tzinfo=CHINA)
+        return self
+
+    def apply(self) -> str:
+        submitted: list[str] = []
+
+        def act(session: Session) -> AuditEntry:
+            application = grants.submit_application(
+                session,
+                DEPARTMENT,
+                "residents",
+                ["id_number"],
+                ["hashed", "blinded"],
+                DUTY,
+                100,
+                date(2026, 12, 31),
+                self.now,
+            )
+            submitted.append(application.id)
+            return AuditEntry(
+                action="application",
+                outcome="answered",
+                status_code="OK",
+                requester=DEPARTMENT,
+                resource_id="residents",
+                purpose=DUTY,
+            )
+
+        self.audit.append_action(act)
+        return submitted[0]
+
+    def approve(self, application_id: str) -> str:
+        return sharing.approve(self.audit, application_id, operator=OPERATOR, now=self.now).id
+
+    def refuse(self, application_id: str) -> None:
+        sharing.refuse(self.audit, application_id, "no such duty", operator=OPERATOR, now=self.now)
+
+    def compare(self, outcome: str, grant_id: str, items: int, matches: int = 0) -> None:
+        status_code = {"answered": "OK", "opened": "OK"}.get(outcome, "PERMISSION_DENIED")
+        self.audit.append(
+            _entry(
+                DEPARTMENT,
+                outcome,
+                items,
+                matches,
+                grant_id=grant_id,
+                purpose=PURPOSE,
+                status_code=status_code,
+            )
+        )
+
+    def certificate(self, action: str) -> None:
+        self.audit.append(
+            AuditEntry(action=action, outcome="answered", status_code="OK", requester=OPERATOR)
+        )
+
+
+def figures(page: str, label: str) -> list[str]:
+    """The words after ``label`` on the page's line that starts with it."""
+    line = next(line.strip() for line in page.splitlines() if line.strip().startswith(label))
+    return line[len(label) :].split()
+
+
+def test_report_counts_sharing_grants_and_certificates(sessions: sessionmaker[Session]) -> None:
+    does = Governance(sessions)
+    # Q4 2025: applied and approved; its grant is used in Q1 2026, nothing else of it counts there.
+    earlier = does.at(2025, 12, 1).approve(does.apply())
+    # Q1 2026: five applications, submitted on Monday 2 March (due Monday 9 March) unless said.
+    approved, refused, _overdue, decided_in_q2 = (does.at(2026, 3, 2).apply() for _ in range(4))
+    does.at(2026, 3, 31, 12).apply()  # due in April: pending at the quarter's end, not overdue
+    grant = does.at(2026, 3, 3).approve(approved)  # on time
+    does.at(2026, 3, 20).refuse(refused)  # late
+    does.at(2026, 3, 4)
+    does.compare("answered", grant, 10, 2)
+    does.compare("answered", grant, 5, 1)
+    does.compare("refused", grant, 50)
+    does.compare("opened", earlier, 7)  # a blinded comparison's first step: not counted twice
+    does.compare("answered", earlier, 7, 7)
+    does.compare("answered", "", 4)  # an unconditional resource: no grant
+    does.at(2026, 3, 25)
+    sharing.revoke(does.audit, grant, "duty ended", operator=OPERATOR, now=does.now)
+    does.compare("refused", grant, 1)
+    does.certificate("certificate_signing")
+    does.certificate("certificate_signing")
+    does.certificate("certificate_revocation")
+    does.at(2026, 4, 2).approve(decided_in_q2)  # still pending (and overdue) at the end of Q1
+
+    report = build_report(does.audit, "2026Q1", OPERATOR, now=datetime(2026, 6, 1, tzinfo=UTC))
+    assert report.as_of == datetime(2026, 4, 1, tzinfo=UTC)
+    text = io.StringIO()
+    report.write_text(text)
+    page = text.getvalue()
+    assert "audit chain: OK" in page
+    assert figures(page, "applications submitted") == ["5"]
+    assert figures(page, "applications approved") == ["1"]
+    assert figures(page, "applications refused") == ["1"]
+    assert figures(page, "applications decided") == ["2"]
+    on_time = figures(page, "within 5 working days (on time)")
+    assert on_time == ["1", "(50.0%", "of", "those", "decided)"]
+    assert figures(page, "applications pending") == ["3", "(at", "2026-04-01", "00:00", "UTC)"]
+    assert figures(page, "past their deadline (overdue)") == ["2"]
+    assert figures(page, "grants revoked") == ["1"]
+    assert figures(page, grant) == [DEPARTMENT, "residents", "2", "15", "2"]
+    assert figures(page, earlier) == [DEPARTMENT, "residents", "1", "7", "0"]
+    assert figures(page, "certificates signed") == ["2"]
+    assert figures(page, "certificates revoked") == ["1"]
+    refused_section = page.split("comparisons refused, failed or abandoned")[1].split("\n\n")[0]
+    assert "opened" not in refused_section
+    assert figures(refused_section, DEPARTMENT) == ["refused", "PERMISSION_DENIED", "2"]
+    other = page.split("other audited actions")[1]
+    assert "application" not in other and "certificate" not in other
+    table = io.StringIO()
+    report.write_csv(table)
+    for shown in (page, table.getvalue()):
+        assert DUTY not in shown and PURPOSE not in shown
+    assert "grant_id" in table.getvalue().splitlines()[0]
+
+    # A quarter not yet over counts its pending applications now.
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    current = build_report(does.audit, "2026Q1", OPERATOR, now=now)
+    assert current.as_of == now
