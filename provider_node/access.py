@@ -26,7 +26,7 @@ from provider_node.grants import find_grant, get_grant
 from provider_node.messages import Header, Mode
 from provider_node.quotas import consume_department_minute, consume_grant_day
 from provider_node.resources import ServedResource
-from provider_node.store import bound_statements
+from provider_node.store import Grant, bound_statements
 from provider_node.store_gate import StoreGate
 from provider_node.workdays import china_date
 
@@ -90,15 +90,20 @@ class AccessPolicy:
             grant = find_grant(
                 session, caller.department, resource_id, header.comparison_key, mode, today
             )
-            if header.grant_id and header.grant_id != grant.id:
-                named = get_grant(session, header.grant_id)
-                if named.department != caller.department:
-                    raise errors.UnknownRecordError(f"no grant {quote(header.grant_id)}")
-                raise errors.NotGrantedError(
-                    f"grant {quote(header.grant_id)} does not cover this comparison; "
-                    f"grant {grant.id} does"
+            if not header.grant_id or header.grant_id == grant.id:
+                return grant.id
+            # The department named one of its grants: that one must cover the comparison.
+            named = get_grant(session, header.grant_id)
+            if named.department != caller.department or named.resource_id != resource_id:
+                raise errors.UnknownRecordError(
+                    f"no grant {quote(header.grant_id)} of your department on {quote(resource_id)}"
                 )
-            return grant.id
+            if not _covers(named, header.comparison_key, mode, today):
+                raise errors.NotGrantedError(
+                    f"grant {quote(named.id)} does not cover {mode} comparisons by "
+                    f"{quote(header.comparison_key)} today; grant {grant.id} does"
+                )
+            return named.id
 
     def reserve(self, caller: Caller, mode: Mode, grant_id: str, items: int) -> None:
         """Count ``items`` against the department's minute and the grant's day, or refuse whole."""
@@ -123,6 +128,15 @@ class AccessPolicy:
 
     def _store(self) -> _Store:
         return _Store(self._sessions)
+
+
+def _covers(grant: Grant, key: str, mode: Mode, today: _dt.date) -> bool:
+    return (
+        key in grant.comparison_keys
+        and mode in grant.modes
+        and grant.revoked_at is None
+        and grant.valid_from <= today <= grant.valid_until
+    )
 
 
 class _Store:

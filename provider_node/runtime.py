@@ -20,6 +20,7 @@ from provider_node.access import AccessPolicy, ItemsPerMinute
 from provider_node.audit import AuditLog
 from provider_node.auth import Authenticator, RevocationList
 from provider_node.certificates_store import revoked_serials
+from provider_node.checkpoints import Checkpointer
 from provider_node.config import NodeConfig
 from provider_node.errors import AuditUnavailableError
 from provider_node.housekeeping import QuotaPruner
@@ -55,6 +56,7 @@ class OpenNode:
     revocations: RevocationList
     desk: SharingDesk
     pruner: QuotaPruner
+    checkpointer: Checkpointer
 
 
 def open_node(
@@ -113,7 +115,10 @@ def open_node(
     node.reconcile_open_comparisons(float(config.node.blinded_session_seconds))
     desk = SharingDesk(served, audit, clock=clock)
     pruner = QuotaPruner(sessions, clock=clock)
-    return OpenNode(config, node, metrics, registry, audit, engine, revocations, desk, pruner)
+    checkpointer = Checkpointer(audit, config.keys.dir, config.node.data_dir, clock=clock)
+    return OpenNode(
+        config, node, metrics, registry, audit, engine, revocations, desk, pruner, checkpointer
+    )
 
 
 def _close_open_sessions(node: ProviderNode, patience: float) -> None:
@@ -155,7 +160,9 @@ class StartedNode:
         self.grpc.stop(grace)
         self.reaper.stop()
         self.opened.pruner.stop()
+        self.opened.checkpointer.stop()
         _close_open_sessions(self.opened.node, record_for)
+        self.opened.checkpointer.run_once()  # the head as this node leaves it
         self.opened.revocations.stop()
         self.metrics_server.shutdown()
         self.opened.engine.dispose()
@@ -197,4 +204,5 @@ def start_node(
     reaper = SessionReaper(opened.node, lifetime)
     reaper.start()
     opened.pruner.start()
+    opened.checkpointer.start()
     return StartedNode(opened, running, metrics_server, metrics_port, reaper)

@@ -21,6 +21,7 @@ The schema is created and upgraded only by the Alembic migrations shipped in
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -221,6 +222,8 @@ def make_engine(url: str) -> Engine:
 def _make_sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.database in (None, "", ":memory:")
+    if not in_memory and parsed.database:
+        _owner_only(Path(parsed.database))
     engine = create_engine(
         parsed,
         hide_parameters=True,
@@ -254,6 +257,18 @@ def _make_sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _owner_only(database: Path) -> None:
+    """The audit database readable by the node's user only (mode 0600): it names departments and
+    their purposes. SQLite gives its -wal and -shm files the database file's mode."""
+    if not database.exists():
+        database.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        # Tightened by its owner only: an officer verifying a copy is not refused.
+        if path.exists() and path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(0o600)
 
 
 def snapshot_options(engine: Engine | Connection) -> dict[str, Any]:
