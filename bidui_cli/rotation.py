@@ -95,8 +95,11 @@ def rotate_ca(config_path: Path, confirm: bool) -> None:
     _carry_out(plan, config, "ca_rotation")
     clients = " ".join(f"--client {d}" for d in plan.departments) or "--client <department>"
     click.echo("Next:")
-    click.echo("  1. issue new client certificates:")
-    click.echo(f"     bidui provider init --dir {config.path.parent} {clients}")
+    click.echo("  1. issue new client certificates: sign each department's request again")
+    click.echo(f"     bidui provider pki sign <department>.csr --config {config_path}")
+    click.echo(
+        f"     and the development ones: bidui provider init --dir {config.path.parent} {clients}"
+    )
     click.echo(f"  2. give each department {plan.ca_pair[0]} and its new certificate")
     click.echo(f"  3. restart: bidui provider serve --config {config_path}")
 
