@@ -83,9 +83,12 @@ class Periodic(threading.Thread):
         while not self._stopped.wait(self._interval):
             self.run_once()
 
-    def stop(self) -> None:
-        """Ask the thread to end; a round in progress finishes first."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the thread, waiting up to ``timeout`` seconds for a round in progress (so the
+        caller can then dispose of the engine it uses)."""
         self._stopped.set()
+        if self.is_alive():
+            self.join(timeout)
 
 
 class QuotaPruner(Periodic):

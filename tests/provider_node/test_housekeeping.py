@@ -78,7 +78,6 @@ def test_a_failing_chore_is_warned_about_once_and_retried(
         chore.start()
         assert recovered.wait(5)
         chore.stop()
-        chore.join(5)
     assert not chore.is_alive()
     failed = "could not do the chore (RuntimeError: store away); will retry in 0.01 s"
     levels = [(r.levelno, r.getMessage()) for r in caplog.records]
@@ -102,5 +101,4 @@ def test_a_running_node_exports_its_applications_and_prunes(tmp_path: Path) -> N
         assert opened.pruner.is_alive()
     finally:
         started.stop(0)
-    opened.pruner.join(5)
     assert not opened.pruner.is_alive()
