@@ -7,6 +7,7 @@ No command writes to the audit database.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -22,7 +23,14 @@ from sqlalchemy.exc import ArgumentError
 
 from bidui_cli.options import config_option
 from provider_node.audit import AuditLog, AuditUnavailableError, ExportFormat
+from provider_node.checkpoints import (
+    CHECKPOINT_FILE,
+    load_signing_key,
+    verify_checkpoints,
+    write_checkpoint,
+)
 from provider_node.config import AuditConfig, ConfigError, load_config
+from provider_node.open_comparisons import comparison_states
 from provider_node.report import build_report, quarter_bounds
 from provider_node.store import make_engine, session_factory
 
@@ -102,20 +110,92 @@ def audit() -> None:
 
 @audit.command()
 @_config_option
-def verify(config_file: Path) -> None:
-    """Check the hash chain of the whole audit log.
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Signed checkpoints to hold the log to (default: the node's data_dir/"
+    f"{CHECKPOINT_FILE}, when it exists). Catches records cut from the end with the head rewound.",
+)
+@click.option(
+    "--public-key",
+    metavar="HEX",
+    help="The node's checkpoint public key as the compliance office keeps it (hex, 32 bytes).",
+)
+def verify(config_file: Path, checkpoint_file: Path | None, public_key: str | None) -> None:
+    """Check the hash chain of the whole audit log, and the log against its signed checkpoints.
 
-    Exits 0 when every record is intact, 1 naming the first bad record when any record was edited,
-    deleted or inserted, 2 when the log cannot be read.
+    Also counts blinded comparisons still open, abandoned, and answers withheld. Exits 0 when every
+    record is intact, 1 naming the first bad record when any record was edited, deleted or
+    inserted (or the log no longer reaches a checkpoint), 2 when the log cannot be read.
     """
+    key = _public_key(public_key)
+    path = checkpoint_file or _node_checkpoints(config_file)
     with _audit_log(config_file) as log:
         report = log.verify()
-    if report.ok:
-        click.echo(f"audit chain OK: {report.records_checked} records")
+        states = log.read(comparison_states)
+        checked = verify_checkpoints(log, path, public_key=key) if path is not None else None
+    if not report.ok:
+        where = f" at record seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+        click.echo(f"audit chain BROKEN{where}: {report.reason}")
+        raise SystemExit(_CHAIN_BROKEN)
+    click.echo(f"audit chain OK: {report.records_checked} records")
+    click.echo(
+        f"blinded comparisons: {states.open} open, {states.abandoned} abandoned; "
+        f"{states.withheld} answers withheld (committed after the node's deadline, never sent)"
+    )
+    if checked is None:
+        click.echo("checkpoints: none found (a cut tail with a rewound head cannot be detected)")
+    elif checked.ok:
+        click.echo(f"checkpoints OK: {checked.checked} in {path}")
+    else:
+        click.echo(f"checkpoints BROKEN ({path}): {checked.reason}")
+        raise SystemExit(_CHAIN_BROKEN)
+
+
+@audit.command()
+@_config_option
+def checkpoint(config_file: Path) -> None:
+    """Sign the audit chain's head now and append it to the node's checkpoint file.
+
+    Send the line printed (or the whole file) to the compliance office: `bidui audit verify
+    --checkpoint FILE --public-key HEX` then catches records later removed from the log's end.
+    """
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        _fail("\n".join(exc.problems))
+    path = config.node.data_dir / CHECKPOINT_FILE
+    with _audit_log(config_file) as log:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = write_checkpoint(
+            log, load_signing_key(config.keys.dir), path, now=datetime.now(UTC)
+        )
+    if written is None:
+        click.echo(f"nothing to sign: the log is empty or its head is already in {path}")
         return
-    where = f" at record seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
-    click.echo(f"audit chain BROKEN{where}: {report.reason}")
-    raise SystemExit(_CHAIN_BROKEN)
+    click.echo(json.dumps(written, sort_keys=True))
+    click.echo(f"appended to {path}", err=True)
+
+
+def _node_checkpoints(config_file: Path) -> Path | None:
+    try:
+        path = load_config(config_file).node.data_dir / CHECKPOINT_FILE
+    except ConfigError as exc:
+        _fail("\n".join(exc.problems))
+    return path if path.is_file() else None
+
+
+def _public_key(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        _fail("--public-key: expected 64 hexadecimal digits")
+    if len(key) != 32:
+        _fail("--public-key: expected 64 hexadecimal digits (an Ed25519 public key)")
+    return key
 
 
 @audit.command()

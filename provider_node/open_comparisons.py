@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Container
+from dataclasses import dataclass
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from provider_node.audit import AuditEntry, AuditLog
 from provider_node.store import AuditRecord
 
-__all__ = ["close", "reconcile", "unclosed_openings"]
+__all__ = [
+    "ComparisonStates",
+    "close",
+    "comparison_states",
+    "reconcile",
+    "unclosed_openings",
+]
 
 ABANDONED_STATUS = "DEADLINE_EXCEEDED"
 
@@ -99,3 +106,33 @@ def reconcile(audit: AuditLog, before: _dt.datetime, *, open_here: Container[str
             ),
         )
     return closed
+
+
+@dataclass(frozen=True)
+class ComparisonStates:
+    """What ``bidui audit verify`` and the quarterly report say about blinded comparisons."""
+
+    open: int  # opened, not (yet) closed: waiting for step 2, or for a reaper to abandon them
+    abandoned: int
+    withheld: int  # answers whose record committed after the node's deadline: never sent
+
+
+def comparison_states(session: Session) -> ComparisonStates:
+    own = aliased(AuditRecord)
+    open_count = session.scalar(
+        select(func.count())
+        .select_from(AuditRecord)
+        .where(
+            AuditRecord.outcome == "opened",
+            ~exists().where(own.comparison_id == AuditRecord.related_id),
+        )
+    )
+    abandoned = session.scalar(
+        select(func.count()).select_from(AuditRecord).where(AuditRecord.outcome == "abandoned")
+    )
+    withheld = session.scalar(
+        select(func.count())
+        .select_from(AuditRecord)
+        .where(AuditRecord.outcome == "failed", AuditRecord.related_id != "")
+    )
+    return ComparisonStates(open_count or 0, abandoned or 0, withheld or 0)
