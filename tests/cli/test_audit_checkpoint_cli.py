@@ -1,4 +1,4 @@
-"""`bidui audit checkpoint` and `bidui audit verify` catch the log's tail cut with the head rewound."""
+"""`bidui audit checkpoint` and `verify` catch the log's tail cut with the head rewound."""
 
 from __future__ import annotations
 
