@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bidui_cli import terminal
@@ -97,6 +98,8 @@ def governance(config_path: Path, operator: str | None = None) -> Iterator[Gover
         fail(f"the audit log refused the record, so nothing was changed: {exc.detail}")
     except NodeError as exc:
         fail(str(exc))
+    except SQLAlchemyError as exc:  # reading the register, applications or grants
+        fail(f"cannot read the node's database: {(str(exc).splitlines() or ['?'])[0]}")
     finally:
         engine = audit.sessions.kw.get("bind")
         if isinstance(engine, Engine):

@@ -1,13 +1,17 @@
 """What the node operator and the compliance officer rely on: health, reflection, metrics, and a
-``bidui provider serve`` process that stops gracefully on SIGTERM."""
+``bidui provider serve`` process that stops gracefully on SIGTERM and summarises refused TLS
+handshakes in its operations log (``bidui.operations``), never a line per attempt."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -81,6 +85,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _connect_without_certificate(port: int, ca: Path) -> None:
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(["h2"])
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.recv(1)  # TLS 1.3: the refusal arrives after the client's side of the handshake
+
+
 def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     config_path, _, _ = build_node_dir(tmp_path)
     port, metrics_port = _free_port(), _free_port()
@@ -112,6 +127,9 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
             health = health_pb2_grpc.HealthStub(channel)
             answer = health.Check(health_pb2.HealthCheckRequest(), timeout=20, wait_for_ready=True)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        for _ in range(3):
+            _connect_without_certificate(port, pki / "ca.pem")
+        time.sleep(0.5)  # grpc's core logs each refusal on its own thread
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -121,6 +139,10 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     assert "received SIGTERM; stopping gracefully" in stderr
     assert "stopped" in stderr
     assert "Traceback" not in stderr
+    summaries = [line for line in stderr.splitlines() if "TLS handshakes refused" in line]
+    assert len(summaries) == 1, stderr
+    assert "bidui.operations" in summaries[0] and "no_certificate" in summaries[0]
+    assert "Handshake failed" not in stderr  # grpc's own lines are counted, not passed on
 
 
 def test_provider_load_is_audited(tmp_path: Path) -> None:
