@@ -31,6 +31,7 @@ from comparator.errors import ComparatorError, FieldError
 from comparator.fields import FieldType, Normalizer, normalizer
 
 __all__ = [
+    "CANONICAL_VERSION",
     "RECORD_LABEL",
     "ComparisonKey",
     "Domain",
@@ -45,8 +46,15 @@ __all__ = [
     "encode_values",
 ]
 
-RECORD_LABEL = b"bidui-record-v1"
-"""Prefix of every encoded record; a new encoding gets a new label, never a silent change."""
+CANONICAL_VERSION = 1
+"""The version of the canonical encoding: the field rules of ``comparator.fields`` and the bytes
+below. Whatever changes what a value canonicalises to, or how a record is encoded, takes a new
+version. It is part of every encoded record (``RECORD_LABEL``), so records of two versions never
+compare equal; the node publishes it in its catalog and stamps it on every index it builds."""
+
+RECORD_LABEL = b"bidui-record-v%d" % CANONICAL_VERSION
+"""Prefix of every encoded record, naming ``CANONICAL_VERSION``: a new encoding gets a new label,
+never a silent change."""
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")

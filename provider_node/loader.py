@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from comparator.canonical import encode_records
+from comparator.canonical import CANONICAL_VERSION, encode_records
 from comparator.errors import IndexFormatError
 from comparator.fields import FieldType
 from comparator.index import ENTRY_LENGTH, MatchIndex
@@ -58,6 +58,8 @@ DEFAULT_CHUNK_ROWS = 50_000
 # How many row numbers an invalid-row report keeps per (field, reason).
 MAX_SAMPLE_ROWS = 10
 INDEX_FORMAT = "bidui-match-index"
+# Indexes built before the canonical version was stamped on them were built under version 1.
+_UNSTAMPED_CANONICAL_VERSION = "1"
 
 Progress = Callable[[int], None]
 Record = dict[str, str | None]
@@ -324,6 +326,7 @@ def load_resource(
             "key": name,
             "mode": str(mode),
             "key_version": str(resource.key_version),
+            "canonical_version": str(CANONICAL_VERSION),
             "key_id": _key_id(keys, resource, mode),
             "built_at": built_at.isoformat(),
             "records": str(records),
@@ -374,7 +377,8 @@ def load_indexes(
 ) -> dict[tuple[str, str], MatchIndex]:
     """Open every (comparison key, mode) index of ``resource``, checking each was built for it.
 
-    With ``keys``, also checks each index was built under the node's current keys. Raises
+    Also checks each was built under this node's canonical version (``CANONICAL_VERSION``: how
+    records are normalised and encoded) and, with ``keys``, under the node's current keys. Raises
     ``IndexMissingError`` naming the file and telling the operator to run ``bidui provider load``.
     """
     if resource.sharing_type is SharingType.NOT_SHARED:
@@ -400,6 +404,14 @@ def load_indexes(
                         f"resource {resource.id!r}: index {path} was built for {field_name} "
                         f"{meta.get(field_name)!r}, not {value!r}: {remedy}"
                     )
+            built_under = meta.get("canonical_version", _UNSTAMPED_CANONICAL_VERSION)
+            if built_under != str(CANONICAL_VERSION):
+                # Records are normalised or encoded differently now: the old index matches nothing.
+                raise IndexMissingError(
+                    f"resource {resource.id!r}: index {path} was built under canonical version "
+                    f"{built_under}, this node encodes records under version {CANONICAL_VERSION}: "
+                    f"{remedy}"
+                )
             if meta.get("key_version") != str(resource.key_version):
                 raise IndexMissingError(
                     f"resource {resource.id!r}: index {path} was built with key version "

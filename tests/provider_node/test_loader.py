@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from comparator.canonical import Record, encode_records
+from comparator.canonical import CANONICAL_VERSION, Record, encode_records
 from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher
 from comparator.oprf import VoprfClient, VoprfServer
@@ -260,6 +260,36 @@ def test_missing_or_stale_index_tells_the_operator_what_to_run(
     other_keys = NodeKeys(tmp_path, bytes(32), bytes(32))
     with pytest.raises(IndexMissingError, match="other keys"):
         load_indexes(resource, config, other_keys)
+
+
+def test_an_index_of_another_canonical_version_is_refused_with_the_load_command(
+    node: tuple[NodeConfig, NodeKeys],
+) -> None:
+    config, keys = node
+    resource = catalog(config)["residents"]
+    load_resource(resource, config, keys)
+    path = index_path(config, "residents", "id_number", "blinded")
+    metadata = MatchIndex.load(path).metadata
+    assert metadata["canonical_version"] == str(CANONICAL_VERSION)
+    command = f"run `bidui provider load --config {config.path} --resource residents`"
+    try:
+        for stamped in (str(CANONICAL_VERSION + 1), None):
+            old = {k: v for k, v in metadata.items() if k != "canonical_version"}
+            if stamped is not None:
+                old["canonical_version"] = stamped
+            MatchIndex.build([], metadata=old).save(path)
+            # An index built before the version was stamped on indexes was built under version 1.
+            built_under = stamped or "1"
+            if built_under == str(CANONICAL_VERSION):
+                load_indexes(resource, config, keys)
+                continue
+            with pytest.raises(IndexMissingError) as refused:
+                load_indexes(resource, config, keys)
+            message = str(refused.value)
+            assert f"{path} was built under canonical version {built_under}" in message
+            assert f"under version {CANONICAL_VERSION}: {command}" in message
+    finally:
+        load_resource(resource, config, keys)
 
 
 def test_source_problems_are_one_clear_error(
