@@ -22,6 +22,9 @@ import datetime as _dt
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -42,6 +45,7 @@ __all__ = [
     "RPC_DURATION_BUCKETS",
     "ApplicationsCollector",
     "MetricsServer",
+    "MetricsTls",
     "NodeMetrics",
     "start_metrics_server",
 ]
@@ -278,10 +282,12 @@ class NodeMetrics:
             labels,
             registry=registry,
         )
+        # Not per requester: with one department's single-record query the only activity, a
+        # per-requester match count would tell its result to whoever can read /metrics.
         self.comparison_matches = Counter(
             "bidui_comparison_matches_total",
-            "Items that matched the provider's index.",
-            ["requester", "resource", "mode"],
+            "Items that matched the provider's index, per resource and mode.",
+            ["resource", "mode"],
             registry=registry,
         )
         self.refusals = Counter(
@@ -332,7 +338,7 @@ class NodeMetrics:
         if items:
             self.comparison_items.labels(*labels).inc(items)
         if matches:
-            self.comparison_matches.labels(*labels[:3]).inc(matches)
+            self.comparison_matches.labels(*labels[1:3]).inc(matches)
 
     def record_refusal(self, reason: str) -> None:
         self.refusals.labels(reason if reason in REFUSAL_REASONS else OTHER).inc()
@@ -376,14 +382,34 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def start_metrics_server(address: str, registry: CollectorRegistry) -> tuple[MetricsServer, int]:
-    """Serve ``registry`` at ``http://address/metrics`` from a daemon thread.
+@dataclass(frozen=True)
+class MetricsTls:
+    """Serve /metrics over TLS to scrapers holding a client certificate from ``client_ca``."""
+
+    certfile: Path
+    keyfile: Path
+    client_ca: Path
+
+
+def start_metrics_server(
+    address: str, registry: CollectorRegistry, *, tls: MetricsTls | None = None
+) -> tuple[MetricsServer, int]:
+    """Serve ``registry`` at ``http(s)://address/metrics`` from a daemon thread.
 
     ``address`` is ``host:port`` (``[v6]:port`` for IPv6); port 0 picks a free port, which is
     returned. Raises ``OSError`` when the address cannot be bound, ``ValueError`` when malformed.
+    With ``tls``, prometheus_client's own TLS server requires a client certificate.
     """
     host, port = parse_address(address)
+    secure: dict[str, Any] = {}
+    if tls is not None:
+        secure = {
+            "certfile": str(tls.certfile),
+            "keyfile": str(tls.keyfile),
+            "client_cafile": str(tls.client_ca),
+            "client_auth_required": True,
+        }
     # prometheus_client picks the address family from the host (IPv6 too) and logs no requests.
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    server, thread = start_http_server(port, addr=host, registry=registry, **secure)
     handle = MetricsServer(server, thread)
     return handle, handle.port

@@ -26,7 +26,12 @@ from provider_node.errors import AuditUnavailableError
 from provider_node.housekeeping import QuotaPruner
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_built_at, load_indexes
-from provider_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
+from provider_node.metrics import (
+    MetricsServer,
+    MetricsTls,
+    NodeMetrics,
+    start_metrics_server,
+)
 from provider_node.node import NodeLimits, ProviderNode
 from provider_node.resources import ServedResource, build_catalog
 from provider_node.server import (
@@ -193,8 +198,13 @@ def start_node(
         ),
     )
     try:
+        metrics_tls = None
+        if config.node.metrics_tls:
+            metrics_tls = MetricsTls(
+                config.tls.server_cert, config.tls.server_key, config.tls.ca_cert
+            )
         metrics_server, metrics_port = start_metrics_server(
-            metrics_listen or config.node.metrics_listen, opened.registry
+            metrics_listen or config.node.metrics_listen, opened.registry, tls=metrics_tls
         )
     except BaseException:
         running.stop(0)

@@ -79,7 +79,12 @@ class NodeSection(_Section):
     name: str = ""  # the department id when left out
     department: DepartmentId
     listen: Address = "127.0.0.1:50051"
+    # The counters tell, per requester, resource and mode, how many comparisons and items were
+    # asked, and per resource how many items matched: loopback only unless exposed on purpose,
+    # then over TLS with a client certificate from the node's CA (metrics_tls).
     metrics_listen: Address = "127.0.0.1:9464"
+    metrics_expose: StrictBool = False
+    metrics_tls: StrictBool = False
     data_dir: ConfigPath = Path("data")
     max_batch_items: Annotated[StrictInt, between(1, MAX_BATCH_ITEMS_LIMIT)] = 100_000
     max_message_bytes: Annotated[StrictInt, between(MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES_LIMIT)] = (
@@ -105,6 +110,18 @@ class NodeSection(_Section):
         ):
             return {**data, "name": data["department"]}
         return data
+
+    @model_validator(mode="after")
+    def _metrics_stay_local_unless_exposed(self) -> NodeSection:
+        host = self.metrics_listen.rsplit(":", 1)[0].strip("[]")
+        if host not in ("127.0.0.1", "::1", "localhost") and not self.metrics_expose:
+            raise problem(
+                "listens beyond this machine: set node.metrics_expose = true to mean it (the "
+                "counters show who compares what and how many items match), and consider "
+                "node.metrics_tls = true",
+                "metrics_listen",
+            )
+        return self
 
     @model_validator(mode="after")
     def _department_share_fits_the_total(self) -> NodeSection:

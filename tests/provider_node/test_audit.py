@@ -390,7 +390,7 @@ def test_cli_verify_ok_then_broken(
     config = write_config(tmp_path, database_url)
     result = run("verify", "--config", str(config))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "audit chain OK: 3 records"
+    assert result.stdout.splitlines()[0] == "audit chain OK: 3 records"
     execute(engine, "UPDATE audit_record SET item_count = 1 WHERE seq = 2")
     result = run("verify", "--config", str(config))
     assert result.exit_code == 1
@@ -429,8 +429,8 @@ def test_cli_environment_overrides_the_database(log: AuditLog, tmp_path: Path) -
     if "postgresql" in str(log._engine.url):
         assert result.exit_code == 2  # the relative SQLite file does not exist there
     else:
-        assert result.stdout.strip() == "audit chain OK: 2 records"
-    assert overridden.stdout.strip() == "audit chain OK: 0 records"
+        assert result.stdout.splitlines()[0] == "audit chain OK: 2 records"
+    assert overridden.stdout.splitlines()[0] == "audit chain OK: 0 records"
 
 
 @pytest.mark.parametrize(

@@ -405,3 +405,13 @@ def test_the_defaults_init_shows_in_comments_are_the_defaults(tmp_path: Path) ->
     (tmp_path / "pki").mkdir()
     (tmp_path / "pki" / "ca.key").write_text("x")  # the default ca_key is one that exists
     assert load(tmp_path, uncommented) == load(tmp_path, written)
+
+
+def test_metrics_stay_on_loopback_unless_exposed_on_purpose(tmp_path: Path) -> None:
+    text = EXAMPLE.replace('metrics_listen = "127.0.0.1:9464"', 'metrics_listen = "0.0.0.0:9464"')
+    assert text != EXAMPLE
+    assert "node.metrics_listen: listens beyond this machine" in only_problem(tmp_path, text)
+    exposed = text.replace(
+        'metrics_listen = "0.0.0.0:9464"', 'metrics_listen = "0.0.0.0:9464"\nmetrics_expose = true'
+    )
+    assert load(tmp_path, exposed).node.metrics_expose

@@ -104,7 +104,13 @@ def test_scraped_over_loopback(
     answered = labels(**who, outcome="answered")
     assert samples[("bidui_comparisons_total", answered)] == 2
     assert samples[("bidui_comparison_items_total", answered)] == 15
-    assert samples[("bidui_comparison_matches_total", labels(**who))] == 5
+    # Matches per resource and mode only: never a requester's own result.
+    where = labels(resource="residents", mode="blinded")
+    assert samples[("bidui_comparison_matches_total", where)] == 5
+    assert not any(
+        name == "bidui_comparison_matches_total" and "requester" in dict(key)
+        for name, key in samples
+    )
     assert samples[("bidui_refusals_total", labels(reason="not_shared"))] == 1
     assert samples[("bidui_audit_failures_total", ())] == 1
     method = labels(method="CompareHashed")
@@ -406,3 +412,28 @@ def test_a_slow_read_is_waited_for_briefly_and_stale_counts_are_not_exported(
     assert any("the database is away); will retry at the next scrape" in m for m in messages)
     assert not any("second line" in m for m in messages)
     assert messages[-1] == "read the applications for the metrics works again"
+
+
+def test_metrics_over_tls_need_a_client_certificate_from_the_ca(tmp_path: Path) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from provider_node.metrics import MetricsTls
+    from provider_node.pki import create_ca, issue_client_cert, issue_server_cert
+
+    ca = create_ca(tmp_path, "metrics CA")
+    node = issue_server_cert(ca, tmp_path)
+    scraper = issue_client_cert(ca, tmp_path / "clients", "prometheus")
+    tls = MetricsTls(node.cert_path, node.key_path, ca.cert_path)
+    server, port = start_metrics_server("127.0.0.1:0", CollectorRegistry(), tls=tls)
+    try:
+        context = ssl.create_default_context(cafile=str(ca.cert_path))
+        url = f"https://localhost:{port}/metrics"
+        with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
+            urllib.request.urlopen(url, context=context, timeout=5).read()
+        context.load_cert_chain(scraper.cert_path, scraper.key_path)
+        with urllib.request.urlopen(url, context=context, timeout=5) as response:
+            assert response.status == 200
+    finally:
+        server.shutdown()
