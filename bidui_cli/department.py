@@ -70,7 +70,7 @@ def request(department: str, directory: Path) -> None:
     with reported():
         key_path, csr_path = make_key_and_request(department, directory)
     click.echo(f"Made a key and a certificate request for department {department}:")
-    click.echo(f"  {key_path}  your private key: it never leaves {directory}; back it up safely")
+    click.echo(f"  {key_path}  your private key: it never leaves {directory}; keep it safe")
     click.echo(f"  {csr_path}  the request: send this file, and only this one, to the operator")
     click.echo(
         f"The operator sends back {csr_path.with_suffix('.pem').name} (your certificate) and "
