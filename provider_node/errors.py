@@ -143,6 +143,14 @@ class StateConflictError(NodeError):
     status = "FAILED_PRECONDITION"
 
 
+class ReportTooLateError(NodeError):
+    """Article 26: a doubted result is reported within 3 working days of its comparison; this
+    report came later."""
+
+    reason = "report_too_late"
+    status = "FAILED_PRECONDITION"
+
+
 class ApprovalTooWideError(InvalidRequestError):
     """An approval may only narrow an application (article 25): fewer keys or modes, fewer items
     per day, a shorter validity; never more than was applied for."""

@@ -13,7 +13,8 @@ the production store. Both behave the same for the audit log:
 
 Applications, grants, quota windows and issued certificates (migration 0002) are ordinary tables,
 changed only through ``provider_node.grants``, ``provider_node.quotas`` and
-``provider_node.certificates_store``.
+``provider_node.certificates_store``; discrepancy reports (migration 0004) only through
+``provider_node.discrepancies``.
 
 The schema is created and upgraded only by the Alembic migrations shipped in
 ``provider_node/migrations`` (``migrate(engine)``); no ``alembic.ini`` is needed at run time.
@@ -61,6 +62,7 @@ __all__ = [
     "AuditRecord",
     "Base",
     "Certificate",
+    "DiscrepancyReport",
     "Grant",
     "QuotaUsage",
     "bound_statements",
@@ -450,3 +452,57 @@ class Certificate(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revocation_reason: Mapped[str | None] = mapped_column(Text)
+
+
+# ---- discrepancy reports (migration 0004) -------------------------------------------------------
+
+
+class DiscrepancyReport(Base):
+    """A requester's report that it doubts part of a comparison's result (article 26), and the
+    provider's answer. Changed only through ``provider_node.discrepancies``.
+
+    ``positions`` are the doubted items' 0-based places in the comparison (a JSON array, sorted,
+    without repeats); ``status`` is one of ``discrepancies.ReportStatus``; ``answered_at`` is set
+    exactly when it is not pending; a rejection gives its reason, a correction names the audit
+    record of the index refresh (``index_load``) that corrected the result.
+    """
+
+    __tablename__ = "discrepancy_reports"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'confirmed', 'corrected', 'rejected')",
+            name="ck_discrepancy_reports_status",
+        ),
+        CheckConstraint(
+            "(status = 'pending') = (answered_at IS NULL)",
+            name="ck_discrepancy_reports_answered_at",
+        ),
+        CheckConstraint(
+            "status <> 'rejected' OR answer IS NOT NULL", name="ck_discrepancy_reports_rejection"
+        ),
+        CheckConstraint(
+            "(status = 'corrected') = (correction_id IS NOT NULL)",
+            name="ck_discrepancy_reports_correction",
+        ),
+        Index("ix_discrepancy_reports_status_deadline", "status", "answer_deadline"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: The ``comparison_id`` of the comparison's audit record.
+    comparison_id: Mapped[str] = mapped_column(String(36), index=True)
+    department: Mapped[str] = mapped_column(String(64), index=True)
+    resource_id: Mapped[str] = mapped_column(String(64))
+    compared_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    positions: Mapped[list[int]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The last day (in China) the report could be filed: 3 working days after the comparison.
+    report_deadline: Mapped[date] = mapped_column(Date)
+    #: The last day (in China) for the provider's answer: 5 working days after filing.
+    answer_deadline: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_by: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    #: The ``comparison_id`` of the ``index_load`` audit record that corrected the result.
+    correction_id: Mapped[str | None] = mapped_column(String(36))
