@@ -92,7 +92,7 @@ def open_node(
             indexes=indexes,
             last_refresh=min(built) if built else None,
         )
-    engine = make_engine(config.audit.database_url)
+    engine = make_engine(config.audit.database_url, config.audit.timeouts())
     migrate(engine)
     sessions = session_factory(engine)
     metrics.track_applications(sessions)
@@ -106,7 +106,7 @@ def open_node(
     per_minute = ItemsPerMinute(
         hashed=config.node.max_hashed_items_per_minute, blinded=config.node.max_items_per_minute
     )
-    gate = StoreGate()
+    gate = StoreGate(deadline=config.audit.request_deadline_seconds)
     access = AccessPolicy(sessions, per_minute, gate=gate, clock=clock)
     limits = NodeLimits(
         max_batch_items=config.node.max_batch_items,

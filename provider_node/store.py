@@ -27,6 +27,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ __all__ = [
     "DiscrepancyReport",
     "Grant",
     "QuotaUsage",
+    "StoreTimeouts",
     "bound_statements",
     "make_engine",
     "migrate",
@@ -85,13 +87,24 @@ SQLITE_BEGIN_OPTION = "bidui_sqlite_begin"
 # times on top), PostgreSQL statements and lock waits are cancelled by the server, and a
 # connection that cannot be made or taken from the pool fails. A server frozen outright (SIGSTOP)
 # cancels nothing: ``store_gate`` bounds the wait on the node's side.
-_SQLITE_BUSY_TIMEOUT_MS = 2_000
-_PG_CONNECT_TIMEOUT_S = 5
-# Lock waits bounded everywhere; statements only on the request path (``bound_statements``), as
-# ``bidui audit verify`` on a long log legitimately runs one long statement.
-_PG_OPTIONS = "-c lock_timeout=3000 -c idle_in_transaction_session_timeout=30000"
-_REQUEST_STATEMENT_TIMEOUT_MS = 5_000
-_POOL_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class StoreTimeouts:
+    """The bounds on every wait for the store ([audit] in node.toml sets them).
+
+    Lock waits are bounded everywhere; statements only on the request path
+    (``bound_statements``), as ``bidui audit verify`` on a long log runs one long statement.
+    """
+
+    connect_s: float = 5.0
+    pool_s: float = 5.0
+    lock_s: float = 3.0
+    statement_s: float = 5.0
+    sqlite_busy_s: float = 2.0
+
+
+_timeouts: weakref.WeakKeyDictionary[Engine, StoreTimeouts] = weakref.WeakKeyDictionary()
 _MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -181,7 +194,7 @@ class AuditChainHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeouts: StoreTimeouts = StoreTimeouts()) -> Engine:
     """An engine for the node's store.
 
     SQLite: WAL journal, ``synchronous=FULL`` (a committed audit record survives a crash or power
@@ -196,15 +209,21 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _make_sqlite_engine(url)
+        engine = _make_sqlite_engine(url, timeouts)
+        _timeouts[engine] = timeouts
+        return engine
     connect_args: dict[str, Any] = {}
     if backend == "postgresql":
         # Options in the URL (a search_path, say) are kept: a keyword would replace them.
         given = parsed.query.get("options")
         given = " ".join(given) if isinstance(given, tuple) else given
+        bounds = (
+            f"-c lock_timeout={round(timeouts.lock_s * 1000)} "
+            "-c idle_in_transaction_session_timeout=30000"
+        )
         connect_args.update(
-            connect_timeout=_PG_CONNECT_TIMEOUT_S,
-            options=f"{given} {_PG_OPTIONS}" if given else _PG_OPTIONS,
+            connect_timeout=max(1, round(timeouts.connect_s)),
+            options=f"{given} {bounds}" if given else bounds,
             # A peer that stops acknowledging (network gone) is noticed within seconds.
             keepalives=1,
             keepalives_idle=5,
@@ -212,16 +231,18 @@ def make_engine(url: str) -> Engine:
             keepalives_count=3,
             tcp_user_timeout=10_000,
         )
-    return create_engine(
+    engine = create_engine(
         parsed,
         hide_parameters=True,
         pool_pre_ping=True,
-        pool_timeout=_POOL_TIMEOUT_S,
+        pool_timeout=timeouts.pool_s,
         connect_args=connect_args,
     )
+    _timeouts[engine] = timeouts
+    return engine
 
 
-def _make_sqlite_engine(url: str) -> Engine:
+def _make_sqlite_engine(url: str, timeouts: StoreTimeouts) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database:
@@ -229,7 +250,7 @@ def _make_sqlite_engine(url: str) -> Engine:
     engine = create_engine(
         parsed,
         hide_parameters=True,
-        connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": timeouts.sqlite_busy_s},
         # One shared connection for an in-memory database, or each thread would see its own.
         **({"poolclass": StaticPool} if in_memory else {}),
     )
@@ -243,7 +264,7 @@ def _make_sqlite_engine(url: str) -> Engine:
             if not in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={round(timeouts.sqlite_busy_s * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
@@ -287,9 +308,9 @@ def bound_statements(session: Session) -> None:
     may wait (the audit append, grants and allowances on the request path)."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(
-            f"SET LOCAL statement_timeout = {_REQUEST_STATEMENT_TIMEOUT_MS}"
-        )
+        bounds = _timeouts.get(connection.engine, StoreTimeouts())
+        milliseconds = max(1, round(bounds.statement_s * 1000))
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
 
 
 @contextmanager

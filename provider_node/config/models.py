@@ -49,6 +49,7 @@ from provider_node.config.values import (
     matching,
     problem,
 )
+from provider_node.store import StoreTimeouts
 
 __all__ = [
     "SECTIONS",
@@ -195,6 +196,23 @@ class AuditConfig(_Section):
     # Left out of repr: the URL may carry a password.
     database_url: DatabaseUrl = Field("sqlite:///audit.db", repr=False)
     retention_days: StrictInt = MIN_RETENTION_DAYS
+    # Every wait on the store is bounded: a hung database costs a requester seconds (UNAVAILABLE),
+    # and requests that need no database keep their speed.
+    request_deadline_seconds: Annotated[StrictInt, between(1, 300)] = 8
+    connect_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 5
+    pool_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 5
+    lock_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 3
+    statement_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 5
+    sqlite_busy_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 2
+
+    def timeouts(self) -> StoreTimeouts:
+        return StoreTimeouts(
+            connect_s=self.connect_timeout_seconds,
+            pool_s=self.pool_timeout_seconds,
+            lock_s=self.lock_timeout_seconds,
+            statement_s=self.statement_timeout_seconds,
+            sqlite_busy_s=self.sqlite_busy_timeout_seconds,
+        )
 
     @field_validator("database_url")
     @classmethod
