@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -25,10 +26,6 @@ from provider_node.server import SignalWaiter
 _log = logging.getLogger(__name__)
 _operations = logging.getLogger("bidui.operations")
 
-
-def _not_counted(_reason: str) -> None:
-    """provider_node.metrics has no handshake-failure counter to feed yet: the summary in the
-    operations log is the only record of refused handshakes."""
 
 
 @click.command()
@@ -50,10 +47,11 @@ def serve(config_path: Path, listen: str | None, metrics_listen: str | None, gra
       bidui provider serve --config node/node.toml
     """
     signals = SignalWaiter()  # before start-up: a SIGTERM during it must not be lost
-    handshakes = HandshakeFailureLog(_operations, _not_counted)
+    refused: Counter[str] = Counter()  # exported once the node's metrics exist
+    handshakes = HandshakeFailureLog(_operations, lambda reason: refused.update((reason,)))
     handshakes.start()  # before grpc makes the server: its core reads the log level then
     try:
-        _serve(config_path, listen, metrics_listen, grace, signals)
+        _serve(config_path, listen, metrics_listen, grace, signals, refused)
     finally:
         handshakes.stop()
 
@@ -64,8 +62,10 @@ def _serve(
     metrics_listen: str | None,
     grace: float,
     signals: SignalWaiter,
+    refused: Counter[str],
 ) -> None:
     started = _start(config_path, listen, metrics_listen)
+    started.opened.metrics.track_handshake_failures(lambda: dict(refused))
     config = started.opened.config
     click.echo(
         f"bidui node {config.node.name!r} serving on port {started.port} "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -358,11 +358,36 @@ class NodeMetrics:
     def remove_index(self, resource: str, key: str, mode: str) -> None:
         self._indexes.remove((resource, key, mode))
 
+    def track_handshake_failures(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Export ``bidui_tls_handshake_failures_total{reason}`` from ``counts`` (kept by the
+        operations log's reader of grpc's core, which starts before the node's metrics)."""
+        self._registry.register(
+            _CountsCollector(
+                "bidui_tls_handshake_failures",
+                "TLS handshakes refused by grpc's mutual TLS (never an RPC, never audited).",
+                "reason",
+                counts,
+            )
+        )
+
     def track_applications(self, sessions: sessionmaker[Session]) -> ApplicationsCollector:
         """Export the applications in ``sessions``' database, read at scrape time (article 25)."""
         collector = ApplicationsCollector(application_counts_reader(sessions), clock=self._clock)
         self._registry.register(collector)
         return collector
+
+
+class _CountsCollector(Collector):
+    """A counter family read from a mapping kept elsewhere (e.g. before the registry existed)."""
+
+    def __init__(self, name: str, documentation: str, label: str, read: Callable[[], Any]) -> None:
+        self._name, self._documentation, self._label, self._read = name, documentation, label, read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, count in sorted(self._read().items()):
+            family.add_metric([value], count)
+        yield family
 
 
 class MetricsServer:

@@ -130,6 +130,17 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         for _ in range(3):
             _connect_without_certificate(port, pki / "ca.pem")
         time.sleep(0.5)  # grpc's core logs each refusal on its own thread
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            exposition = response.read().decode()
+        refused = [
+            sample.value
+            for family in text_string_to_metric_families(exposition)
+            for sample in family.samples
+            if sample.name == "bidui_tls_handshake_failures_total"
+            and sample.labels == {"reason": "no_certificate"}
+        ]
+        assert refused and refused[0] >= 3, exposition
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
