@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
@@ -70,6 +70,7 @@ RPC_DURATION_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
 OTHER = "other"
+STORE_DOWN_WINDOW = _dt.timedelta(seconds=30)
 UNKNOWN = "unknown"
 
 _log = logging.getLogger(__name__)
@@ -307,6 +308,14 @@ class NodeMetrics:
         )
         self._indexes = _IndexCollector(clock)
         registry.register(self._indexes)
+        # For alerting: 0 while audit writes have failed within the last STORE_DOWN_WINDOW.
+        self._last_audit_failure: _dt.datetime | None = None
+        store_up = Gauge(
+            "bidui_audit_store_up",
+            "1 if no audit write failed in the last 30 s; 0 means comparisons are being refused.",
+            registry=registry,
+        )
+        store_up.set_function(self._store_up)
 
     def _resource(self, resource: str) -> str:
         if self._known_resources is not None and resource not in self._known_resources:
@@ -345,6 +354,11 @@ class NodeMetrics:
 
     def record_audit_failure(self) -> None:
         self.audit_failures.inc()
+        self._last_audit_failure = self._clock()
+
+    def _store_up(self) -> float:
+        last = self._last_audit_failure
+        return 0.0 if last is not None and self._clock() - last < STORE_DOWN_WINDOW else 1.0
 
     def observe_rpc(self, method: str, seconds: float) -> None:
         """``method`` is a gRPC method name from the service descriptors (a bounded set)."""

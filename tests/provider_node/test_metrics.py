@@ -313,11 +313,11 @@ def test_a_writer_holding_its_transaction_open_delays_no_scrape(
     assert exposition(registry)[PENDING] == 1
 
 
+# PostgreSQL only: a SQLite reader in WAL mode never waits for a lock.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_locked_table_costs_a_scrape_its_wait_and_is_counted_as_an_error(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("a SQLite reader in WAL mode never waits for a lock")
     registry = CollectorRegistry()
     read = application_counts_reader(sessions, statement_timeout=1.0)
     registry.register(ApplicationsCollector(read, clock=Clock(), wait_seconds=0.2))
@@ -437,3 +437,18 @@ def test_metrics_over_tls_need_a_client_certificate_from_the_ca(tmp_path: Path) 
             assert response.status == 200
     finally:
         server.shutdown()
+
+
+def test_store_up_falls_on_an_audit_failure_and_recovers_after_the_window() -> None:
+    now = [_dt.datetime(2026, 3, 2, tzinfo=_dt.UTC)]
+    registry = CollectorRegistry()
+    metrics = NodeMetrics(registry, clock=lambda: now[0])
+
+    def store_up() -> float | None:
+        return registry.get_sample_value("bidui_audit_store_up")
+
+    assert store_up() == 1.0
+    metrics.record_audit_failure()
+    assert store_up() == 0.0
+    now[0] += _dt.timedelta(seconds=31)
+    assert store_up() == 1.0
