@@ -22,10 +22,14 @@ A conditional resource is compared under a grant: ``client.apply(...)`` returns 
 :class:`Application`; once the provider's operator approves it, ``client.application(id).grant``
 is the :class:`Grant` (``compare(..., grant_id=grant.id)`` names it). A department makes its own
 key and certificate request with :func:`make_key_and_request` and has the node's operator sign it.
+A result in doubt is reported within 3 working days: ``client.report_discrepancy(comparison_id,
+positions, description)`` (:func:`locate_records` finds the positions of input rows), and
+``client.discrepancy(id)`` is the :class:`DiscrepancyReport` with the provider's answer.
 """
 
 from client_sdk.client import ComparisonClient, ComparisonMode, ProgressCallback, RetryPolicy
 from client_sdk.credentials import Credentials
+from client_sdk.discrepancies import DiscrepancyReport, DiscrepancyStatus, locate_records
 from client_sdk.enrolment import make_key_and_request
 from client_sdk.errors import (
     AuthenticationError,
@@ -58,6 +62,8 @@ __all__ = [
     "CsvInputError",
     "CsvOutputError",
     "DeadlineExceededError",
+    "DiscrepancyReport",
+    "DiscrepancyStatus",
     "Grant",
     "InvalidRequestError",
     "MatchStatus",
@@ -70,5 +76,6 @@ __all__ = [
     "RetryPolicy",
     "ServiceError",
     "ServiceUnavailableError",
+    "locate_records",
     "make_key_and_request",
 ]

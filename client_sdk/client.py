@@ -41,11 +41,13 @@ import grpc
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from bidui.v1 import discrepancy_pb2_grpc as _discrepancy_pb2_grpc
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from client_sdk.blinded import compare_blinded
 from client_sdk.catalog import Catalog, ComparisonMode, check_mode, comparison_key_for
 from client_sdk.chunks import Comparison, ProgressCallback, Record, chunk_ranges
 from client_sdk.credentials import Credentials
+from client_sdk.discrepancies import DiscrepancyCalls
 from client_sdk.errors import InvalidRequestError
 from client_sdk.hashed import compare_hashed
 from client_sdk.refusals import Refusals
@@ -107,7 +109,7 @@ def channel_options(
     return options
 
 
-class ComparisonClient(SharingCalls):
+class ComparisonClient(SharingCalls, DiscrepancyCalls):
     """A connection to one provider node, over mTLS.
 
     ``timeout`` is the time allowed for each request: a catalog call, or one chunk of a
@@ -117,7 +119,9 @@ class ComparisonClient(SharingCalls):
     :class:`Credentials` rather than raw ``grpc.ChannelCredentials`` to have a refused
     certificate told apart from a restarting node. Use as a context manager, or call
     :meth:`close`. ``apply``, ``application`` and ``applications`` (from
-    :class:`~client_sdk.sharing.SharingCalls`) are for conditional resources.
+    :class:`~client_sdk.sharing.SharingCalls`) are for conditional resources;
+    ``report_discrepancy``, ``discrepancy`` and ``discrepancies`` (from
+    :class:`~client_sdk.discrepancies.DiscrepancyCalls`) for results in doubt (article 26).
     """
 
     def __init__(
@@ -154,7 +158,9 @@ class ComparisonClient(SharingCalls):
             credentials=credentials if isinstance(credentials, Credentials) else None,
         )
         calls = NodeCalls(self.timeout, self.retry_policy, refusals=refusals)
-        super().__init__(_sharing_pb2_grpc.SharingServiceStub(self._channel), calls)
+        SharingCalls.__init__(self, _sharing_pb2_grpc.SharingServiceStub(self._channel), calls)
+        stub = _discrepancy_pb2_grpc.DiscrepancyServiceStub(self._channel)
+        DiscrepancyCalls.__init__(self, stub, calls)
         self._catalog = Catalog(_catalog_pb2_grpc.CatalogServiceStub(self._channel), self._calls)
         self._comparison = _comparison_pb2_grpc.ComparisonServiceStub(self._channel)
 

@@ -22,6 +22,7 @@ from provider_node.auth import Authenticator, RevocationList
 from provider_node.certificates_store import revoked_serials
 from provider_node.checkpoints import Checkpointer
 from provider_node.config import NodeConfig
+from provider_node.discrepancies import DiscrepancyDesk
 from provider_node.errors import AuditUnavailableError
 from provider_node.housekeeping import QuotaPruner
 from provider_node.keys import NodeKeys
@@ -62,6 +63,7 @@ class OpenNode:
     desk: SharingDesk
     pruner: QuotaPruner
     checkpointer: Checkpointer
+    discrepancies: DiscrepancyDesk
 
 
 def open_node(
@@ -121,8 +123,19 @@ def open_node(
     desk = SharingDesk(served, audit, clock=clock)
     pruner = QuotaPruner(sessions, clock=clock)
     checkpointer = Checkpointer(audit, config.keys.dir, config.node.data_dir, clock=clock)
+    discrepancies = DiscrepancyDesk(audit, clock=clock)
     return OpenNode(
-        config, node, metrics, registry, audit, engine, revocations, desk, pruner, checkpointer
+        config,
+        node,
+        metrics,
+        registry,
+        audit,
+        engine,
+        revocations,
+        desk,
+        pruner,
+        checkpointer,
+        discrepancies,
     )
 
 
@@ -188,6 +201,7 @@ def start_node(
         Authenticator(opened.revocations),
         opened.desk,
         listen or config.node.listen,
+        discrepancies=opened.discrepancies,
         limits=TransportLimits(
             max_message_bytes=config.node.max_message_bytes,
             max_workers=config.transport.max_workers,

@@ -33,9 +33,13 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
+from bidui.v1 import discrepancy_pb2 as _discrepancy_pb2
+from bidui.v1 import discrepancy_pb2_grpc as _discrepancy_pb2_grpc
 from bidui.v1 import sharing_pb2 as _sharing_pb2
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from provider_node.auth import Authenticator
+from provider_node.discrepancies import DiscrepancyDesk
+from provider_node.discrepancy_servicer import DiscrepancyServicer
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
 from provider_node.servicer import (
@@ -52,6 +56,7 @@ SERVICE_NAMES = (
     _catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     _comparison_pb2.DESCRIPTOR.services_by_name["ComparisonService"].full_name,
     _sharing_pb2.DESCRIPTOR.services_by_name["SharingService"].full_name,
+    _discrepancy_pb2.DESCRIPTOR.services_by_name["DiscrepancyService"].full_name,
 )
 
 
@@ -136,6 +141,7 @@ def create_server(
     address: str,
     *,
     limits: TransportLimits = TransportLimits(),
+    discrepancies: DiscrepancyDesk,
 ) -> RunningServer:
     """Serve on ``address`` (port 0 picks a free one) with mutual TLS; start."""
     server = grpc.server(
@@ -152,6 +158,9 @@ def create_server(
     )
     _sharing_pb2_grpc.add_SharingServiceServicer_to_server(
         SharingServicer(node, authenticator, desk), server
+    )
+    _discrepancy_pb2_grpc.add_DiscrepancyServiceServicer_to_server(
+        DiscrepancyServicer(node, authenticator, discrepancies), server
     )
     health = _health.HealthServicer()
     _health_pb2_grpc.add_HealthServicer_to_server(health, server)
