@@ -3,7 +3,7 @@
 A comparison key (say ``id_number+name``) is an ordered list of typed fields. A record is
 canonicalised field by field (see ``comparator.fields``) and then encoded as::
 
-    b"bidui-record-v1"
+    b"bidui-record-v2"                             (the label names CANONICAL_VERSION)
     || u32(len(resource_id)) || resource_id        (UTF-8)
     || u32(len(key_name))    || key_name           (UTF-8)
     || u64(key_version)
@@ -46,11 +46,15 @@ __all__ = [
     "encode_values",
 ]
 
-CANONICAL_VERSION = 1
+CANONICAL_VERSION = 2
 """The version of the canonical encoding: the field rules of ``comparator.fields`` and the bytes
 below. Whatever changes what a value canonicalises to, or how a record is encoded, takes a new
 version. It is part of every encoded record (``RECORD_LABEL``), so records of two versions never
-compare equal; the node publishes it in its catalog and stamps it on every index it builds."""
+compare equal; the node publishes it in its catalog and stamps it on every index it builds.
+
+1: the first rules. 2: person names lose the spaces between Han characters and fold more dots
+(``.`` and ``。`` among them); every value loses its format characters and variation selectors;
+resident ID numbers must name a province."""
 
 RECORD_LABEL = b"bidui-record-v%d" % CANONICAL_VERSION
 """Prefix of every encoded record, naming ``CANONICAL_VERSION``: a new encoding gets a new label,

@@ -1,15 +1,23 @@
 """Field types and their normalisation: the first step of every comparison.
 
 Two departments only find a match if they spell the same value the same way. A resident ID typed
-with a lower-case ``x`` or in full-width digits, a name with a Japanese middle dot instead of a
-Chinese one, a phone number with ``+86`` in front: all of these must canonicalise to the same string
-on both sides, or the comparison silently says "no match". So each field type has one ``normalize``
-rule here, and a value that cannot be normalised is refused with a ``FieldError`` whose reason tells
-the clerk what to fix. The value itself never appears in the error: it is personal data.
+with a lower-case ``x`` or in full-width digits, a name typed ``张　三`` with an ideographic space
+or ``阿依古丽.买买提`` with a full stop for the middle dot, a zero-width space pasted from a web
+page, a phone number with ``+86`` in front: all of these must canonicalise to the same string on
+both sides, or the comparison silently says "no match". So each field type has one ``normalize``
+rule here, and a value that cannot be normalised is refused with a ``FieldError`` whose reason
+tells the clerk what to fix. The value itself never appears in the error: it is personal data.
+
+What is deliberately not folded: traditional and simplified characters (张 and 張 are compared as
+typed). The mapping is one-to-many and depends on context (乾 is its own character in 乾隆, 於 and
+于 are two surnames), a converter's tables change between its releases while both sides must
+produce the same bytes, and a register holds a person's name as registered. docs/PROTOCOL.md
+section 4 states every rule; changing any of them is a new ``canonical.CANONICAL_VERSION``.
 
 The functions are written for throughput (hashed mode hashes hundreds of thousands of records per
-second): an ASCII fast path skips Unicode normalisation, checksums run in C via ``map``, and
-``normalizer()`` hands ``canonical`` the bound function once so no lookup happens per record.
+second): an ASCII fast path skips Unicode normalisation, a name of letters only skips the space
+and dot rules, each checksum is one C call (``int`` in base 13 or 34), ``normalizer()`` hands
+``canonical`` the bound function once so no lookup happens per record.
 """
 
 from __future__ import annotations
@@ -55,8 +63,23 @@ Normalizer = Callable[[object, str], str]
 _nfkc = unicodedata.normalize
 
 
+# Invisible characters, removed before anything else: every format character (Unicode category
+# Cf, as of Unicode 14.0: zero-width spaces and joiners, the word joiner, the byte order mark, the
+# soft hyphen, bidirectional marks...) and the variation selectors (which pick a glyph, never
+# another character). They come from web pages, PDFs and other systems and cannot be seen when
+# typed or checked, so two equal-looking values must not differ by them. The list is fixed here,
+# not read from the running Python's Unicode tables, so both sides remove the same characters.
+_INVISIBLE = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"  # Cf
+    "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"  # variation selectors
+)
+_INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]+")
+
+
 def _text_of(value: object, field: str) -> str:
-    """The value as NFKC-normalised, trimmed text, refusing what is not text."""
+    """The value without invisible characters, NFKC-normalised and trimmed; refuses non-text."""
     if not isinstance(value, str):
         if value is None:
             raise FieldError(field, "is missing")
@@ -68,6 +91,10 @@ def _text_of(value: object, field: str) -> str:
         except UnicodeEncodeError:
             # Lone surrogates come from mis-decoded files; they have no UTF-8 encoding to compare.
             raise FieldError(field, "contains characters that are not valid text") from None
+        # Letters only (most names) have none. Removed before NFKC, so that a letter and an accent
+        # a joiner kept apart still compose.
+        if not value.isalpha() and _INVISIBLE_RE.search(value) is not None:
+            value = _INVISIBLE_RE.sub("", value)
         value = _nfkc("NFKC", value)
     value = value.strip()
     if not value:
@@ -92,6 +119,15 @@ _MONTH_DAYS = frozenset(
     f"{d:%m%d}" for d in (_dt.date(2000, 1, 1) + _dt.timedelta(days=i) for i in range(366))
 )
 _today = [_dt.date.today().strftime("%Y%m%d")]
+# Digits 1-2: the province-level division of GB/T 2260 where the number was first issued. Every
+# code that division has held since resident ID numbers began (1984): 11-15 North, 21-23
+# North-East, 31-37 East, 41-46 Centre-South (46 Hainan since 1988), 50-54 South-West (50 Chongqing
+# since 1997), 61-65 North-West, 71 Taiwan, 81 Hong Kong, 82 Macao; and 83, the address code
+# (830000) of Taiwan residents' residence permits, whose numbers follow the same standard as
+# 810000 and 820000 do for Hong Kong and Macao residents. Only the province is checked: codes
+# below it are renamed and merged every year, and a number keeps the code it was issued with.
+_PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 83))
+_PROVINCES = frozenset(str(code) for lo, hi in _PROVINCE_RANGES for code in range(lo, hi + 1))
 
 
 def resident_id_check_character(body17: str) -> str:
@@ -105,6 +141,18 @@ def _is_future(yyyymmdd: str) -> bool:
         return False
     _today[0] = _dt.date.today().strftime("%Y%m%d")
     return yyyymmdd > _today[0]
+
+
+def _check_province(s: str, field: str) -> None:
+    if s[:2] in _PROVINCES:
+        return
+    if s[0] == "9" and len(s) == 18:
+        # Since 2023 a foreigner's permanent residence card has an 18-digit number of the same
+        # form, marked by a first digit 9 (a citizen's starts 1 to 8): another document.
+        raise FieldError(
+            field, "begins with 9: a foreigner's permanent residence card number, not a resident ID"
+        )
+    raise FieldError(field, "contains an unknown province code (digits 1-2)")
 
 
 def _check_birth_date(s: str, field: str) -> None:
@@ -129,6 +177,7 @@ def _resident_id(value: object, field: str) -> str:
             check = "X"
         elif not (check == "X" or "0" <= check <= "9"):
             raise FieldError(field, "the last character must be a digit or X")
+        _check_province(s, field)
         _check_birth_date(s, field)
         if resident_id_check_character(body) != check:
             raise FieldError(field, "check character does not match: a character is mistyped")
@@ -137,6 +186,7 @@ def _resident_id(value: object, field: str) -> str:
         # First-generation IDs (before 1999) have a 2-digit year of the 1900s and no check digit.
         if not _is_ascii_digits(s):
             raise FieldError(field, "a 15-character (first-generation) ID must be all digits")
+        _check_province(s, field)
         body = s[:6] + "19" + s[6:]
         _check_birth_date(body, field)
         return body + resident_id_check_character(body)
@@ -172,24 +222,41 @@ def _uscc(value: object, field: str) -> str:
 
 # --- person_name --------------------------------------------------------------------------------
 
-# Separators people and input methods use between the parts of a transliterated name
-# (e.g. 阿卜杜拉·买买提); all are folded to U+00B7 MIDDLE DOT, the one GB 18030 names prescribe.
-_MIDDLE_DOTS = (
-    "\u00b7"  # MIDDLE DOT
-    "\u0387"  # GREEK ANO TELEIA
+# Separators clerks and input methods put between the parts of a transliterated name
+# (阿依古丽·买买提): all fold to U+00B7 MIDDLE DOT, the one GB 18030 names prescribe. Listed as they
+# stand after NFKC, which has already made U+0387 a U+00B7, U+FF0E U+2024 U+FE52 a ".", U+FF61 a
+# "。" and U+FF65 a U+30FB.
+_NAME_DOTS = (
+    "."  # FULL STOP: a Latin keyboard's dot
+    "\u00b7"  # MIDDLE DOT: the canonical separator
     "\u16eb"  # RUNIC SINGLE PUNCTUATION
-    "\u2022"  # BULLET
-    "\u2027"  # HYPHENATION POINT
+    "\u2022"  # BULLET: word processors' autocorrect
+    "\u2027"  # HYPHENATION POINT: the middle dot of Big5 and traditional-character input
     "\u2219"  # BULLET OPERATOR
     "\u22c5"  # DOT OPERATOR
     "\u2e31"  # WORD SEPARATOR MIDDLE DOT
-    "\u30fb"  # KATAKANA MIDDLE DOT
+    "\u2e33"  # RAISED DOT
+    "\u3002"  # IDEOGRAPHIC FULL STOP: a Chinese input method's "." key
+    "\u30fb"  # KATAKANA MIDDLE DOT: Japanese fonts and input methods, and Shift-JIS data
     "\ua78f"  # LATIN LETTER SINOLOGICAL DOT
-    "\uff65"  # HALFWIDTH KATAKANA MIDDLE DOT
 )
-# Spaces around a dot are typing noise, so they go with it.
-_DOT_RE = re.compile(rf"\s*[{_MIDDLE_DOTS}]\s*")
-_find_dot = re.compile(f"[{_MIDDLE_DOTS}]").search
+# A run of dots and the spaces around them (typing noise) is one separator: "阿依古丽 .. 买买提".
+_DOT_RUN_RE = re.compile(f" ?[{_NAME_DOTS}][ {_NAME_DOTS}]*")
+_find_dot = re.compile(f"[{_NAME_DOTS}]").search
+# Han characters, as they stand after NFKC. Chinese is written without spaces, so a space between
+# two of them is a typing or layout artefact ("张　三" from a form that pads two-character names
+# to the width of three). The private use area counts: Chinese registers store the rare
+# characters their encoding lacked there (GB 18030's user-defined area); planes 2 and 3 hold the
+# ideograph extensions B to I and those still to come.
+_HAN = (
+    "\u3007"  # IDEOGRAPHIC NUMBER ZERO
+    "\u3400-\u4dbf"  # CJK Unified Ideographs Extension A
+    "\u4e00-\u9fff"  # CJK Unified Ideographs
+    "\ue000-\uf8ff"  # Private Use Area
+    "\uf900-\ufaff"  # CJK Compatibility Ideographs (NFKC leaves only the 12 unified ones)
+    "\U00020000-\U0003ffff"  # Supplementary and Tertiary Ideographic Planes
+)
+_HAN_SPACE_RE = re.compile(f"(?<=[{_HAN}]) (?=[{_HAN}])")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -206,9 +273,18 @@ def _fold_whitespace(s: str, field: str) -> str:
 
 
 def _person_name(value: object, field: str) -> str:
-    s = _fold_whitespace(_text_of(value, field), field)
-    if not s.isascii() and _find_dot(s) is not None:
-        s = _DOT_RE.sub("\u00b7", s)
+    s = _text_of(value, field)
+    if s.isalpha():  # most names: letters only, no space, dot or control character
+        return s
+    s = _fold_whitespace(s, field)
+    if _find_dot(s) is not None:
+        # Dots at either end separate nothing: a stray "。" typed after the name goes.
+        s = _DOT_RUN_RE.sub("\u00b7", s).strip("\u00b7")
+        if not s:
+            raise FieldError(field, "is empty")
+    if " " in s and not s.isascii():
+        # Latin words keep their one space; Han characters are written without.
+        s = _HAN_SPACE_RE.sub("", s)
     return s
 
 

@@ -122,8 +122,9 @@ NAME = FieldType.PERSON_NAME
     ("raw", "canonical"),
     [
         ("张三", "张三"),
-        ("  张  三 ", "张 三"),
-        ("张\u3000三", "张 三"),  # ideographic space
+        ("  张  三 ", "张三"),
+        ("张\u3000三", "张三"),  # ideographic space: none between Han characters
+        ("  Zhang  San ", "Zhang San"),  # one between Latin words
         ("ＪＯＨＮ　ＳＭＩＴＨ", "JOHN SMITH"),
         ("John\t\nSmith", "John Smith"),
         ("阿卜杜拉·买买提", "阿卜杜拉·买买提"),

@@ -15,6 +15,8 @@ import importlib
 import importlib.util
 import inspect
 import re
+import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +26,7 @@ import pytest
 
 from comparator import group
 from comparator.canonical import (
+    CANONICAL_VERSION,
     RECORD_LABEL,
     ComparisonKey,
     Domain,
@@ -32,7 +35,7 @@ from comparator.canonical import (
     encode_records,
 )
 from comparator.errors import FieldError
-from comparator.fields import normalize
+from comparator.fields import normalize, resident_id_check_character
 from comparator.index import ENTRY_LENGTH, pack_matches, unpack_matches
 from comparator.keyed_hash import HASH_LABEL, TAG_LENGTH, KeyedHasher
 from comparator.oprf import (
@@ -235,21 +238,26 @@ def test_match_bits_vector(case: dict[str, Any]) -> None:
 # ---- what PROTOCOL.md spells out ---------------------------------------------------------------
 
 
-def _code_points(points: list[int]) -> str:
-    """``U+0009..U+000D U+0020 ...``: runs of consecutive code points as ranges."""
+def _runs(numbers: list[int], one: Callable[[int], str], span: str, sep: str) -> str:
+    """Runs of consecutive numbers, three or more written ``first{span}last``, joined by ``sep``."""
     runs: list[list[int]] = []
-    for p in points:
-        if runs and p == runs[-1][-1] + 1:
-            runs[-1].append(p)
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
         else:
-            runs.append([p])
+            runs.append([n])
     parts: list[str] = []
     for run in runs:
         if len(run) > 2:
-            parts.append(f"U+{run[0]:04X}..U+{run[-1]:04X}")
+            parts.append(f"{one(run[0])}{span}{one(run[-1])}")
         else:
-            parts.extend(f"U+{p:04X}" for p in run)
-    return " ".join(parts)
+            parts.extend(map(one, run))
+    return sep.join(parts)
+
+
+def _code_points(points: list[int]) -> str:
+    """``U+0009..U+000D U+0020 ...``: runs of consecutive code points as ranges."""
+    return _runs(points, lambda p: f"U+{p:04X}", "..", " ")
 
 
 BMP = [chr(p) for p in range(0x10000) if not 0xD800 <= p <= 0xDFFF]
@@ -267,6 +275,64 @@ def test_protocol_md_whitespace_and_name_dots_are_what_the_code_folds() -> None:
     assert f"`{_code_points(whitespace)}`" in DOC
     dots = [ord(c) for c in BMP if _folds_to("person_name", f"张 {c} 三", "张\u00b7三")]
     assert f"`{' '.join(f'U+{p:04X}' for p in dots)}`" in DOC
+
+
+ALL_CODE_POINTS = [chr(p) for p in range(0x110000) if not 0xD800 <= p <= 0xDFFF]
+
+
+def test_protocol_md_invisible_characters_are_what_the_code_removes() -> None:
+    removed = [ord(c) for c in ALL_CODE_POINTS if _folds_to("text", f"a{c}b", "ab")]
+    assert f"`{_code_points(removed)}`" in DOC
+
+
+def _doc_code_points(after: str) -> set[int]:
+    """The code points of the first code span listing ``U+`` points after ``after`` in the doc."""
+    span = re.search(r"`(U\+[0-9A-F]{4,6}[^`]*)`", DOC[DOC.index(after) :])
+    assert span is not None
+    points: set[int] = set()
+    for part in span.group(1).split():
+        first, _, last = part.partition("..")
+        points.update(range(int(first[2:], 16), int((last or first)[2:], 16) + 1))
+    return points
+
+
+def test_protocol_md_han_characters_are_those_whose_spaces_go() -> None:
+    han = _doc_code_points("The Han characters, after NFKC, are")
+    for c in ALL_CODE_POINTS:
+        if unicodedata.normalize("NFKC", c) != c:
+            continue  # only what NFKC leaves is ever looked at
+        assert _folds_to("person_name", f"{c} {c}", c + c) is (ord(c) in han), f"U+{ord(c):04X}"
+
+
+def test_protocol_md_name_dots_after_nfkc_are_those_it_lists_as_typed() -> None:
+    after_nfkc = _doc_code_points("The name dots, after NFKC, are")
+    as_typed = _doc_code_points("as typed, every character of this list is a name dot")
+    assert after_nfkc <= as_typed
+    assert {ord(c) for p in as_typed for c in unicodedata.normalize("NFKC", chr(p))} == after_nfkc
+
+
+def test_protocol_md_provinces_are_what_the_code_accepts() -> None:
+    def accepted(code: int) -> bool:
+        body = f"{code:02d}010019900101001"
+        valid = body + resident_id_check_character(body)
+        return _folds_to("cn_resident_id", valid, valid)
+
+    provinces = [code for code in range(10, 100) if accepted(code)]
+    assert not any(accepted(code) for code in range(10))
+    assert f"accepted: {_runs(provinces, lambda c: f'`{c}`', '..', ', ')}." in DOC_FLAT
+
+
+def test_the_vectors_and_protocol_md_state_the_canonical_version() -> None:
+    assert load("fields")["canonical_version"] == CANONICAL_VERSION
+    assert RECORDS["canonical_version"] == CANONICAL_VERSION
+    assert (
+        RECORDS["record_label"].encode() == RECORD_LABEL == b"bidui-record-v%d" % CANONICAL_VERSION
+    )
+    assert f"**canonical version {CANONICAL_VERSION}**" in DOC_FLAT
+    assert f"today `{CANONICAL_VERSION}`" in DOC_FLAT
+    for case in RECORDS["records"]:
+        if "canonical_hex" in case:
+            assert bytes.fromhex(case["canonical_hex"]).startswith(RECORD_LABEL)
 
 
 def test_protocol_md_states_the_code_constants() -> None:

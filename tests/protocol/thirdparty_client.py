@@ -5,8 +5,10 @@ only the generated protobuf stubs ``bidui.v1`` (the wire types), grpc, the stand
 pysodium (libsodium's ristretto255). Section numbers below are PROTOCOL.md's.
 
 Field types implemented: ``cn_resident_id``, ``person_name`` and ``date``; a resource whose
-comparison key uses another type is refused. Both modes are implemented; in blinded mode the batched
-DLEQ proof is verified unless ``verify_proof=False`` (PROTOCOL.md 7.5: a client's choice).
+comparison key uses another type is refused. Canonical version 2 (section 4): a node whose catalog
+entry states another version is refused before anything is encoded. Both modes are implemented; in
+blinded mode the batched DLEQ proof is verified unless ``verify_proof=False`` (PROTOCOL.md 7.5: a
+client's choice).
 """
 
 from __future__ import annotations
@@ -28,11 +30,25 @@ from bidui.v1 import catalog_pb2, catalog_pb2_grpc, comparison_pb2, comparison_p
 
 # ---- section 4: normalisation --------------------------------------------------------------------
 
+CANONICAL_VERSION = 2  # section 4, "Canonical version"
+
 _WHITESPACE_SPEC = (
     "U+0009..U+000D U+001C..U+0020 U+0085 U+00A0 U+1680 U+2000..U+200A U+2028 U+2029 U+202F "
     "U+205F U+3000"
 )
-_NAME_DOTS_SPEC = "U+00B7 U+0387 U+16EB U+2022 U+2027 U+2219 U+22C5 U+2E31 U+30FB U+A78F U+FF65"
+_INVISIBLE_SPEC = (
+    "U+00AD U+0600..U+0605 U+061C U+06DD U+070F U+0890 U+0891 U+08E2 U+180B..U+180F U+200B..U+200F "
+    "U+202A..U+202E U+2060..U+2064 U+2066..U+206F U+FE00..U+FE0F U+FEFF U+FFF9..U+FFFB U+110BD "
+    "U+110CD U+13430..U+13438 U+1BCA0..U+1BCA3 U+1D173..U+1D17A U+E0001 U+E0020..U+E007F "
+    "U+E0100..U+E01EF"
+)
+# 4.5: the name dots after NFKC, and the Han characters after NFKC.
+_NAME_DOTS_SPEC = (
+    "U+002E U+00B7 U+16EB U+2022 U+2027 U+2219 U+22C5 U+2E31 U+2E33 U+3002 U+30FB U+A78F"
+)
+_HAN_SPEC = "U+3007 U+3400..U+4DBF U+4E00..U+9FFF U+E000..U+F8FF U+F900..U+FAFF U+20000..U+3FFFF"
+# 4.3: the accepted provinces, characters 1 and 2.
+_PROVINCES_SPEC = "11..15 21..23 31..37 41..46 50..54 61..65 71 81..83"
 
 
 def _code_points(spec: str) -> str:
@@ -47,11 +63,21 @@ def _code_points(spec: str) -> str:
 
 
 WHITESPACE = _code_points(_WHITESPACE_SPEC)
+INVISIBLE = frozenset(_code_points(_INVISIBLE_SPEC))
 NAME_DOTS = _code_points(_NAME_DOTS_SPEC)
+HAN = frozenset(_code_points(_HAN_SPEC))
+PROVINCES = frozenset(
+    f"{code:02d}"
+    for part in _PROVINCES_SPEC.split()
+    for code in range(int(part[:2]), int(part[-2:]) + 1)
+)
 _WS_CLASS = "[" + re.escape(WHITESPACE) + "]"
 _WS_RUN = re.compile(_WS_CLASS + "+")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_NAME_DOT = re.compile(_WS_CLASS + "*[" + re.escape(NAME_DOTS) + "]" + _WS_CLASS + "*")
+_DOT_CLASS = "[" + re.escape(NAME_DOTS) + "]"
+_NAME_DOT_RUN = re.compile(
+    "[ " + re.escape(NAME_DOTS) + "]*" + _DOT_CLASS + "[ " + re.escape(NAME_DOTS) + "]*"
+)
 
 
 class FieldRefused(ValueError):
@@ -72,7 +98,7 @@ class _Refuse(Exception):
 
 
 def _prepare(value: str | None) -> str:
-    """4.1: missing, valid UTF-8, NFKC, trimmed, not empty."""
+    """4.1: missing, valid UTF-8, invisible characters removed, NFKC, trimmed, not empty."""
     if value is None:
         raise _Refuse("is missing")
     if not isinstance(value, str):
@@ -81,7 +107,8 @@ def _prepare(value: str | None) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise _Refuse("contains characters that are not valid text") from None
-    text = unicodedata.normalize("NFKC", value).strip(WHITESPACE)
+    visible = "".join(c for c in value if c not in INVISIBLE)
+    text = unicodedata.normalize("NFKC", visible).strip(WHITESPACE)
     if not text:
         raise _Refuse("is empty")
     return text
@@ -115,6 +142,17 @@ def _birth_date(digits: str) -> None:
         raise _Refuse("contains a birth date out of range (digits 7-14)")
 
 
+def _province(digits: str) -> None:
+    """4.3, province check on characters 1 and 2."""
+    if digits[:2] in PROVINCES:
+        return
+    if len(digits) == 18 and digits[0] == "9":
+        raise _Refuse(
+            "begins with 9: a foreigner's permanent residence card number, not a resident ID"
+        )
+    raise _Refuse("contains an unknown province code (digits 1-2)")
+
+
 def resident_id(value: str | None) -> str:
     """4.3 ``cn_resident_id``."""
     text = _prepare(value)
@@ -125,6 +163,7 @@ def resident_id(value: str | None) -> str:
         check = "X" if check == "x" else check
         if not (check == "X" or "0" <= check <= "9"):
             raise _Refuse("the last character must be a digit or X")
+        _province(text)
         _birth_date(text)
         if _id_check(body) != check:
             raise _Refuse("check character does not match: a character is mistyped")
@@ -132,17 +171,24 @@ def resident_id(value: str | None) -> str:
     if len(text) == 15:
         if not _ascii_digits(text):
             raise _Refuse("a 15-character (first-generation) ID must be all digits")
+        _province(text)
         body = text[:6] + "19" + text[6:]
         _birth_date(body)
         return body + _id_check(body)
-    raise _Refuse(
-        f"must have 18 characters (or 15 for a first-generation ID), not {len(text)}"
-    )
+    raise _Refuse(f"must have 18 characters (or 15 for a first-generation ID), not {len(text)}")
 
 
 def person_name(value: str | None) -> str:
     """4.5 ``person_name``."""
-    return _NAME_DOT.sub("\u00b7", _fold(_prepare(value)))
+    text = _NAME_DOT_RUN.sub("\u00b7", _fold(_prepare(value))).strip("\u00b7")
+    if not text:
+        raise _Refuse("is empty")
+    kept = [
+        c
+        for i, c in enumerate(text)
+        if not (c == " " and 0 < i < len(text) - 1 and text[i - 1] in HAN and text[i + 1] in HAN)
+    ]
+    return "".join(kept)
 
 
 _DATE_PATTERNS = (
@@ -207,7 +253,7 @@ def encode_record(
     """``fields``: the key's (name, type) pairs in key order. Raises ``FieldRefused``."""
     values = [normalise(kind, record.get(name), name) for name, kind in fields]
     return (
-        b"bidui-record-v1"
+        b"bidui-record-v%d" % CANONICAL_VERSION
         + domain(resource_id, key_name, key_version)
         + _u32(len(values))
         + b"".join(_prefixed(v) for v in values)
