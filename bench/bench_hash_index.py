@@ -51,13 +51,17 @@ def _median_rate(count: int, runs: int, fn: Callable[[], Any]) -> float:
     return count / statistics.median(times)
 
 
+PROVINCES = ["11", "13", "21", "23", "32", "37", "41", "44", "46", "50", "51", "53", "61", "65"]
+
+
 def _records(n: int, seed: int = 7) -> list[dict[str, str]]:
     rng = random.Random(seed)
     surnames, given = "王李张刘陈杨赵黄周吴", "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超"
     out = []
     for _ in range(n):
         born = _dt.date(1940, 1, 1) + _dt.timedelta(days=rng.randrange(60 * 365))
-        body = f"{rng.randrange(110000, 660000)}{born:%Y%m%d}{rng.randrange(1000):03d}"
+        area = f"{rng.choice(PROVINCES)}{rng.randrange(10000):04d}"  # a province, as IDs must
+        body = f"{area}{born:%Y%m%d}{rng.randrange(1000):03d}"
         name = rng.choice(surnames) + "".join(rng.choices(given, k=rng.choice((1, 2))))
         out.append({"id_number": body + resident_id_check_character(body), "name": name})
     return out
