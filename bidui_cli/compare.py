@@ -210,6 +210,7 @@ def _summary(table: CsvTable, result: ComparisonResult, output_path: str) -> Non
         click.echo(f"  ... and {len(errors) - _ERRORS_SHOWN} more (see the bidui_error column)")
     click.echo(f"output: {output_path}")
     click.echo(f"request id: {result.request_id} ({len(result.comparison_ids)} request(s))")
+    click.echo(f"comparison ids (for bidui discrepancy file): {', '.join(result.comparison_ids)}")
 
 
 def main() -> None:

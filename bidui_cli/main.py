@@ -1,10 +1,11 @@
 """The ``bidui`` command: one entry point for every role.
 
 - requesting departments: ``bidui keys request``, ``bidui apply``, ``bidui applications``,
-  ``bidui compare``
+  ``bidui compare``, ``bidui discrepancy file | show | list``
 - provider node operators: ``bidui provider init | load | serve``,
   ``bidui provider pki sign | list | revoke | rotate-ca``, ``bidui provider keys rotate``,
-  ``bidui provider applications list | show | approve | refuse``, ``bidui provider grants``
+  ``bidui provider applications list | show | approve | refuse``, ``bidui provider grants``,
+  ``bidui provider discrepancies list | show | confirm | correct | reject``
 - compliance officers: ``bidui audit verify | export | report``
 - newcomers: ``bidui demo``
 """
@@ -21,6 +22,8 @@ from bidui_cli.decisions import applications, grants
 from bidui_cli.demo import demo
 from bidui_cli.department import apply, department_applications
 from bidui_cli.department import keys as department_keys
+from bidui_cli.discrepancy_answers import discrepancies
+from bidui_cli.discrepancy_reports import discrepancy
 from bidui_cli.enrolment import list_certificates, revoke, sign
 from bidui_cli.errors import OneLineUsage
 from bidui_cli.provider import provider
@@ -29,7 +32,7 @@ from bidui_cli.serve import serve
 
 for command in (sign, list_certificates, revoke):
     pki.add_command(command)
-for command in (serve, pki, keys, applications, grants):
+for command in (serve, pki, keys, applications, grants, discrepancies):
     provider.add_command(command)
 
 
@@ -61,6 +64,7 @@ main.add_command(compare)
 main.add_command(department_keys)
 main.add_command(apply)
 main.add_command(department_applications)
+main.add_command(discrepancy)
 main.add_command(provider)
 main.add_command(audit)
 main.add_command(demo)
