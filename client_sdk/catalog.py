@@ -1,7 +1,8 @@
 """The node's catalog as the requester sees it: entries, comparison keys, hashed-mode keys.
 
 A catalog entry (article 7–10) tells the requester the resource's fields and their types, the
-comparison keys it offers, the modes, the key version and the OPRF public key. :class:`Catalog`
+comparison keys it offers, the modes, the key version, the OPRF public key and the canonical
+version its records are normalised and encoded under, which must be this SDK's. :class:`Catalog`
 keeps the entries and the hashed-mode keys it fetched so that a one-record comparison costs one or
 two RPCs, not four; :meth:`Catalog.forget` drops them when the node reports a changed key version.
 Everything is held in memory only, never written anywhere, and the HMAC key never leaves its
@@ -16,13 +17,14 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from client_sdk.errors import InvalidRequestError, ServiceError
 from client_sdk.retry import NodeCalls
-from comparator.canonical import ComparisonKey, Domain
+from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain
 from comparator.errors import ComparatorError
 from comparator.keyed_hash import TAG_LENGTH, KeyedHasher
 
 __all__ = [
     "Catalog",
     "ComparisonMode",
+    "check_canonical_version",
     "check_mode",
     "comparison_key_for",
     "mode_from_wire",
@@ -55,6 +57,24 @@ def mode_from_wire(number: int) -> ComparisonMode | None:
     return _MODE_NAMES.get(number)
 
 
+def check_canonical_version(resource: _catalog_pb2.Resource) -> None:
+    """Raise :class:`ServiceError` unless the node encodes records under this SDK's canonical
+    version (docs/PROTOCOL.md section 4): otherwise no record could match, and every one would
+    come back "not matched" without saying why."""
+    node_version = resource.canonical_version or 1  # unset: a node older than the field
+    if node_version == CANONICAL_VERSION:
+        return
+    if node_version < CANONICAL_VERSION:
+        remedy = "the provider must upgrade its node and rebuild its indexes (bidui provider load)"
+    else:
+        remedy = "upgrade bidui on this side"
+    raise ServiceError(
+        f"the node normalises and encodes the records of {resource.id!r} under canonical "
+        f"version {node_version}, this SDK under version {CANONICAL_VERSION}: no record could "
+        f"match, so nothing is compared; {remedy}"
+    )
+
+
 def comparison_key_for(
     resource: _catalog_pb2.Resource, key_name: str, mode: ComparisonMode | None = None
 ) -> ComparisonKey:
@@ -62,8 +82,10 @@ def comparison_key_for(
 
     Raises :class:`InvalidRequestError` when the resource offers no such key or not ``mode``, and
     :class:`ServiceError` when the catalog entry itself is inconsistent (a key naming a field the
-    entry does not declare, or a field type this SDK does not know).
+    entry does not declare, or a field type this SDK does not know) or states a canonical version
+    this SDK does not implement (:func:`check_canonical_version`).
     """
+    check_canonical_version(resource)
     if mode is not None:
         check_mode(mode)
         offered = [_MODE_NAMES[m] for m in resource.modes if m in _MODE_NAMES]

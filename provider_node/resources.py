@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from comparator import oprf
-from comparator.canonical import ComparisonKey, Domain
+from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain
 from comparator.fields import FieldType
 from comparator.index import MatchIndex
 from provider_node.config import (
@@ -166,6 +166,8 @@ def resource_to_proto(
         key_version=resource.key_version,
         modes=[MODES_TO_PROTO[mode] for mode in resource.modes],
         oprf_suite=oprf.SUITE_ID,
+        # The node serves only indexes built under this version (loader.load_indexes).
+        canonical_version=CANONICAL_VERSION,
     )
     if oprf_public_key is not None and resource.offers(ComparisonMode.BLINDED):
         message.oprf_public_key = oprf_public_key

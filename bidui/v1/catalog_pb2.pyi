@@ -160,6 +160,7 @@ class Resource(_message.Message):
     MODES_FIELD_NUMBER: _builtins.int
     RECORD_COUNT_FIELD_NUMBER: _builtins.int
     OPRF_SUITE_FIELD_NUMBER: _builtins.int
+    CANONICAL_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     owner_department: _builtins.str
@@ -175,6 +176,11 @@ class Resource(_message.Message):
     """Only set where the operator allows it (never by default for conditional data)."""
     oprf_suite: _builtins.str
     """RFC 9497 ciphersuite identifier, "ristretto255-SHA512"."""
+    canonical_version: _builtins.int
+    """The canonical version (docs/PROTOCOL.md sections 4, 5) the node's indexes are built under:
+    how values are normalised and the "bidui-record-v<N>" label of every encoded record. A client
+    compares only under a version it implements. 0 (unset): a node older than this field, version 1.
+    """
     @_builtins.property
     def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___Field]: ...
     @_builtins.property
@@ -201,10 +207,11 @@ class Resource(_message.Message):
         modes: _abc.Iterable[Global___Mode.ValueType] | None = ...,
         record_count: _builtins.int | None = ...,
         oprf_suite: _builtins.str = ...,
+        canonical_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "last_refresh", b"last_refresh", "record_count", b"record_count"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "category", b"category", "comparison_keys", b"comparison_keys", "fields", b"fields", "id", b"id", "key_version", b"key_version", "last_refresh", b"last_refresh", "modes", b"modes", "name", b"name", "oprf_public_key", b"oprf_public_key", "oprf_suite", b"oprf_suite", "owner_department", b"owner_department", "record_count", b"record_count", "sharing_type", b"sharing_type", "update_period", b"update_period", "usage_conditions", b"usage_conditions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "canonical_version", b"canonical_version", "category", b"category", "comparison_keys", b"comparison_keys", "fields", b"fields", "id", b"id", "key_version", b"key_version", "last_refresh", b"last_refresh", "modes", b"modes", "name", b"name", "oprf_public_key", b"oprf_public_key", "oprf_suite", b"oprf_suite", "owner_department", b"owner_department", "record_count", b"record_count", "sharing_type", b"sharing_type", "update_period", b"update_period", "usage_conditions", b"usage_conditions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__record_count: _TypeAlias = _typing.Literal["record_count"]  # noqa: Y015
     _WhichOneofArgType__record_count: _TypeAlias = _typing.Literal["_record_count", b"_record_count"]  # noqa: Y015

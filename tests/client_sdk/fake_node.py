@@ -23,7 +23,7 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
-from comparator.canonical import ComparisonKey, Domain, encode_records
+from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain, encode_records
 from comparator.fields import resident_id_check_character
 from comparator.index import pack_matches
 from comparator.keyed_hash import KeyedHasher, generate_hmac_key
@@ -121,6 +121,7 @@ class FakeNode:
             key_version=_DOMAIN.key_version,
             oprf_suite=SUITE_ID,
             oprf_public_key=self._public_key,
+            canonical_version=CANONICAL_VERSION,
         )
 
     def _enter(self, method: str, context: Any, request: Any = None) -> None:

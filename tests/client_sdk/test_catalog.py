@@ -8,6 +8,7 @@ import pytest
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from client_sdk.catalog import comparison_key_for
 from client_sdk.errors import InvalidRequestError, ServiceError
+from comparator.canonical import CANONICAL_VERSION
 
 
 def _residents(**overrides: object) -> _catalog_pb2.Resource:
@@ -24,6 +25,7 @@ def _residents(**overrides: object) -> _catalog_pb2.Resource:
         ],
         modes=[_catalog_pb2.MODE_HASHED, _catalog_pb2.MODE_BLINDED],
         key_version=3,
+        canonical_version=CANONICAL_VERSION,
     )
     for name, value in overrides.items():
         if isinstance(value, list):
@@ -71,3 +73,21 @@ def test_inconsistent_catalog_entry_is_the_node_s_fault() -> None:
     resource = _residents(fields=[_catalog_pb2.Field(name="id_number", type="blood_type")])
     with pytest.raises(ServiceError, match="cannot use"):
         comparison_key_for(resource, "id_number")
+
+
+@pytest.mark.parametrize(
+    ("node_version", "remedy"),
+    [
+        (0, "the provider must upgrade its node and rebuild its indexes"),  # older than the field
+        (1, "the provider must upgrade its node and rebuild its indexes"),
+        (CANONICAL_VERSION + 1, "upgrade bidui on this side"),
+    ],
+)
+def test_a_node_of_another_canonical_version_is_refused_before_anything_is_encoded(
+    node_version: int, remedy: str
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        comparison_key_for(_residents(canonical_version=node_version), "id_number", "hashed")
+    message = str(caught.value)
+    assert f"version {node_version or 1}, this SDK under version {CANONICAL_VERSION}" in message
+    assert "no record could match" in message and remedy in message

@@ -256,5 +256,22 @@ def test_the_node_publishes_what_the_third_party_client_needs(node: NodeUnderTes
     finally:
         client.close()
     assert entry.oprf_suite == tp.SUITE
+    assert entry.canonical_version == tp.CANONICAL_VERSION
     assert tp.valid_element(entry.oprf_public_key)
     assert {f.type for f in entry.fields} <= TYPES
+
+
+@pytest.mark.parametrize("version", [0, 1, tp.CANONICAL_VERSION + 1])
+def test_a_node_of_another_canonical_version_is_refused(version: int) -> None:
+    from bidui.v1 import catalog_pb2
+
+    entry = catalog_pb2.Resource(id="residents", canonical_version=version)
+    with pytest.raises(tp.OtherCanonicalVersion, match=f"canonical version {version or 1},"):
+        tp.check_canonical_version(entry)
+    entry.canonical_version = tp.CANONICAL_VERSION
+    tp.check_canonical_version(entry)
+
+
+def test_the_client_labels_records_with_the_vectors_canonical_version() -> None:
+    assert load("records")["canonical_version"] == tp.CANONICAL_VERSION
+    assert load("records")["record_label"] == f"bidui-record-v{tp.CANONICAL_VERSION}"

@@ -386,6 +386,20 @@ def unpack_match_bits(result: comparison_pb2.MatchResult, count: int) -> list[bo
 # ---- the client ----------------------------------------------------------------------------------
 
 
+class OtherCanonicalVersion(ValueError):
+    """The node encodes records under a canonical version this client does not implement."""
+
+
+def check_canonical_version(entry: catalog_pb2.Resource) -> None:
+    """Section 3: ``canonical_version`` 0 is a node older than the field, version 1."""
+    version = entry.canonical_version or 1
+    if version != CANONICAL_VERSION:
+        raise OtherCanonicalVersion(
+            f"{entry.id}: the node encodes records under canonical version {version}, "
+            f"this client under {CANONICAL_VERSION}: nothing could match"
+        )
+
+
 class ThirdPartyClient:
     """A connection to one node over mutual TLS (section 1)."""
 
@@ -408,8 +422,11 @@ class ThirdPartyClient:
         self._channel.close()
 
     def describe(self, resource_id: str) -> catalog_pb2.Resource:
+        """Section 2, step 1; refuses a node of another canonical version (section 3)."""
         request = catalog_pb2.DescribeResourceRequest(resource_id=resource_id)
-        return self._catalog.DescribeResource(request, timeout=self._timeout)
+        entry = self._catalog.DescribeResource(request, timeout=self._timeout)
+        check_canonical_version(entry)
+        return entry
 
     def _encode_all(
         self,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
-from comparator.canonical import Domain
+from comparator.canonical import CANONICAL_VERSION, Domain
 from provider_node.config import SharingType, load_config
 from provider_node.resources import (
     Resource,
@@ -98,6 +98,7 @@ def test_catalog_entry(catalog: dict[str, Resource]) -> None:
     assert entry.key_version == 3
     assert entry.oprf_public_key == b"\x01" * 32
     assert entry.oprf_suite == "ristretto255-SHA512"
+    assert entry.canonical_version == CANONICAL_VERSION == 2
     assert entry.update_period == "P1D"
     assert entry.last_refresh.ToDatetime(_dt.UTC) == refreshed
     # Never a record count unless the operator allowed it.
