@@ -13,13 +13,19 @@ the applications (article 25), read from the database by ``ApplicationsCollector
     bidui_applications_decided_total{deadline}   decided ever, "met" or "missed" their deadline
     bidui_applications_scrape_errors_total       reads of those that failed or timed out
 
-A scrape never waits on the database for long: see ``ApplicationsCollector``.
+and the discrepancy reports (article 26), by ``DiscrepanciesCollector``::
+
+    bidui_discrepancies_pending                  reports of doubted results awaiting an answer
+    bidui_discrepancies_overdue                  of those, past their 5-working-day deadline
+    bidui_discrepancies_answered_total{deadline} answered ever, "met" or "missed" their deadline
+    bidui_discrepancies_scrape_errors_total      reads of those that failed or timed out
+
+A scrape never waits on the database for long: see ``scraped.ScrapedCounts``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,9 +40,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from provider_node import errors, grants
 from provider_node.config import parse_address
-from provider_node.housekeeping import FailureLog
-from provider_node.store import read_only_session
-from provider_node.workdays import china_date
+from provider_node.discrepancy_records import DiscrepancyCounts, report_counts
+from provider_node.scraped import ScrapedCounts, snapshot_reader
 
 __all__ = [
     "MODES",
@@ -44,6 +49,7 @@ __all__ = [
     "REFUSAL_REASONS",
     "RPC_DURATION_BUCKETS",
     "ApplicationsCollector",
+    "DiscrepanciesCollector",
     "MetricsServer",
     "MetricsTls",
     "NodeMetrics",
@@ -72,8 +78,6 @@ RPC_DURATION_BUCKETS = (
 OTHER = "other"
 STORE_DOWN_WINDOW = _dt.timedelta(seconds=30)
 UNKNOWN = "unknown"
-
-_log = logging.getLogger(__name__)
 
 
 def _utcnow() -> _dt.datetime:
@@ -130,109 +134,57 @@ def application_counts_reader(
 ) -> ApplicationCountsReader:
     """``grants.application_counts`` in a read-only snapshot that blocks no writer; on PostgreSQL
     cancelled after ``statement_timeout`` seconds (a SQLite reader never waits for a writer)."""
-
-    def read(today: _dt.date) -> grants.ApplicationCounts:
-        with read_only_session(sessions, statement_timeout=statement_timeout) as session:
-            return grants.application_counts(session, today)
-
-    return read
+    return snapshot_reader(sessions, grants.application_counts, statement_timeout=statement_timeout)
 
 
-class ApplicationsCollector(Collector):
-    """bidui_applications_*, read with ``read`` at scrape time, at most every ``refresh_seconds``.
+class ApplicationsCollector(ScrapedCounts[grants.ApplicationCounts]):
+    """bidui_applications_*, read with ``read`` at scrape time: a scrape waits for the database
+    ``wait_seconds`` at most, and failed reads are counted in
+    ``bidui_applications_scrape_errors_total`` (``scraped.ScrapedCounts``)."""
 
-    The read runs on a thread of its own, one at a time, and a scrape waits for it ``wait_seconds``
-    at most, then answers with the last counts read. So a slow, locked or unreachable database
-    delays a scrape by ``wait_seconds`` at worst (well inside Prometheus's default 10 s scrape
-    timeout) and holds one connection at most (freed by the reader's statement timeout), however
-    many scrapers come; and a second scraper within ``refresh_seconds`` costs no query. Counts read
-    more than ``max_age_seconds`` ago are not exported at all: an absent series says "unknown",
-    where a stale one would keep saying "3 pending". Every failed read (an error, or PostgreSQL
-    cancelling it) adds one to ``bidui_applications_scrape_errors_total`` and is retried at the next
-    scrape after ``refresh_seconds``; the first of a run is logged at warning, its end at info.
-    """
-
-    def __init__(
-        self,
-        read: ApplicationCountsReader,
-        *,
-        clock: Callable[[], _dt.datetime] = _utcnow,
-        refresh_seconds: float = 5.0,
-        wait_seconds: float = 2.0,
-        max_age_seconds: float = 60.0,
-    ) -> None:
-        self._read = read
-        self._clock = clock
-        self._refresh = _dt.timedelta(seconds=refresh_seconds)
-        self._wait = wait_seconds
-        self._max_age = _dt.timedelta(seconds=max_age_seconds)
-        self._failures = FailureLog(_log, "read the applications for the metrics")
-        self._lock = threading.Lock()
-        self._counts: grants.ApplicationCounts | None = None
-        self._read_at: _dt.datetime | None = None  # when the read that gave _counts began
-        self._tried_at: _dt.datetime | None = None  # when the latest read began
-        self._reading: threading.Event | None = None  # set when the read under way ends
-        self._errors = 0
-
-    def collect(self) -> Iterator[Metric]:
-        now = self._clock()
-        reading = self._start_read(now)
-        if reading is not None:
-            reading.wait(self._wait)
-        with self._lock:
-            counts, read_at, failed = self._counts, self._read_at, self._errors
-        yield _scrape_errors(failed)
-        if counts is not None and read_at is not None and _within(now - read_at, self._max_age):
-            yield from _application_families(counts)
-
-    def describe(self) -> Iterable[Metric]:
-        # The names, for the registry's duplicate check: describing must not read the database.
-        return [_scrape_errors(0), *_application_families(grants.ApplicationCounts(0, 0, 0, 0))]
-
-    def _start_read(self, now: _dt.datetime) -> threading.Event | None:
-        """The read to wait for: the one under way, else a new one if the last began more than
-        ``refresh_seconds`` ago; None when the counts are fresh enough."""
-        with self._lock:
-            if self._reading is not None:
-                return self._reading
-            if self._tried_at is not None and _within(now - self._tried_at, self._refresh):
-                return None
-            self._tried_at = now
-            done = self._reading = threading.Event()
-        threading.Thread(
-            target=self._read_counts, args=(now, done), name="bidui-applications", daemon=True
-        ).start()
-        return done
-
-    def _read_counts(self, now: _dt.datetime, done: threading.Event) -> None:
-        try:
-            counts = self._read(china_date(now))
-        except Exception as problem:  # the database is away or too slow: a later scrape retries
-            with self._lock:
-                self._errors += 1
-            self._failures.failed(problem, "at the next scrape")
-        else:
-            with self._lock:
-                self._counts, self._read_at = counts, now
-            self._failures.succeeded()
-        finally:
-            with self._lock:
-                self._reading = None
-            done.set()
-
-
-def _within(age: _dt.timedelta, limit: _dt.timedelta) -> bool:
-    """A clock set back makes an age negative: treated as too old, so the counts are read again."""
-    return _dt.timedelta(0) <= age < limit
-
-
-def _scrape_errors(failed: int) -> Metric:
-    return CounterMetricFamily(
+    subject = "applications"
+    errors_metric = (
         "bidui_applications_scrape_errors",
         "Reads of the applications for the bidui_applications_* metrics that failed or were "
         "cancelled for taking too long.",
-        value=failed,
     )
+    empty = grants.ApplicationCounts(0, 0, 0, 0)
+
+    def families(self, counts: grants.ApplicationCounts) -> Iterator[Metric]:
+        return _application_families(counts)
+
+
+class DiscrepanciesCollector(ScrapedCounts[DiscrepancyCounts]):
+    """bidui_discrepancies_*, read at scrape time like the applications (article 26)."""
+
+    subject = "discrepancy reports"
+    errors_metric = (
+        "bidui_discrepancies_scrape_errors",
+        "Reads of the discrepancy reports for the bidui_discrepancies_* metrics that failed or "
+        "were cancelled for taking too long.",
+    )
+    empty = DiscrepancyCounts(0, 0, 0, 0, 0)
+
+    def families(self, counts: DiscrepancyCounts) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "bidui_discrepancies_pending",
+            "Reports of doubted results awaiting the provider's answer (article 26).",
+            value=counts.pending,
+        )
+        yield GaugeMetricFamily(
+            "bidui_discrepancies_overdue",
+            "Reports of doubted results still unanswered after their deadline of 5 working days.",
+            value=counts.overdue,
+        )
+        answered = CounterMetricFamily(
+            "bidui_discrepancies_answered",
+            "Reports of doubted results answered, by whether the answer met its deadline of 5 "
+            "working days (article 26).",
+            labels=["deadline"],
+        )
+        answered.add_metric(["met"], counts.answered_on_time)
+        answered.add_metric(["missed"], counts.answered - counts.answered_on_time)
+        yield answered
 
 
 def _application_families(counts: grants.ApplicationCounts) -> Iterator[Metric]:
@@ -387,6 +339,14 @@ class NodeMetrics:
     def track_applications(self, sessions: sessionmaker[Session]) -> ApplicationsCollector:
         """Export the applications in ``sessions``' database, read at scrape time (article 25)."""
         collector = ApplicationsCollector(application_counts_reader(sessions), clock=self._clock)
+        self._registry.register(collector)
+        return collector
+
+    def track_discrepancies(self, sessions: sessionmaker[Session]) -> DiscrepanciesCollector:
+        """Export the discrepancy reports in ``sessions``' database, read at scrape time
+        (article 26)."""
+        read = snapshot_reader(sessions, report_counts)
+        collector = DiscrepanciesCollector(read, clock=self._clock)
         self._registry.register(collector)
         return collector
 

@@ -10,6 +10,8 @@ stamped with the result of verifying the chain, so a report from a tampered log 
                                          decided within 5 working days; pending and overdue at
                                          the quarter's end; grants revoked
     comparisons per grant                what each grant was used for: answered, items, refused
+    discrepancy reports (article 26)     filed, answered, the share answered within 5 working
+                                         days; pending and overdue at the quarter's end
     certificates                         department certificates signed and revoked
     other audited actions                the rest, by action and outcome
 """
@@ -26,6 +28,7 @@ from typing import TextIO
 
 from provider_node import grants
 from provider_node.audit import AuditLog, ChainReport, SummaryRow
+from provider_node.discrepancy_records import DiscrepancyCounts, report_counts
 from provider_node.grants import ApplicationCounts
 from provider_node.workdays import china_date
 
@@ -41,6 +44,7 @@ _SHARING_ACTIONS = {
     "application_refusal": "applications refused",
 }
 _GRANT_REVOCATION = "grant_revocation"
+_DISCREPANCY_ACTIONS = ("discrepancy_report", "discrepancy_answer")
 _CERTIFICATE_ACTIONS = {
     "certificate_signing": "certificates signed",
     "certificate_revocation": "certificates revoked",
@@ -86,8 +90,13 @@ def build_report(log: AuditLog, quarter: str, department: str, *, now: datetime)
             session, china_date(as_of), decided_from=start, decided_before=end, as_of=as_of
         )
     )
+    discrepancies = log.read(
+        lambda session: report_counts(
+            session, china_date(as_of), since=start, before=end, as_of=as_of
+        )
+    )
     return QuarterlyReport(
-        f"{year}Q{number}", start, end, department, chain, rows, applications, as_of
+        f"{year}Q{number}", start, end, department, chain, rows, applications, as_of, discrepancies
     )
 
 
@@ -103,6 +112,8 @@ class QuarterlyReport:
     applications: ApplicationCounts
     #: The quarter's end, or the time of the report when the quarter is not over.
     as_of: datetime
+    #: Filed and answered: in the quarter; pending and overdue: at ``as_of``.
+    discrepancies: DiscrepancyCounts
 
     def write_text(self, out: TextIO) -> None:
         """A page a compliance officer can read and file."""
@@ -122,6 +133,7 @@ class QuarterlyReport:
         self._write_refused(out, comparisons)
         self._write_sharing(out)
         self._write_grants(out, comparisons)
+        self._write_discrepancies(out)
         self._write_certificates(out)
         self._write_other(out)
 
@@ -206,6 +218,22 @@ class QuarterlyReport:
         )
         _section(out, "comparisons per grant", lines, header)
 
+    def _write_discrepancies(self, out: TextIO) -> None:
+        counts = self.discrepancies
+        share = counts.answered_on_time / counts.answered if counts.answered else None
+        lines = [
+            _figure("reports of doubted results filed", counts.filed),
+            _figure("reports answered", counts.answered),
+            _figure(
+                "  within 5 working days (on time)",
+                counts.answered_on_time,
+                "" if share is None else f"{share:.1%} of those answered",
+            ),
+            _figure("reports pending", counts.pending, f"at {self.as_of:%Y-%m-%d %H:%M} UTC"),
+            _figure("  past their deadline (overdue)", counts.overdue),
+        ]
+        _section(out, "discrepancy reports (article 26)", lines)
+
     def _write_certificates(self, out: TextIO) -> None:
         lines = [
             _figure(label, self._count(action)) for action, label in _CERTIFICATE_ACTIONS.items()
@@ -213,7 +241,13 @@ class QuarterlyReport:
         _section(out, "department certificates", lines)
 
     def _write_other(self, out: TextIO) -> None:
-        shown = {_COMPARISON, _GRANT_REVOCATION, *_SHARING_ACTIONS, *_CERTIFICATE_ACTIONS}
+        shown = {
+            _COMPARISON,
+            _GRANT_REVOCATION,
+            *_SHARING_ACTIONS,
+            *_CERTIFICATE_ACTIONS,
+            *_DISCREPANCY_ACTIONS,
+        }
         governance: dict[tuple[str, str], int] = defaultdict(int)
         for row in self.rows:
             if row.action not in shown:

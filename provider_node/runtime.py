@@ -98,6 +98,7 @@ def open_node(
     migrate(engine)
     sessions = session_factory(engine)
     metrics.track_applications(sessions)
+    metrics.track_discrepancies(sessions)
     audit = AuditLog(sessions, clock=clock, retention_days=config.audit.retention_days)
 
     def load_revoked() -> set[str]:
