@@ -358,7 +358,7 @@ def _rpc_path_sources() -> list[str]:
     """The source of ``provider_node.servicer`` and every provider_node module it imports,
     directly or not."""
     seen: set[str] = set()
-    todo = ["provider_node.servicer"]
+    todo = ["provider_node.servicer", "provider_node.discrepancy_servicer"]
     sources = []
     while todo:
         name = todo.pop()
