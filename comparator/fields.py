@@ -253,7 +253,7 @@ _HAN = (
     "\u3400-\u4dbf"  # CJK Unified Ideographs Extension A
     "\u4e00-\u9fff"  # CJK Unified Ideographs
     "\ue000-\uf8ff"  # Private Use Area
-    "\uf900-\ufaff"  # CJK Compatibility Ideographs (NFKC leaves only the 12 unified ones)
+    "\uf900-\ufaff"  # CJK Compatibility Ideographs (NFKC maps all but the 12 unified ones)
     "\U00020000-\U0003ffff"  # Supplementary and Tertiary Ideographic Planes
 )
 _HAN_SPACE_RE = re.compile(f"(?<=[{_HAN}]) (?=[{_HAN}])")
