@@ -18,6 +18,14 @@ File format (all integers big-endian), written atomically::
     magic b"BIDUIIDX" | u16 version | u16 entry length | u32 len(metadata) | metadata (UTF-8 JSON)
     | u64 count | count * entry length bytes (sorted, distinct) | SHA-256 of everything before
 
+``MatchIndex.load(path, mmap=True)`` maps the entries from the file instead of reading them
+(``bidui provider serve``): the node's worker processes then share one copy of them in the page
+cache, and only the 4-byte prefixes are each worker's own (36 -> 4 private bytes per record). The
+checksum and the order are still checked once, at open. The mapping stays valid when the file is
+replaced (``save`` renames a new file over it: the node keeps answering from the old one until it
+restarts); a file changed in place would change answers under the node, which nothing in bidui
+does.
+
 Match bits (``pack_matches``) put item i in bit i % 8 of byte i // 8, least significant bit first.
 """
 
@@ -26,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap as _mmap
 import os
 import struct
 import tempfile
@@ -132,8 +141,13 @@ class MatchIndex:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the index's arrays (entries plus search prefixes)."""
+        """Bytes of the index's arrays (entries plus search prefixes), mapped or held."""
         return int(self._entries.nbytes + self._prefix.nbytes)
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the entries are mapped from the index file (``load(mmap=True)``), not held."""
+        return isinstance(getattr(self._entries.base, "obj", None), _mmap.mmap)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -199,11 +213,16 @@ class MatchIndex:
         out.write(digest.digest())
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> MatchIndex:
-        """Read an index written by ``save``; raises ``IndexFormatError`` if it is not intact."""
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = False) -> MatchIndex:
+        """Read an index written by ``save``; raises ``IndexFormatError`` if it is not intact.
+
+        With ``mmap``, the entries stay in the file, mapped read-only: processes that map the same
+        file share its pages (the page cache) instead of each holding a copy. The whole file is
+        still read once here, to check its checksum and order.
+        """
         try:
             with open(path, "rb") as src:
-                return cls._read(src)
+                return cls._map(src) if mmap else cls._read(src)
         except IndexFormatError:
             raise
         except (OSError, ValueError, UnicodeDecodeError, struct.error) as exc:
@@ -214,29 +233,7 @@ class MatchIndex:
     @classmethod
     def _read(cls, src: io.BufferedReader) -> MatchIndex:
         digest = hashlib.sha256()
-
-        def take(size: int) -> bytes:
-            data = src.read(size)
-            if len(data) != size:
-                raise IndexFormatError("the index file is truncated")
-            digest.update(data)
-            return data
-
-        magic, version, entry_length, meta_length = _HEADER.unpack(take(_HEADER.size))
-        if magic != MAGIC:
-            raise IndexFormatError("not a bidui match index file")
-        if version != FORMAT_VERSION:
-            raise IndexFormatError(f"unsupported index format version {version}")
-        if entry_length != ENTRY_LENGTH:
-            raise IndexFormatError(f"unsupported entry length {entry_length}")
-        if meta_length > _MAX_METADATA_BYTES:
-            raise IndexFormatError("the index metadata is implausibly large")
-        metadata = json.loads(take(meta_length).decode("utf-8"))
-        (count,) = _COUNT.unpack(take(_COUNT.size))
-        # Check the size before allocating, so a corrupt count cannot ask for terabytes.
-        remaining = os.fstat(src.fileno()).st_size - src.tell()
-        if remaining != count * ENTRY_LENGTH + _CHECKSUM_LENGTH:
-            raise IndexFormatError("the index file is truncated or has trailing data")
+        metadata, count = _read_header(src, digest)
         entries = np.empty(count, dtype=_ENTRY_DTYPE)
         body = entries.view(np.uint8).data
         for start in range(0, len(body), _IO_CHUNK):
@@ -246,9 +243,30 @@ class MatchIndex:
             digest.update(part)
         if src.read(_CHECKSUM_LENGTH + 1) != digest.digest():
             raise IndexFormatError("the index file is corrupt (checksum mismatch)")
+        return cls._checked(entries, metadata)
+
+    @classmethod
+    def _map(cls, src: io.BufferedReader) -> MatchIndex:
+        digest = hashlib.sha256()
+        metadata, count = _read_header(src, digest)
+        offset = src.tell()
+        # The header checked the file's size, so the mapping holds the entries and the checksum.
+        # The mapping outlives ``src``: the entries array keeps it open.
+        mapped = _mmap.mmap(src.fileno(), 0, access=_mmap.ACCESS_READ)
+        entries = np.frombuffer(mapped, dtype=_ENTRY_DTYPE, count=count, offset=offset)
+        body = entries.view(np.uint8).data
+        for start in range(0, len(body), _IO_CHUNK):
+            digest.update(body[start : start + _IO_CHUNK])
+        stored = mapped[offset + count * ENTRY_LENGTH :]
+        if stored != digest.digest():
+            raise IndexFormatError("the index file is corrupt (checksum mismatch)")
+        return cls._checked(entries, metadata)
+
+    @classmethod
+    def _checked(cls, entries: npt.NDArray[Any], metadata: object) -> MatchIndex:
         if not isinstance(metadata, dict):
             raise IndexFormatError("the index metadata is not a JSON object")
-        if count > 1 and not bool(np.all(entries[1:] > entries[:-1])):
+        if len(entries) > 1 and not bool(np.all(entries[1:] > entries[:-1])):
             # Only a buggy writer gets here past the checksum; unsorted entries would give wrong
             # answers silently, so refuse them.
             raise IndexFormatError("the index entries are not sorted")
@@ -256,6 +274,34 @@ class MatchIndex:
             return cls(entries, metadata)
         except InvalidInputError as exc:
             raise IndexFormatError(f"the index metadata is invalid: {exc}") from None
+
+
+def _read_header(src: io.BufferedReader, digest: Any) -> tuple[object, int]:
+    """The metadata and entry count; checks that the file's size fits them exactly."""
+
+    def take(size: int) -> bytes:
+        data = src.read(size)
+        if len(data) != size:
+            raise IndexFormatError("the index file is truncated")
+        digest.update(data)
+        return data
+
+    magic, version, entry_length, meta_length = _HEADER.unpack(take(_HEADER.size))
+    if magic != MAGIC:
+        raise IndexFormatError("not a bidui match index file")
+    if version != FORMAT_VERSION:
+        raise IndexFormatError(f"unsupported index format version {version}")
+    if entry_length != ENTRY_LENGTH:
+        raise IndexFormatError(f"unsupported entry length {entry_length}")
+    if meta_length > _MAX_METADATA_BYTES:
+        raise IndexFormatError("the index metadata is implausibly large")
+    metadata = json.loads(take(meta_length).decode("utf-8"))
+    (count,) = _COUNT.unpack(take(_COUNT.size))
+    # Check the size before allocating or mapping, so a corrupt count cannot ask for terabytes.
+    remaining = os.fstat(src.fileno()).st_size - src.tell()
+    if remaining != count * ENTRY_LENGTH + _CHECKSUM_LENGTH:
+        raise IndexFormatError("the index file is truncated or has trailing data")
+    return metadata, int(count)
 
 
 def _check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:

@@ -380,6 +380,7 @@ def load_indexes(
     Also checks each was built under this node's canonical version (``CANONICAL_VERSION``: how
     records are normalised and encoded) and, with ``keys``, under the node's current keys. Raises
     ``IndexMissingError`` naming the file and telling the operator to run ``bidui provider load``.
+    Each index is memory-mapped: the worker processes of ``serve --workers`` share its entries.
     """
     if resource.sharing_type is SharingType.NOT_SHARED:
         return {}
@@ -391,7 +392,7 @@ def load_indexes(
             if not path.exists():
                 raise IndexMissingError(f"resource {resource.id!r}: no index {path}: {remedy}")
             try:
-                index = MatchIndex.load(path)
+                index = MatchIndex.load(path, mmap=True)  # shared by worker processes
             except (IndexFormatError, OSError) as exc:
                 raise IndexMissingError(
                     f"resource {resource.id!r}: index {path} is unreadable ({exc}): {remedy}"
