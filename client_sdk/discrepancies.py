@@ -35,10 +35,10 @@ from enum import StrEnum
 from bidui.v1 import discrepancy_pb2 as _discrepancy_pb2
 from bidui.v1 import discrepancy_pb2_grpc as _discrepancy_pb2_grpc
 from client_sdk.chunks import chunk_ranges
-from client_sdk.errors import InvalidRequestError, ServiceError, error_from_status, with_note
+from client_sdk.errors import InvalidRequestError, ServiceError
 from client_sdk.results import ComparisonResult
-from client_sdk.retry import NodeCalls, RpcFailure
-from client_sdk.sharing import _date, _instant, _may_be_on_file
+from client_sdk.retry import NodeCalls
+from client_sdk.sharing import _date, _instant
 
 __all__ = [
     "DiscrepancyCalls",
@@ -120,22 +120,14 @@ class DiscrepancyCalls:
             positions=_positions(positions),
             description=_description(description),
         )
-        context = f"File a discrepancy on comparison {comparison_id!r}"
-
-        def attempt(deadline: float) -> _discrepancy_pb2.DiscrepancyReport:
-            try:
-                return self._calls.call(context, self._discrepancy_stub.File, request, deadline)
-            except RpcFailure as failure:
-                if not _may_be_on_file(failure):
-                    raise
-                error = error_from_status(failure.code, failure.details, context=context)
-                raise with_note(
-                    error,
-                    "the node may have recorded the report before the answer was lost: see "
-                    f"discrepancies({comparison_id!r}) before reporting again",
-                ) from None
-
-        return report_from_message(self._calls.retrying(attempt))
+        message = self._calls.recording(
+            f"File a discrepancy on comparison {comparison_id!r}",
+            self._discrepancy_stub.File,
+            request,
+            note="the node may have recorded the report before the answer was lost: "
+            f"see discrepancies({comparison_id!r}) before reporting again",
+        )
+        return report_from_message(message)
 
     def discrepancy(self, report_id: str) -> DiscrepancyReport:
         """One of this department's reports, with the provider's answer once given."""

@@ -17,9 +17,11 @@ try again::
     a quota is used up (RESOURCE_EXHAUSTED quota_exceeded)       -> QuotaExceededError at once,
                                                                     with the node's message
 
-So a rolling restart of a node costs the requester time, not a failed comparison. An *attempt*
-may be several RPCs (blinded mode: BlindEvaluate then MatchBlinded); it is retried as a whole, so
-a blinded retry blinds afresh.
+So a rolling restart of a node costs the requester time, not a failed comparison. An RPC that
+makes a record at the node (Apply, File) is retried only while it cannot have reached it
+(``NodeCalls.recording``): sending it twice could record it twice. An *attempt* may be several
+RPCs (blinded mode: BlindEvaluate then MatchBlinded); it is retried as a whole, so a blinded retry
+blinds afresh.
 
 Time and randomness are parameters (``clock``, ``sleep``, ``rng``) so tests run on a fake clock.
 """
@@ -215,3 +217,30 @@ class NodeCalls:
     def unary(self, context: str, method: Callable[..., _T], request: Any) -> _T:
         """One RPC, retried as a whole: :meth:`call` inside :meth:`retrying`."""
         return self.retrying(lambda deadline: self.call(context, method, request, deadline))
+
+    def recording(self, context: str, method: Callable[..., _T], request: Any, *, note: str) -> _T:
+        """One RPC that makes a record at the node (an application, a report): retried only while
+        it cannot have reached the node. A failure after it may have arrived is raised with
+        ``note`` appended: that the record may exist, and where to look before sending again."""
+
+        def attempt(deadline: float) -> _T:
+            try:
+                return self.call(context, method, request, deadline)
+            except RpcFailure as failure:
+                if not _may_have_arrived(failure):
+                    raise
+                error = error_from_status(failure.code, failure.details, context=context)
+                raise with_note(error, note) from None
+
+        return self.retrying(attempt)
+
+
+def _may_have_arrived(failure: RpcFailure) -> bool:
+    """Whether a failed call may have reached the node (so that sending it again may record it
+    twice). Only a connection that was never made ("failed to connect ...") says it did not; a
+    node that answered with a refusal recorded nothing."""
+    if failure.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return True
+    if classify(failure.code, failure.details) is not ConnectionFailure.TRANSIENT:
+        return False
+    return "failed to connect" not in (failure.details or "").lower()

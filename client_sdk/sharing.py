@@ -28,15 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bidui.v1 import sharing_pb2 as _sharing_pb2
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from client_sdk.catalog import ComparisonMode, mode_from_wire, mode_to_wire
-from client_sdk.connection_failures import ConnectionFailure, classify
-from client_sdk.errors import InvalidRequestError, ServiceError, error_from_status, with_note
-from client_sdk.retry import NodeCalls, RpcFailure
+from client_sdk.errors import InvalidRequestError, ServiceError
+from client_sdk.retry import NodeCalls
 
 __all__ = [
     "Application",
@@ -152,22 +150,14 @@ class SharingCalls:
             items_per_day=items_per_day,
             valid_until=valid_until.isoformat(),
         )
-        context = f"Apply {resource_id!r}"
-
-        def attempt(deadline: float) -> _sharing_pb2.Application:
-            try:
-                return self._calls.call(context, self._sharing_stub.Apply, request, deadline)
-            except RpcFailure as failure:
-                if not _may_be_on_file(failure):
-                    raise
-                error = error_from_status(failure.code, failure.details, context=context)
-                raise with_note(
-                    error,
-                    "the node may have recorded the application before the answer was lost: "
-                    f"see applications({resource_id!r}) before applying again",
-                ) from None
-
-        return application_from_message(self._calls.retrying(attempt))
+        message = self._calls.recording(
+            f"Apply {resource_id!r}",
+            self._sharing_stub.Apply,
+            request,
+            note="the node may have recorded the application before the answer was lost: "
+            f"see applications({resource_id!r}) before applying again",
+        )
+        return application_from_message(message)
 
     def application(self, application_id: str) -> Application:
         """One of this department's applications, with its decision and grant
@@ -189,19 +179,6 @@ class SharingCalls:
             _sharing_pb2.ListApplicationsRequest(resource_id=resource_id or ""),
         )
         return [application_from_message(message) for message in response.applications]
-
-
-def _may_be_on_file(failure: RpcFailure) -> bool:
-    """Whether a failed Apply may have reached the node (so that sending it again may apply twice).
-
-    Only a connection that was never made ("failed to connect ...") says it did not; a node that
-    answered with a refusal recorded nothing.
-    """
-    if failure.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return True
-    if classify(failure.code, failure.details) is not ConnectionFailure.TRANSIENT:
-        return False
-    return "failed to connect" not in (failure.details or "").lower()
 
 
 def application_from_message(message: _sharing_pb2.Application) -> Application:

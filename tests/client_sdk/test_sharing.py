@@ -7,7 +7,6 @@ Against a real node over mutual TLS: tests/integration/test_sdk_sharing.py.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -25,10 +24,9 @@ from client_sdk.errors import (
     ServiceError,
     ServiceUnavailableError,
 )
-from client_sdk.retry import NodeCalls, RetryPolicy
 from client_sdk.sharing import SharingCalls, application_from_message
 from tests.client_sdk import observed
-from tests.client_sdk.failed_call import FailedCall
+from tests.client_sdk.stand_in import StandInStub, fake_calls
 
 SUBMITTED = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 DECIDED = dt.datetime(2026, 3, 3, 2, 30, tzinfo=dt.UTC)
@@ -146,36 +144,11 @@ def test_a_malformed_answer_is_the_node_s_fault(changes: dict[str, Any], words: 
 # -- the desk: a stand-in stub on a fake clock --------------------------------------------------
 
 
-class _Stub:
-    """SharingService methods that fail with ``failures`` in turn, then answer."""
-
-    def __init__(self, failures: list[tuple[grpc.StatusCode, str]]) -> None:
-        self.failures = list(failures)
-        self.requests: list[Any] = []
-        self.Apply = self.GetApplication = self._answer(_message())
-        self.ListApplications = self._answer(
-            _sharing_pb2.ListApplicationsResponse(applications=[_message(), _message(id="b")])
-        )
-
-    def _answer(self, answer: Any) -> Callable[..., Any]:
-        def method(request: Any, timeout: float) -> Any:
-            self.requests.append(request)
-            if self.failures:
-                raise FailedCall(*self.failures.pop(0))
-            return answer
-
-        return method
-
-
-def _desk(*failures: tuple[grpc.StatusCode, str]) -> tuple[SharingCalls, _Stub]:
-    now = [0.0]
-
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    stub = _Stub(list(failures))
-    calls = NodeCalls(10.0, RetryPolicy(retries=3), clock=lambda: now[0], sleep=sleep)
-    return SharingCalls(stub, calls), stub  # type: ignore[arg-type]
+def _desk(*failures: tuple[grpc.StatusCode, str]) -> tuple[SharingCalls, StandInStub]:
+    listed = _sharing_pb2.ListApplicationsResponse(applications=[_message(), _message(id="b")])
+    answers = {"Apply": _message(), "GetApplication": _message(), "ListApplications": listed}
+    stub = StandInStub(answers, list(failures))
+    return SharingCalls(stub, fake_calls()), stub  # type: ignore[arg-type]
 
 
 def _apply(desk: SharingCalls, **changes: Any) -> Application:
