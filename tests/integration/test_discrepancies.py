@@ -90,6 +90,10 @@ def test_report_then_the_operators_correction(node: NodeUnderTest) -> None:
         dt.date(2026, 3, 9),
     )
 
+    registry = node.started.opened.registry  # read from the database at scrape time
+    assert (registry.get_sample_value("bidui_discrepancies_pending") or 0) >= 1
+    assert registry.get_sample_value("bidui_discrepancies_overdue") == 0
+
     audit = node.started.opened.audit
     config = load_config(node.config_path)
     record_governance(audit, config, "index_load", "key version 1", resource_id=RESOURCE)
