@@ -93,18 +93,19 @@ class DiscrepancyDesk:
 
     def report(self, caller: Caller, report_id: str) -> DiscrepancyReport:
         """The caller's own report; another's is reported as missing."""
-        with self._audit.sessions() as session:
-            report = records.get_report(session, report_id)
-            if report.department != caller.department:
-                raise errors.UnknownRecordError(f"no discrepancy report {report_id} on this node")
-            return report
+        report = self._audit.read(lambda session: records.get_report(session, report_id))
+        if report.department != caller.department:
+            raise errors.UnknownRecordError(f"no discrepancy report {report_id} on this node")
+        return report
 
     def reports(self, caller: Caller, comparison_id: str = "") -> list[DiscrepancyReport]:
-        """The caller's reports, oldest first (on ``comparison_id`` only, if given)."""
-        with self._audit.sessions() as session:
-            return records.list_reports(
+        """The caller's reports, oldest first (on ``comparison_id`` only, if given). Reads take
+        no write lock (``AuditLog.read``)."""
+        return self._audit.read(
+            lambda session: records.list_reports(
                 session, department=caller.department, comparison_id=comparison_id or None
             )
+        )
 
 
 def confirm(

@@ -124,9 +124,8 @@ class ScrapedCounts(Collector, Generic[_Counts]):
                 return None
             self._tried_at = now
             done = self._reading = threading.Event()
-        threading.Thread(
-            target=self._read_counts, args=(now, done), name=f"bidui-{self.subject}", daemon=True
-        ).start()
+        name = f"bidui-{self.subject.replace(' ', '-')}"
+        threading.Thread(target=self._read_counts, args=(now, done), name=name, daemon=True).start()
         return done
 
     def _read_counts(self, now: _dt.datetime, done: threading.Event) -> None:
