@@ -1,8 +1,10 @@
 """Who may compare what, and how much (articles 24, 25, 31, 34).
 
-``permit`` decides whether a department may compare against a resource with a comparison key and
-a mode: ``not_shared`` never; ``unconditional`` for every identified department; ``conditional``
-only under a grant that covers the key and the mode today (the audit record names it).
+``permit`` decides whether a department may compare against a resource with a comparison key, a
+mode and an answer (match bits, verification, count: each its own permission): ``not_shared``
+never; ``unconditional`` for every identified department, for the answers the resource offers;
+``conditional`` only under a grant that covers the key, the mode and the answer today (the audit
+record names it).
 ``reserve`` then counts the request's items against the department's per-minute limit and the
 grant's items per day, in the node's database, so the counts are shared by every node process and
 survive restarts. A request that does not fit is refused whole, with what remains and when it
@@ -62,8 +64,20 @@ class AccessPolicy:
         self._gate = gate or StoreGate()
         self._clock = clock
 
-    def permit(self, caller: Caller, served: ServedResource, header: Header, mode: Mode) -> str:
-        """Raise unless ``caller`` may compare this way; returns the grant relied on, or ""."""
+    def permit(
+        self,
+        caller: Caller,
+        served: ServedResource,
+        header: Header,
+        mode: Mode,
+        *,
+        any_answer: bool = False,
+    ) -> str:
+        """Raise unless ``caller`` may compare this way; returns the grant relied on, or "".
+
+        ``any_answer``: whatever ``header.answer`` says, allow what some answer allows (the
+        hashed-mode key serves every answer).
+        """
         resource = served.resource
         if resource.sharing_type is SharingType.NOT_SHARED:
             raise errors.NotSharedError(
@@ -80,15 +94,24 @@ class AccessPolicy:
             raise errors.ModeNotOfferedError(
                 f"resource {quote(resource.id)} does not offer {mode} comparisons"
             )
+        answer = None if any_answer else header.answer
+        if not any_answer and header.answer not in resource.answers:
+            offered = ", ".join(resource.answers)
+            raise errors.AnswerNotOfferedError(
+                f"resource {quote(resource.id)} does not answer {header.answer or 'unknown'} "
+                f"comparisons (it answers: {offered})"
+            )
         if resource.sharing_type is not SharingType.CONDITIONAL:
             return ""
-        return self._gate.run(lambda: self._grant(caller, resource.id, header, mode))
+        return self._gate.run(lambda: self._grant(caller, resource.id, header, mode, answer))
 
-    def _grant(self, caller: Caller, resource_id: str, header: Header, mode: Mode) -> str:
+    def _grant(
+        self, caller: Caller, resource_id: str, header: Header, mode: Mode, answer: str | None
+    ) -> str:
         today = china_date(self._clock())
         with self._store() as session:
             grant = find_grant(
-                session, caller.department, resource_id, header.comparison_key, mode, today
+                session, caller.department, resource_id, header.comparison_key, mode, today, answer
             )
             if not header.grant_id or header.grant_id == grant.id:
                 return grant.id
@@ -98,7 +121,7 @@ class AccessPolicy:
                 raise errors.UnknownRecordError(
                     f"no grant {quote(header.grant_id)} of your department on {quote(resource_id)}"
                 )
-            if not _covers(named, header.comparison_key, mode, today):
+            if not _covers(named, header.comparison_key, mode, today, answer):
                 raise errors.NotGrantedError(
                     f"grant {quote(named.id)} does not cover {mode} comparisons by "
                     f"{quote(header.comparison_key)} today; grant {grant.id} does"
@@ -130,10 +153,11 @@ class AccessPolicy:
         return _Store(self._sessions)
 
 
-def _covers(grant: Grant, key: str, mode: Mode, today: _dt.date) -> bool:
+def _covers(grant: Grant, key: str, mode: Mode, today: _dt.date, answer: str | None) -> bool:
     return (
         key in grant.comparison_keys
         and mode in grant.modes
+        and (answer is None or answer in grant.answers)
         and grant.revoked_at is None
         and grant.valid_from <= today <= grant.valid_until
     )

@@ -85,6 +85,20 @@ class ModeNotOfferedError(NodeError):
     status = "FAILED_PRECONDITION"
 
 
+class AnswerNotOfferedError(NodeError):
+    """The resource does not offer this answer (match bits, verification, count) to anyone."""
+
+    reason = "answer_not_offered"
+    status = "PERMISSION_DENIED"
+
+
+class FieldNotVerifiableError(NodeError):
+    """A field named for verification is not verifiable against the comparison key."""
+
+    reason = "field_not_verifiable"
+    status = "FAILED_PRECONDITION"
+
+
 class SessionExpiredError(NodeError):
     """A blinded comparison's second step came after its session lifetime, or never opened."""
 
@@ -165,6 +179,7 @@ class GrantRefusalReason(StrEnum):
     NO_GRANT = "not_granted"
     KEY_NOT_GRANTED = "key_not_granted"
     MODE_NOT_GRANTED = "mode_not_granted"
+    ANSWER_NOT_GRANTED = "answer_not_granted"
     NOT_YET_VALID = "grant_not_yet_valid"
     EXPIRED = "grant_expired"
     REVOKED = "grant_revoked"

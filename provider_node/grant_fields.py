@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 
 from provider_node import errors
-from provider_node.config.values import KEY_NAME_RE, ComparisonMode
+from provider_node.config.values import KEY_NAME_RE, Answer, ComparisonMode
 from provider_node.workdays import as_utc
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_KEYS",
     "MAX_NAME",
     "MAX_TEXT",
+    "answers",
     "calendar_date",
     "comparison_keys",
     "comparison_modes",
@@ -62,6 +63,19 @@ def comparison_modes(modes: Iterable[str]) -> list[str]:
     known = {mode.value for mode in ComparisonMode}
     if not names or not set(names) <= known:
         raise errors.InvalidRequestError(f"modes must be one or more of {', '.join(sorted(known))}")
+    return names
+
+
+def answers(values: Iterable[str] | None) -> list[str]:
+    """One or more ``Answer`` values, sorted, without repeats; None or empty: match only."""
+    if isinstance(values, str):
+        raise errors.InvalidRequestError("answers must be a list of answers")
+    names = sorted(set(values or ())) or [Answer.MATCH.value]
+    known = {answer.value for answer in Answer}
+    if not set(names) <= known:
+        raise errors.InvalidRequestError(
+            f"answers must be one or more of {', '.join(sorted(known))}"
+        )
     return names
 
 

@@ -95,14 +95,17 @@ def submit_application(
     items_per_day: int,
     valid_until: date,
     now: datetime,
+    answers: Iterable[str] | None = None,
 ) -> Application:
     """Record a pending application; its deadline is ``DECISION_WORKING_DAYS`` working days after
-    ``now`` in China. ``InvalidRequestError`` for any bad field (named in the message);
-    ``CalendarRangeError`` if the deadline falls in a year the calendar does not know."""
+    ``now`` in China. ``answers`` left out or empty: match bits only. ``InvalidRequestError`` for
+    any bad field (named in the message); ``CalendarRangeError`` if the deadline falls in a year
+    the calendar does not know."""
     submitted = fields.instant(now)
     fields.name("department", department, DEPARTMENT_ID_RE)
     fields.name("resource_id", resource_id, RESOURCE_ID_RE)
     key_list, mode_list = fields.comparison_keys(keys), fields.comparison_modes(modes)
+    answer_list = fields.answers(answers)
     items = fields.items_per_day(items_per_day)
     until = fields.calendar_date("valid_until", valid_until)
     if until < china_date(submitted):
@@ -113,6 +116,7 @@ def submit_application(
         resource_id=resource_id,
         comparison_keys=key_list,
         modes=mode_list,
+        answers=answer_list,
         duty=fields.text("duty", duty),
         items_per_day=items,
         valid_until=until,
@@ -136,13 +140,14 @@ def approve(
     items_per_day: int | None = None,
     valid_until: date | None = None,
     reason: str | None = None,
+    answers: Iterable[str] | None = None,
 ) -> Grant:
     """Approve a pending application, as asked or narrowed, and return the grant it creates.
 
-    Each of ``keys``, ``modes``, ``items_per_day`` and ``valid_until`` left None grants what was
-    applied for; given, it may only narrow it (a non-empty subset, no more items, no later date),
-    else ``ApprovalTooWideError``. The grant is valid from today in China. ``StateConflictError``
-    if the application is already decided or its validity has already ended.
+    Each of ``keys``, ``modes``, ``answers``, ``items_per_day`` and ``valid_until`` left None
+    grants what was applied for; given, it may only narrow it (a non-empty subset, no more items,
+    no later date), else ``ApprovalTooWideError``. The grant is valid from today in China.
+    ``StateConflictError`` if the application is already decided or its validity has ended.
     """
     decided_at = fields.instant(now)
     decider = fields.text("decided_by", decided_by, limit=fields.MAX_NAME)
@@ -151,6 +156,7 @@ def approve(
     today = china_date(decided_at)
     grant_keys = _narrowed("keys", application.comparison_keys, keys, fields.comparison_keys)
     grant_modes = _narrowed("modes", application.modes, modes, fields.comparison_modes)
+    grant_answers = _narrowed("answers", application.answers, answers, fields.answers)
     items = application.items_per_day
     if items_per_day is not None and fields.items_per_day(items_per_day) > items:
         raise errors.ApprovalTooWideError(
@@ -174,6 +180,7 @@ def approve(
         resource_id=application.resource_id,
         comparison_keys=grant_keys,
         modes=grant_modes,
+        answers=grant_answers,
         items_per_day=items if items_per_day is None else items_per_day,
         valid_from=today,
         valid_until=until,
@@ -253,14 +260,20 @@ def list_grants(
 
 
 def find_grant(
-    session: Session, department: str, resource_id: str, key: str, mode: str, today: date
+    session: Session,
+    department: str,
+    resource_id: str,
+    key: str,
+    mode: str,
+    today: date,
+    answer: str | None = None,
 ) -> Grant:
     """The grant under which ``department`` may compare ``resource_id`` by ``key`` in ``mode``
-    on ``today`` (a date in China); of several, the one valid longest.
+    on ``today`` (a date in China) for ``answer`` (None: any); of several, the one valid longest.
 
-    Raises ``GrantRefusal`` (PERMISSION_DENIED) saying exactly why not: no grant at all, the key
-    or the mode not granted, or — for the most recent grant that would have covered it — not yet
-    valid, expired on a date, or revoked on a date with its reason.
+    Raises ``GrantRefusal`` (PERMISSION_DENIED) saying exactly why not: no grant at all, the key,
+    the mode or the answer not granted, or — for the most recent grant that would have covered
+    it — not yet valid, expired on a date, or revoked on a date with its reason.
     """
     grants = list_grants(session, department, resource_id)
     what = f"department {department} on resource {resource_id}"
@@ -285,10 +298,19 @@ def find_grant(
             why=GrantRefusalReason.MODE_NOT_GRANTED,
             grant_id=with_key[0].id,
         )
-    for grant in with_mode:
+    with_answer = [grant for grant in with_mode if answer is None or answer in grant.answers]
+    if not with_answer:
+        granted = sorted({name for grant in with_mode for name in grant.answers})
+        raise GrantRefusal(
+            f"{what} is granted key {key} in {mode} mode for {', '.join(granted)} answers only, "
+            f"not {answer}: apply for it",
+            why=GrantRefusalReason.ANSWER_NOT_GRANTED,
+            grant_id=with_mode[0].id,
+        )
+    for grant in with_answer:
         if grant.revoked_at is None and grant.valid_from <= today <= grant.valid_until:
             return grant
-    raise _lapsed(with_mode, today, f"{what} by {key} in {mode} mode")
+    raise _lapsed(with_answer, today, f"{what} by {key} in {mode} mode")
 
 
 def application_counts(

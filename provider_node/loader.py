@@ -10,6 +10,10 @@ source (SQL query, streamed | CSV)  --chunks of 50k rows-->  canonicalise per co
 Source values stay in memory only while their chunk is processed: they are never written, logged
 or repeated in an error. An invalid source row is counted under its field and reason with its
 row number (1-based, header not counted), not its value, and left out of the index.
+
+A resource that offers verification (``verify`` in its configuration) also gets one index per
+verification key and mode (``verify:<key>:<field>``, see ``comparator.verification``), built in the
+same pass: ``<key>.verify.<field>.<mode>.idx``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from comparator.fields import FieldType
 from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher
 from comparator.oprf import VoprfServer
+from comparator.verification import VERIFY_PREFIX
 from provider_node.config import ComparisonMode, NodeConfig, SharingType
 from provider_node.keys import NodeKeys
 from provider_node.resources import Resource
@@ -120,6 +125,11 @@ class LoadReport:
 
 
 def index_path(config: NodeConfig, resource_id: str, key: str, mode: str) -> Path:
+    """``<key>.<mode>.idx``; a verification key ``verify:<key>:<field>`` is stored as
+    ``<key>.verify.<field>.<mode>.idx`` (no ``:`` in file names; key names have no dots)."""
+    if key.startswith(VERIFY_PREFIX):
+        key_name, _, field_name = key.removeprefix(VERIFY_PREFIX).partition(":")
+        key = f"{key_name}.verify.{field_name}"
     return config.node.index_dir / resource_id / f"{key}.{mode}.idx"
 
 
@@ -157,7 +167,7 @@ def _source_value(kind: FieldType, value: Any) -> Any:
 
 def _required_fields(resource: Resource) -> list[str]:
     needed: dict[str, None] = {}
-    for key in resource.comparison_keys.values():
+    for key in resource.index_keys.values():
         for spec in key.fields:
             needed[spec.name] = None
     return list(needed)
@@ -279,7 +289,8 @@ def load_resource(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
 ) -> LoadReport:
-    """Read the source once; build and save every (comparison key, mode) index the resource offers.
+    """Read the source once; build and save every (index key, mode) index the resource offers
+    (``Resource.index_keys``: the comparison keys and the verification keys).
 
     ``progress`` is called with the number of source rows just processed. Resources catalogued as
     ``not_shared`` are never compared, so no index is built for them.
@@ -292,7 +303,8 @@ def load_resource(
             skipped_reason="not shared (article 24): catalogued, never compared, no index built",
         )  # fmt: skip
     modes = [ComparisonMode(mode) for mode in resource.modes]
-    domains = {name: resource.domain(name) for name in resource.comparison_keys}
+    index_keys = resource.index_keys  # comparison keys, then verification keys
+    domains = {name: resource.domain(name) for name in index_keys}
     hashers = {}
     if ComparisonMode.HASHED in modes:
         hmac_key = keys.hmac_key(resource.id, resource.key_version)
@@ -300,11 +312,11 @@ def load_resource(
     server = None
     if ComparisonMode.BLINDED in modes:
         server = VoprfServer(keys.oprf_key_pair(resource.id, resource.key_version)[0])
-    entries = {(name, mode): bytearray() for name in resource.comparison_keys for mode in modes}
-    invalid = {name: InvalidRows() for name in resource.comparison_keys}
+    entries = {(name, mode): bytearray() for name in index_keys for mode in modes}
+    invalid = {name: InvalidRows() for name in index_keys}
     rows = 0
     for chunk in _chunks(resource, chunk_rows):
-        for name, key in resource.comparison_keys.items():
+        for name, key in index_keys.items():
             batch = encode_records(domains[name], key, chunk)
             for error in batch.errors:
                 invalid[name].add(rows + error.index + 1, error.field, error.reason)
@@ -386,7 +398,7 @@ def load_indexes(
         return {}
     remedy = f"run `bidui provider load --config {config.path} --resource {resource.id}`"
     indexes: dict[tuple[str, str], MatchIndex] = {}
-    for name in resource.comparison_keys:
+    for name in resource.index_keys:
         for mode in resource.modes:
             path = index_path(config, resource.id, name, mode)
             if not path.exists():

@@ -6,9 +6,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from comparator.oprf import Evaluation
+from provider_node.config import Answer
 from provider_node.config import ComparisonMode as Mode
 
-__all__ = ["Action", "BlindOutcome", "Header", "MatchOutcome", "Mode", "Outcome"]
+__all__ = [
+    "Action",
+    "Answer",
+    "BlindOutcome",
+    "CountOutcome",
+    "Header",
+    "MatchOutcome",
+    "Mode",
+    "Outcome",
+    "VerificationOutcome",
+]
 
 
 class Outcome(StrEnum):
@@ -41,6 +52,10 @@ class Header:
     key_version: int
     #: The grant relied on (conditional resources); "" lets the node find the covering grant.
     grant_id: str = ""
+    #: What the comparison answers; None for a number the node does not know (refused).
+    answer: Answer | None = Answer.MATCH
+    #: Verification only: the fields verified against ``comparison_key``, in item order.
+    verify_fields: tuple[str, ...] = ()
 
 
 EMPTY_HEADER = Header("", "", "", "", 0)
@@ -51,6 +66,29 @@ class MatchOutcome:
     """The only thing a comparison returns: match bits aligned with the request."""
 
     match_bits: bytes
+    item_count: int
+    match_count: int
+    comparison_id: str
+
+
+@dataclass(frozen=True)
+class VerificationOutcome:
+    """A verification's answer: one outcome byte per record and the mismatch bits
+    (``comparator.verification``), with the counts per outcome."""
+
+    outcomes: bytes
+    mismatch_bits: bytes
+    record_count: int
+    not_found: int
+    consistent: int
+    inconsistent: int
+    comparison_id: str
+
+
+@dataclass(frozen=True)
+class CountOutcome:
+    """A count-only answer: how many items matched, never which."""
+
     item_count: int
     match_count: int
     comparison_id: str

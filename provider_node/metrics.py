@@ -44,6 +44,7 @@ from provider_node.discrepancy_records import DiscrepancyCounts, report_counts
 from provider_node.scraped import ScrapedCounts, snapshot_reader
 
 __all__ = [
+    "ANSWERS",
     "MODES",
     "OUTCOMES",
     "REFUSAL_REASONS",
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 MODES = frozenset({"hashed", "blinded"})
+ANSWERS = frozenset({"match", "verify", "count"})
+VERDICTS = frozenset({"not_found", "consistent", "inconsistent"})
 # answered: match bits returned; refused: a check failed; failed: the node could not answer (e.g.
 # the audit store); abandoned: a blinded session expired before its second step.
 OUTCOMES = frozenset({"answered", "refused", "failed", "abandoned"})
@@ -243,6 +246,26 @@ class NodeMetrics:
             ["resource", "mode"],
             registry=registry,
         )
+        # Answers and verification outcomes per resource and mode only, never per requester: a
+        # department's single-record verification would otherwise be readable from /metrics.
+        self.answers = Counter(
+            "bidui_answers_total",
+            "Comparisons answered, per answer: match bits, verification, count only.",
+            ["resource", "mode", "answer"],
+            registry=registry,
+        )
+        self.verified_records = Counter(
+            "bidui_verified_records_total",
+            "Records verified, per outcome: not_found, consistent, inconsistent.",
+            ["resource", "mode", "outcome"],
+            registry=registry,
+        )
+        self.verification_mismatches = Counter(
+            "bidui_verification_mismatches_total",
+            "Fields that disagreed in verifications, per field.",
+            ["resource", "field"],
+            registry=registry,
+        )
         self.refusals = Counter(
             "bidui_refusals_total", "Requests refused, by reason.", ["reason"], registry=registry
         )
@@ -300,6 +323,27 @@ class NodeMetrics:
             self.comparison_items.labels(*labels).inc(items)
         if matches:
             self.comparison_matches.labels(*labels[1:3]).inc(matches)
+
+    def record_answer(
+        self,
+        resource: str,
+        mode: str,
+        answer: str,
+        *,
+        verdicts: Mapping[str, int] | None = None,
+        mismatched: Mapping[str, int] | None = None,
+    ) -> None:
+        """Count one answered comparison by its answer; a verification's records per outcome
+        (``verdicts``) and disagreeing fields (``mismatched``, names from the configuration)."""
+        resource, mode = self._resource(resource), self._mode(mode)
+        self.answers.labels(resource, mode, answer if answer in ANSWERS else OTHER).inc()
+        for verdict, count in (verdicts or {}).items():
+            if count:
+                label = verdict if verdict in VERDICTS else OTHER
+                self.verified_records.labels(resource, mode, label).inc(count)
+        for field, count in (mismatched or {}).items():
+            if count and resource != UNKNOWN:
+                self.verification_mismatches.labels(resource, field).inc(count)
 
     def record_refusal(self, reason: str) -> None:
         self.refusals.labels(reason if reason in REFUSAL_REASONS else OTHER).inc()

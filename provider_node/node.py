@@ -1,17 +1,19 @@
 """The provider's data service node (article 16): every check between a request and its answer.
 
-``ProviderNode`` turns a request already decoded from protobuf into match bits, in this order::
+``ProviderNode`` turns a request already decoded from protobuf into its answer (match bits, a
+verification's outcomes, or a count: ``verification.py``), in this order::
 
-    caller identity (auth.py) -> resource, key, mode, sharing type, grant (access.py)
-        -> header, item count and lengths (checks.py) -> allowance reserved (access.py)
-        -> lookup (or RFC 9497 BlindEvaluate) -> audit record committed (fail closed)
-        -> metrics -> answer
+    caller identity (auth.py) -> resource, answer, key, mode, sharing type, grant (access.py)
+        -> header, verified fields, item count and lengths (checks.py, verification.py)
+        -> allowance reserved (access.py) -> lookups (or RFC 9497 BlindEvaluate)
+        -> audit record committed, fail closed (comparison_audit.py) -> metrics -> answer
 
 Nothing here knows gRPC: refusals are ``provider_node.errors`` exceptions, which
 ``provider_node.status`` maps to status codes. Every refusal of a comparison is audited too.
 
 Blinded mode takes two RPCs. Step 1 evaluates the blinded elements and opens a session
-(sessions.py); step 2 matches the finalized outputs and closes it with the comparison's one audit
+(sessions.py) once its ``opened`` record is committed; step 2, the RPC of the answer the header of
+step 1 asked for, matches the finalized outputs and closes it with the comparison's one audit
 record. A session not closed within its lifetime is audited as ``abandoned`` by
 ``reap_expired_sessions``.
 """
@@ -26,35 +28,47 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-import numpy.typing as npt
-
 from comparator.errors import InvalidInputError
-from comparator.index import ENTRY_LENGTH, pack_matches
+from comparator.index import ENTRY_LENGTH
 from comparator.keyed_hash import TAG_LENGTH
 from comparator.oprf import ELEMENT_LENGTH, MAX_VERIFIABLE_BATCH, OUTPUT_LENGTH
 from provider_node import errors
 from provider_node.access import AccessPolicy
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
 from provider_node.auth import Caller
-from provider_node.checks import MAX_PURPOSE_CHARS, check_header, check_items, digest_more, quote
+from provider_node.checks import (
+    MAX_PURPOSE_CHARS,
+    check_header,
+    check_items,
+    digest_more,
+    quote,
+)
+from provider_node.comparison_audit import ComparisonAudit
 from provider_node.messages import (
     EMPTY_HEADER,
     Action,
+    Answer,
     BlindOutcome,
     Header,
-    MatchOutcome,
     Mode,
     Outcome,
 )
 from provider_node.metrics import NodeMetrics
 from provider_node.open_comparisons import ABANDONED_STATUS, close, reconcile
-from provider_node.oplog import ThrottledWarning
 from provider_node.resources import ServedResource
 from provider_node.sessions import Session, SessionTable
 from provider_node.store_gate import StoreGate
+from provider_node.verification import (
+    Answered,
+    AnswerResult,
+    check_answer,
+    check_fields,
+    check_width,
+    evaluate,
+    record_count,
+)
 
-__all__ = ["NodeLimits", "ProviderNode"]
+__all__ = ["MAX_PURPOSE_CHARS", "NodeLimits", "ProviderNode"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,8 +99,8 @@ class ProviderNode:
         self._resources = dict(resources)
         self._clock = clock
         self._gate = gate or StoreGate()
-        self._store_trouble = ThrottledWarning(_log)
         self._audit = audit
+        self._record = ComparisonAudit(audit, metrics, self._gate, monotonic, self._resources)
         self._metrics = metrics
         self._access = access
         self._max_batch_items = limits.max_batch_items
@@ -117,9 +131,10 @@ class ProviderNode:
         grant_id = ""
         try:
             served = self.describe(resource_id)
-            grant_id = self._access.permit(caller, served, header, Mode.HASHED)
+            # The key serves every answer the department may ask for.
+            grant_id = self._access.permit(caller, served, header, Mode.HASHED, any_answer=True)
         except errors.NodeError as refusal:
-            self._audit_refusal(
+            self._record.refusal(
                 caller,
                 header,
                 Mode.HASHED,
@@ -131,10 +146,10 @@ class ProviderNode:
                 grant_id=grant_id,
             )
             raise
-        entry = self._entry(
+        entry = self._record.entry(
             caller, header, Mode.HASHED, started, action=Action.HASH_KEY_FETCH, grant_id=grant_id
         )
-        self._append(entry)
+        self._record.append(entry)
         return served.hmac_key, served.resource.key_version
 
     def refuse_unauthenticated(
@@ -143,40 +158,50 @@ class ProviderNode:
         """Audit a request whose certificate, from this node's CA, failed the identity checks."""
         caller = Caller("", refusal.cert_fingerprint, refusal.cert_serial)
         header = Header(resource_id, "", "", "", 0)
-        self._audit_refusal(caller, header, "", 0, "", self._monotonic(), refusal, action)
+        self._record.refusal(caller, header, "", 0, "", self._monotonic(), refusal, action)
 
     # -- hashed mode -------------------------------------------------------------------------
 
-    def compare_hashed(self, caller: Caller, header: Header, tags: Sequence[bytes]) -> MatchOutcome:
+    def compare_hashed(
+        self, caller: Caller, header: Header, tags: Sequence[bytes], answer: Answer = Answer.MATCH
+    ) -> AnswerResult:
+        """Hashed mode in one RPC: the tags in, the ``answer`` its RPC gives out."""
         started = self._monotonic()
         digest = digest_more(hashlib.sha256(), tags).hexdigest()
         grant_id = ""
         try:
-            served, grant_id = self._authorise(caller, header, Mode.HASHED)
+            served, grant_id = self._authorise(caller, header, Mode.HASHED, answer)
             check_items(tags, TAG_LENGTH, "tag", self._max_batch_items)
+            check_width(header, len(tags))
             self._access.reserve(caller, Mode.HASHED, grant_id, len(tags))
-            mask = served.indexes[(header.comparison_key, Mode.HASHED)].contains(tags)
+            answered = evaluate(served, header, Mode.HASHED, tags)
         except errors.NodeError as refusal:
-            self._audit_refusal(
-                caller, header, Mode.HASHED, len(tags), digest, started, refusal, grant_id=grant_id
+            records = record_count(header, len(tags))
+            self._record.refusal(
+                caller, header, Mode.HASHED, records, digest, started, refusal, grant_id=grant_id
             )
             raise
-        return self._answer(caller, header, Mode.HASHED, mask, digest, started, grant_id=grant_id)
+        return self._answer(
+            caller, header, Mode.HASHED, answered, digest, started, grant_id=grant_id
+        )
 
     # -- blinded mode ------------------------------------------------------------------------
 
     def blind_evaluate(
         self, caller: Caller, header: Header, blinded: Sequence[bytes]
     ) -> BlindOutcome:
-        """Step 1 of 2: RFC 9497 BlindEvaluate with a batched DLEQ proof; opens a session."""
+        """Step 1 of 2: RFC 9497 BlindEvaluate with a batched DLEQ proof; opens a session for the
+        answer ``header.answer`` asks (step 2 is the RPC of that answer)."""
         started = self._monotonic()
         digest = digest_more(hashlib.sha256(), blinded)
         grant_id = ""
+        records = record_count(header, len(blinded))
         try:
-            served, grant_id = self._authorise(caller, header, Mode.BLINDED)
+            served, grant_id = self._authorise(caller, header, Mode.BLINDED, header.answer)
             # One DLEQ proof covers at most MAX_VERIFIABLE_BATCH items (RFC 9497 I2OSP(i, 2)).
             limit = min(self._max_batch_items, MAX_VERIFIABLE_BATCH)
             check_items(blinded, ELEMENT_LENGTH, "blinded element", limit)
+            check_width(header, len(blinded))
             self._sessions.check_room(caller.department)
             self._access.reserve(caller, Mode.BLINDED, grant_id, len(blinded))
             try:
@@ -190,13 +215,13 @@ class ProviderNode:
             # evaluation is an oracle answer, RFC 9497 section 7), and a comparison on record is
             # always closed later: answered, refused, or abandoned.
             try:
-                self._append(
-                    self._entry(
+                self._record.append(
+                    self._record.entry(
                         caller,
                         header,
                         Mode.BLINDED,
                         started,
-                        item_count=len(blinded),
+                        item_count=records,
                         outcome=Outcome.OPENED,
                         payload_sha256=digest.hexdigest(),
                         related_id=comparison_id,
@@ -207,11 +232,11 @@ class ProviderNode:
                 self._sessions.forget(comparison_id)
                 raise
         except errors.NodeError as refusal:
-            self._audit_refusal(
+            self._record.refusal(
                 caller,
                 header,
                 Mode.BLINDED,
-                len(blinded),
+                records,
                 digest.hexdigest(),
                 started,
                 refusal,
@@ -221,20 +246,25 @@ class ProviderNode:
         return BlindOutcome(comparison_id, evaluation, served.resource.key_version)
 
     def match_blinded(
-        self, caller: Caller, comparison_id: str, outputs: Sequence[bytes]
-    ) -> MatchOutcome:
-        """Step 2 of 2: match finalized outputs; the session closes whatever the outcome."""
+        self,
+        caller: Caller,
+        comparison_id: str,
+        outputs: Sequence[bytes],
+        answer: Answer = Answer.MATCH,
+    ) -> AnswerResult:
+        """Step 2 of 2: look the finalized outputs up and give ``answer`` (its RPC's), which must
+        be what step 1 asked for; the session closes whatever the outcome."""
         session = self._sessions.take(comparison_id, caller)
         if session is None or self._sessions.is_expired(session):
             refusal = errors.SessionExpiredError(
                 f"no open blinded comparison {quote(comparison_id)}: it expired, was already "
                 "answered, or never opened; start again with BlindEvaluate"
             )
-            self._audit_refusal(
+            self._record.refusal(
                 caller,
                 session.header if session else EMPTY_HEADER,
                 Mode.BLINDED,
-                len(outputs),
+                record_count(session.header, len(outputs)) if session else len(outputs),
                 "",
                 session.started if session else self._monotonic(),
                 refusal,
@@ -245,21 +275,23 @@ class ProviderNode:
         header = session.header
         digest = digest_more(session.digest, outputs).hexdigest()
         try:
+            check_answer(header, answer)
             if len(outputs) != session.item_count:
                 raise errors.InvalidRequestError(
                     f"{len(outputs)} outputs for {session.item_count} evaluated elements: "
                     "send one finalized output per blinded element, in order"
                 )
             check_items(outputs, OUTPUT_LENGTH, "output", self._max_batch_items)
-            index = self.describe(header.resource_id).indexes[(header.comparison_key, Mode.BLINDED)]
+            served = self.describe(header.resource_id)
             # The index keeps the first ENTRY_LENGTH bytes of each 64-byte PRF output.
-            mask = index.contains([output[:ENTRY_LENGTH] for output in outputs])
+            entries = [output[:ENTRY_LENGTH] for output in outputs]
+            answered = evaluate(served, header, Mode.BLINDED, entries)
         except errors.NodeError as refusal:
-            self._audit_refusal(
+            self._record.refusal(
                 caller,
                 header,
                 Mode.BLINDED,
-                len(outputs),
+                record_count(header, session.item_count),
                 digest,
                 session.started,
                 refusal,
@@ -271,7 +303,7 @@ class ProviderNode:
             caller,
             header,
             Mode.BLINDED,
-            mask,
+            answered,
             digest,
             session.started,
             comparison_id=comparison_id,
@@ -306,15 +338,16 @@ class ProviderNode:
     def _abandon(self, sessions: Mapping[str, Session], reason: str) -> int:
         closed = 0
         for cid, session in sessions.items():
-            entry = self._entry(
+            records = record_count(session.header, session.item_count)
+            entry = self._record.entry(
                 session.caller,
                 session.header,
                 Mode.BLINDED,
                 session.started,
-                item_count=session.item_count,
+                item_count=records,
                 outcome=Outcome.ABANDONED,
                 status=ABANDONED_STATUS,
-                reason=reason,
+                message=reason,
                 payload_sha256=session.digest.hexdigest(),
                 comparison_id=cid,
                 grant_id=session.grant_id,
@@ -332,7 +365,7 @@ class ProviderNode:
                     resource=session.header.resource_id,
                     mode=Mode.BLINDED,
                     outcome=Outcome.ABANDONED,
-                    items=session.item_count,
+                    items=records,
                     matches=0,
                 )
         return closed
@@ -343,9 +376,13 @@ class ProviderNode:
 
     # -- shared steps ------------------------------------------------------------------------
 
-    def _authorise(self, caller: Caller, header: Header, mode: Mode) -> tuple[ServedResource, str]:
+    def _authorise(
+        self, caller: Caller, header: Header, mode: Mode, answer: Answer | None
+    ) -> tuple[ServedResource, str]:
         served = self.describe(header.resource_id)
+        check_answer(header, answer or header.answer or Answer.MATCH)
         grant_id = self._access.permit(caller, served, header, mode)
+        check_fields(served, header, mode)
         check_header(header, served.resource)
         return served, grant_id
 
@@ -354,24 +391,24 @@ class ProviderNode:
         caller: Caller,
         header: Header,
         mode: Mode,
-        mask: npt.NDArray[np.bool_],
+        answered: Answered,
         payload_sha256: str,
         started: float,
         *,
         comparison_id: str = "",
         grant_id: str = "",
-    ) -> MatchOutcome:
-        item_count, match_count = len(mask), int(mask.sum())
+    ) -> AnswerResult:
         cid = comparison_id or str(uuid.uuid4())
         # Fail closed: the answer exists only once its audit record is committed.
-        self._append(
-            self._entry(
+        self._record.append(
+            self._record.entry(
                 caller,
                 header,
                 mode,
                 started,
-                item_count=item_count,
-                match_count=match_count,
+                item_count=answered.records,
+                match_count=answered.matches,
+                summary=answered.summary,
                 payload_sha256=payload_sha256,
                 comparison_id=cid,
                 grant_id=grant_id,
@@ -383,124 +420,14 @@ class ProviderNode:
             resource=header.resource_id,
             mode=mode,
             outcome=Outcome.ANSWERED,
-            items=item_count,
-            matches=match_count,
+            items=answered.records,
+            matches=answered.matches,
         )
-        return MatchOutcome(pack_matches(mask), item_count, match_count, cid)
-
-    def _audit_refusal(
-        self,
-        caller: Caller,
-        header: Header,
-        mode: str,
-        item_count: int,
-        payload_sha256: str,
-        started: float,
-        refusal: errors.NodeError,
-        action: str = Action.COMPARISON,
-        *,
-        comparison_id: str = "",
-        grant_id: str = "",
-    ) -> None:
-        self._metrics.record_refusal(refusal.reason)
-        # Only known resources become label values: the label set stays bounded.
-        if action == Action.COMPARISON and header.resource_id in self._resources:
-            self._metrics.record_comparison(
-                requester=caller.department,
-                resource=header.resource_id,
-                mode=mode,
-                outcome=refusal.outcome,
-                items=item_count,
-                matches=0,
-            )
-        entry = self._entry(
-            caller,
-            header,
+        self._metrics.record_answer(
+            header.resource_id,
             mode,
-            started,
-            action=action,
-            item_count=item_count,
-            outcome=refusal.outcome,
-            status=refusal.status,
-            reason=str(refusal)[:300],
-            payload_sha256=payload_sha256,
-            comparison_id=comparison_id,
-            grant_id=grant_id or getattr(refusal, "grant_id", ""),
+            str(header.answer),
+            verdicts=answered.verdicts,
+            mismatched=answered.mismatched,
         )
-        self._append(entry)
-
-    def _entry(
-        self,
-        caller: Caller,
-        header: Header,
-        mode: str,
-        started: float,
-        *,
-        action: str = Action.COMPARISON,
-        item_count: int = 0,
-        match_count: int = 0,
-        outcome: str = Outcome.ANSWERED,
-        status: str = "OK",
-        reason: str = "",
-        payload_sha256: str = "",
-        comparison_id: str = "",
-        grant_id: str = "",
-        related_id: str = "",
-    ) -> AuditEntry:
-        return AuditEntry(
-            action=str(action),
-            requester=caller.department,
-            cert_fingerprint=caller.cert_fingerprint,
-            cert_serial=caller.cert_serial,
-            grant_id=grant_id,
-            related_id=related_id,
-            resource_id=header.resource_id[:64],
-            comparison_key=header.comparison_key[:64],
-            mode=str(mode),
-            purpose=header.purpose[:MAX_PURPOSE_CHARS],
-            item_count=item_count,
-            match_count=match_count,
-            outcome=str(outcome),
-            status_code=status,
-            reason=reason,
-            request_id=header.request_id[:64],
-            duration_ms=(self._monotonic() - started) * 1000.0,
-            payload_sha256=payload_sha256,
-            comparison_id=comparison_id or str(uuid.uuid4()),
-        )
-
-    def _append(self, entry: AuditEntry, *, answers: bool = False) -> None:
-        """Commit ``entry`` within the store gate's deadline, or fail closed (UNAVAILABLE).
-
-        ``answers``: the record releases an answer. If it commits only after the deadline (the
-        requester got UNAVAILABLE), a follow-up record says the answer was withheld.
-        """
-        on_late = (lambda _: self._record_withheld(entry)) if answers else None
-        try:
-            self._gate.run(lambda: self._audit.append(entry), on_late=on_late)
-        except Exception as failure:  # the store's own errors too: fail closed all the same
-            self._metrics.record_audit_failure()
-            detail = getattr(failure, "detail", None) or str(failure)
-            self._store_trouble.warn(f"audit log not writable, requests refused: {detail}")
-            if isinstance(failure, errors.AuditUnavailableError):
-                raise
-            raise errors.AuditUnavailableError(
-                "the audit log cannot be written, so no comparison is answered (article 35); "
-                "retry later"
-            ) from failure
-
-    def _record_withheld(self, answered: AuditEntry) -> None:
-        self._audit.append(
-            replace(
-                answered,
-                outcome=str(Outcome.FAILED),
-                status_code="UNAVAILABLE",
-                reason=(
-                    "answer withheld: its record was committed after the node's deadline, and "
-                    "the requester was answered UNAVAILABLE"
-                ),
-                match_count=0,
-                related_id=answered.comparison_id,
-                comparison_id="",
-            )
-        )
+        return replace(answered.result, comparison_id=cid)

@@ -4,6 +4,10 @@ A ``Resource`` is what the servicer reasons about: its comparison keys as compar
 sharing type and modes, and the domain separating its encodings from every other resource's and
 key version's. ``resource_to_proto`` makes the catalog entry a requester sees; it carries a record
 count only where the operator set ``expose_record_count = true``.
+
+Besides its comparison keys, a resource that offers verification has one **verification key** per
+(comparison key, verifiable field) (``comparator.verification``); ``index_keys`` names every key
+the loader builds an index for.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from types import MappingProxyType
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from comparator import oprf
-from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain
+from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain, FieldSpec
 from comparator.fields import FieldType
 from comparator.index import MatchIndex
+from comparator.verification import verification_key, verification_key_name
 from provider_node.config import (
+    Answer,
     Category,
     ComparisonMode,
     NodeConfig,
@@ -28,6 +34,7 @@ from provider_node.config import (
 )
 
 __all__ = [
+    "ANSWERS_TO_PROTO",
     "MODES_TO_PROTO",
     "Resource",
     "ServedResource",
@@ -50,6 +57,12 @@ _CATEGORIES = {
 MODES_TO_PROTO = {
     ComparisonMode.HASHED: _catalog_pb2.MODE_HASHED,
     ComparisonMode.BLINDED: _catalog_pb2.MODE_BLINDED,
+}
+#: Answers as the wire spells them (``bidui.v1.Answer``).
+ANSWERS_TO_PROTO = {
+    Answer.MATCH: _catalog_pb2.ANSWER_MATCH,
+    Answer.VERIFY: _catalog_pb2.ANSWER_VERIFY,
+    Answer.COUNT: _catalog_pb2.ANSWER_COUNT,
 }
 
 
@@ -84,6 +97,10 @@ class Resource:
     key_version: int
     expose_record_count: bool
     source: SourceConfig
+    #: What comparisons may answer: to anyone (unconditional), or to apply for (conditional).
+    answers: tuple[Answer, ...] = (Answer.MATCH,)
+    #: Per comparison key, the fields that can be verified against it.
+    verify: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: ResourceConfig) -> Resource:
@@ -106,6 +123,8 @@ class Resource:
             key_version=config.key_version,
             expose_record_count=config.expose_record_count,
             source=config.source,
+            answers=config.answers,
+            verify=MappingProxyType(dict(config.verify)),
         )
 
     @property
@@ -121,10 +140,28 @@ class Resource:
                 self.id, key_name, tuple(self.comparison_keys)
             ) from None
 
+    @property
+    def index_keys(self) -> dict[str, ComparisonKey]:
+        """Every key indexed for this resource: the comparison keys, then the verification keys."""
+        keys = dict(self.comparison_keys)
+        for key_name, field_names in self.verify.items():
+            key = self.comparison_keys[key_name]
+            for name in field_names:
+                spec = FieldSpec(name, self.fields[name])
+                keys[verification_key_name(key_name, name)] = verification_key(key, spec)
+        return keys
+
     def domain(self, key_name: str) -> Domain:
-        """The domain separating this resource, key and key version's encodings from all others."""
-        self.comparison_key(key_name)
+        """The domain separating this resource, key and key version's encodings from all others.
+
+        ``key_name`` is a comparison key's or a verification key's (``index_keys``)."""
+        if key_name not in self.comparison_keys and key_name not in self.index_keys:
+            self.comparison_key(key_name)  # raises, naming the comparison keys
         return Domain(self.id, key_name, self.key_version)
+
+    def verifiable(self, key_name: str) -> tuple[str, ...]:
+        """The fields that can be verified against ``key_name`` (none when it offers none)."""
+        return self.verify.get(key_name, ())
 
     def offers(self, mode: ComparisonMode | str) -> bool:
         return mode in self.modes
@@ -157,7 +194,11 @@ def resource_to_proto(
             _catalog_pb2.Field(name=name, type=kind.value) for name, kind in resource.fields.items()
         ],
         comparison_keys=[
-            _catalog_pb2.ComparisonKey(name=name, fields=[spec.name for spec in key.fields])
+            _catalog_pb2.ComparisonKey(
+                name=name,
+                fields=[spec.name for spec in key.fields],
+                verifiable_fields=resource.verifiable(name),
+            )
             for name, key in resource.comparison_keys.items()
         ],
         sharing_type=_SHARING_TYPES[resource.sharing_type],
@@ -165,6 +206,7 @@ def resource_to_proto(
         update_period=resource.update_period,
         key_version=resource.key_version,
         modes=[MODES_TO_PROTO[mode] for mode in resource.modes],
+        answers=[ANSWERS_TO_PROTO[answer] for answer in resource.answers],
         oprf_suite=oprf.SUITE_ID,
         # The node serves only indexes built under this version (loader.load_indexes).
         canonical_version=CANONICAL_VERSION,

@@ -22,12 +22,17 @@ from bidui.v1 import sharing_pb2 as _sharing_pb2
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from comparator.keyed_hash import TAG_LENGTH
 from provider_node.auth import Authenticator, Caller
-from provider_node.config import ComparisonMode
+from provider_node.config import Answer, ComparisonMode
 from provider_node.errors import InvalidRequestError, UnauthenticatedError
-from provider_node.messages import Header, MatchOutcome
+from provider_node.messages import CountOutcome, Header, MatchOutcome, VerificationOutcome
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
-from provider_node.resources import MODES_TO_PROTO, ServedResource, resource_to_proto
+from provider_node.resources import (
+    ANSWERS_TO_PROTO,
+    MODES_TO_PROTO,
+    ServedResource,
+    resource_to_proto,
+)
 from provider_node.sharing import SharingDesk
 from provider_node.status import abort_with
 from provider_node.store import Application, Grant
@@ -58,7 +63,18 @@ class _Base:
             raise
 
 
-def _header(message: _comparison_pb2.ComparisonHeader) -> Header:
+_ANSWERS: dict[int, Answer] = {number: answer for answer, number in ANSWERS_TO_PROTO.items()}
+_T_OUT = TypeVar("_T_OUT", MatchOutcome, VerificationOutcome, CountOutcome)
+
+
+def _header(message: _comparison_pb2.ComparisonHeader, unspecified: Answer) -> Header:
+    """The node's header; ``ANSWER_UNSPECIFIED`` reads as ``unspecified`` (the RPC's answer), a
+    number the node does not know as None (refused, and audited, by the node)."""
+    answer = (
+        unspecified
+        if message.answer == _catalog_pb2.ANSWER_UNSPECIFIED
+        else _ANSWERS.get(message.answer)
+    )
     return Header(
         resource_id=message.resource_id,
         comparison_key=message.comparison_key,
@@ -66,15 +82,46 @@ def _header(message: _comparison_pb2.ComparisonHeader) -> Header:
         request_id=message.request_id,
         key_version=message.key_version,
         grant_id=message.grant_id,
+        answer=answer,
+        verify_fields=tuple(message.verify_fields),
     )
 
 
-def _match_result(outcome: MatchOutcome) -> _comparison_pb2.MatchResult:
+def _of(kind: type[_T_OUT], outcome: object) -> _T_OUT:
+    if not isinstance(outcome, kind):  # the node answers what the RPC asked: never happens
+        raise TypeError(f"expected {kind.__name__}, got {type(outcome).__name__}")
+    return outcome
+
+
+def _match_result(outcome: object) -> _comparison_pb2.MatchResult:
+    match = _of(MatchOutcome, outcome)
     return _comparison_pb2.MatchResult(
-        match_bits=outcome.match_bits,
-        item_count=outcome.item_count,
-        match_count=outcome.match_count,
-        comparison_id=outcome.comparison_id,
+        match_bits=match.match_bits,
+        item_count=match.item_count,
+        match_count=match.match_count,
+        comparison_id=match.comparison_id,
+    )
+
+
+def _verification_result(outcome: object) -> _comparison_pb2.VerificationResult:
+    verified = _of(VerificationOutcome, outcome)
+    return _comparison_pb2.VerificationResult(
+        outcomes=verified.outcomes,
+        mismatch_bits=verified.mismatch_bits,
+        record_count=verified.record_count,
+        not_found_count=verified.not_found,
+        consistent_count=verified.consistent,
+        inconsistent_count=verified.inconsistent,
+        comparison_id=verified.comparison_id,
+    )
+
+
+def _count_result(outcome: object) -> _comparison_pb2.CountResult:
+    counted = _of(CountOutcome, outcome)
+    return _comparison_pb2.CountResult(
+        item_count=counted.item_count,
+        match_count=counted.match_count,
+        comparison_id=counted.comparison_id,
     )
 
 
@@ -125,15 +172,53 @@ class CatalogServicer(_Base, _catalog_pb2_grpc.CatalogServiceServicer):
 
 
 class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
+    """Each answer has its RPCs: match bits, verification, count (hashed in one, blinded as
+    ``BlindEvaluate`` then the answer's second step)."""
+
+    def _hashed(
+        self,
+        request: _comparison_pb2.CompareHashedRequest,
+        context: grpc.ServicerContext,
+        answer: Answer,
+        result: Callable[[object], _T],
+    ) -> _T:
+        def call() -> _T:
+            caller = self._caller(context, "comparison", request.header.resource_id)
+            header = _header(request.header, answer)
+            return result(self._node.compare_hashed(caller, header, request.tags, answer))
+
+        return _guarded(context, call)
+
+    def _blinded(
+        self,
+        request: _comparison_pb2.MatchBlindedRequest,
+        context: grpc.ServicerContext,
+        answer: Answer,
+        result: Callable[[object], _T],
+    ) -> _T:
+        def call() -> _T:
+            caller = self._caller(context, "comparison")
+            outcome = self._node.match_blinded(
+                caller, request.comparison_id, request.outputs, answer
+            )
+            return result(outcome)
+
+        return _guarded(context, call)
+
     def CompareHashed(
         self, request: _comparison_pb2.CompareHashedRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.MatchResult:
-        def call() -> _comparison_pb2.MatchResult:
-            caller = self._caller(context, "comparison", request.header.resource_id)
-            outcome = self._node.compare_hashed(caller, _header(request.header), request.tags)
-            return _match_result(outcome)
+        return self._hashed(request, context, Answer.MATCH, _match_result)
 
-        return _guarded(context, call)
+    def VerifyHashed(
+        self, request: _comparison_pb2.CompareHashedRequest, context: grpc.ServicerContext
+    ) -> _comparison_pb2.VerificationResult:
+        return self._hashed(request, context, Answer.VERIFY, _verification_result)
+
+    def CountHashed(
+        self, request: _comparison_pb2.CompareHashedRequest, context: grpc.ServicerContext
+    ) -> _comparison_pb2.CountResult:
+        return self._hashed(request, context, Answer.COUNT, _count_result)
 
     def BlindEvaluate(
         self, request: _comparison_pb2.BlindEvaluateRequest, context: grpc.ServicerContext
@@ -141,7 +226,7 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
         def call() -> _comparison_pb2.BlindEvaluateResponse:
             caller = self._caller(context, "comparison", request.header.resource_id)
             outcome = self._node.blind_evaluate(
-                caller, _header(request.header), request.blinded_elements
+                caller, _header(request.header, Answer.MATCH), request.blinded_elements
             )
             return _comparison_pb2.BlindEvaluateResponse(
                 comparison_id=outcome.comparison_id,
@@ -155,12 +240,17 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
     def MatchBlinded(
         self, request: _comparison_pb2.MatchBlindedRequest, context: grpc.ServicerContext
     ) -> _comparison_pb2.MatchResult:
-        def call() -> _comparison_pb2.MatchResult:
-            caller = self._caller(context, "comparison")
-            outcome = self._node.match_blinded(caller, request.comparison_id, request.outputs)
-            return _match_result(outcome)
+        return self._blinded(request, context, Answer.MATCH, _match_result)
 
-        return _guarded(context, call)
+    def VerifyBlinded(
+        self, request: _comparison_pb2.MatchBlindedRequest, context: grpc.ServicerContext
+    ) -> _comparison_pb2.VerificationResult:
+        return self._blinded(request, context, Answer.VERIFY, _verification_result)
+
+    def CountBlinded(
+        self, request: _comparison_pb2.MatchBlindedRequest, context: grpc.ServicerContext
+    ) -> _comparison_pb2.CountResult:
+        return self._blinded(request, context, Answer.COUNT, _count_result)
 
 
 class SharingServicer(_Base, _sharing_pb2_grpc.SharingServiceServicer):
@@ -183,6 +273,7 @@ class SharingServicer(_Base, _sharing_pb2_grpc.SharingServiceServicer):
                 request.duty,
                 request.items_per_day,
                 _date(request.valid_until, "valid_until"),
+                _answer_names(request.answers),
             )
             return _application_message(application, None)
 
@@ -225,6 +316,19 @@ def _mode_names(modes: Iterable[int]) -> list[str]:
         raise InvalidRequestError("modes must be MODE_HASHED or MODE_BLINDED") from None
 
 
+def _answer_names(answers: Iterable[int]) -> list[str]:
+    try:
+        return [str(_ANSWERS[answer]) for answer in answers]
+    except KeyError:
+        raise InvalidRequestError(
+            "answers must be ANSWER_MATCH, ANSWER_VERIFY or ANSWER_COUNT"
+        ) from None
+
+
+def _answers_to_proto(answers: Iterable[str]) -> list[_catalog_pb2.Answer.ValueType]:
+    return [ANSWERS_TO_PROTO[Answer(answer)] for answer in answers]
+
+
 def _date(text: str, name: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -240,9 +344,7 @@ def _timestamp(moment: dt.datetime | None) -> Timestamp | None:
     return stamp
 
 
-def _application_message(
-    application: Application, grant: Grant | None
-) -> _sharing_pb2.Application:
+def _application_message(application: Application, grant: Grant | None) -> _sharing_pb2.Application:
     message = _sharing_pb2.Application(
         id=application.id,
         department=application.department,
@@ -257,6 +359,7 @@ def _application_message(
         status=_STATUSES[application.status],
         decided_at=_timestamp(application.decided_at),
         decision_reason=application.decision_reason or "",
+        answers=_answers_to_proto(application.answers),
     )
     if grant is not None:
         message.grant.CopyFrom(
@@ -269,6 +372,7 @@ def _application_message(
                 valid_until=grant.valid_until.isoformat(),
                 revoked_at=_timestamp(grant.revoked_at),
                 revocation_reason=grant.revocation_reason or "",
+                answers=_answers_to_proto(grant.answers),
             )
         )
     return message

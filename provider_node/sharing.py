@@ -50,8 +50,11 @@ class SharingDesk:
         duty: str,
         items_per_day: int,
         valid_until: _dt.date,
+        answers: Iterable[str] = (),
     ) -> Application:
-        """Record an application with its decision deadline (5 working days); audited."""
+        """Record an application with its decision deadline (5 working days); audited.
+
+        ``answers`` the comparisons under the grant may give; none named: match bits only."""
         served = self._resources.get(resource_id)
         if served is None:
             raise errors.UnknownResourceError(f"no resource {quote(resource_id)} on this node")
@@ -76,6 +79,12 @@ class SharingDesk:
         if any(mode not in resource.modes for mode in modes):
             offered = ", ".join(str(m) for m in resource.modes)
             raise errors.InvalidRequestError(f"resource {quote(resource_id)} offers {offered} only")
+        answers = list(answers)
+        if any(answer not in resource.answers for answer in answers):
+            offered = ", ".join(resource.answers)
+            raise errors.InvalidRequestError(
+                f"resource {quote(resource_id)} answers {offered} only"
+            )
         now = self._clock()
 
         def submit(session: Session) -> AuditEntry:
@@ -89,6 +98,7 @@ class SharingDesk:
                 items_per_day,
                 valid_until,
                 now,
+                answers,
             )
             session.expunge(application)
             submitted.append(application)
@@ -97,7 +107,8 @@ class SharingDesk:
                 "application",
                 resource_id,
                 f"application {application.id}: keys {', '.join(application.comparison_keys)}; "
-                f"modes {', '.join(application.modes)}; {application.items_per_day} items per "
+                f"modes {', '.join(application.modes)}; answers {', '.join(application.answers)}; "
+                f"{application.items_per_day} items per "
                 f"day until {application.valid_until}; "
                 f"decision due {application.decision_deadline}",
                 caller=caller,
@@ -147,6 +158,7 @@ class Decision:
     modes: tuple[str, ...] | None = None
     items_per_day: int | None = None
     valid_until: _dt.date | None = None
+    answers: tuple[str, ...] | None = None
 
 
 def approve(
@@ -171,6 +183,7 @@ def approve(
             items_per_day=decision.items_per_day,
             valid_until=decision.valid_until,
             reason=note,
+            answers=decision.answers,
         )
         session.expunge(grant)
         made.append(grant)
@@ -182,7 +195,8 @@ def approve(
             grant.resource_id,
             f"application {application_id} approved {on_time}: keys "
             f"{', '.join(grant.comparison_keys)}; modes {', '.join(grant.modes)}; "
-            f"{grant.items_per_day} items per day, {grant.valid_from} to {grant.valid_until}",
+            f"answers {', '.join(grant.answers)}; {grant.items_per_day} items per day, "
+            f"{grant.valid_from} to {grant.valid_until}",
             grant_id=grant.id,
             operator=operator,
         )

@@ -48,6 +48,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -75,6 +76,8 @@ __all__ = [
     "snapshot_options",
 ]
 
+#: The answers of applications and grants made before answers were recorded (migration 0005).
+MATCH_ONLY = "'[\"match\"]'"
 #: ``prev_hash`` of the first record, and the chain head's hash while the log is empty.
 GENESIS_HASH = "0" * 64
 #: The chain head table has exactly one row, with this id (created by migration 0001).
@@ -408,6 +411,10 @@ class Application(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decision_reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(Text)
+    #: Answers applied for (migration 0005; applications before it: match only).
+    answers: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["match"], server_default=text(MATCH_ONLY)
+    )
 
 
 class Grant(Base):
@@ -437,6 +444,10 @@ class Grant(Base):
     valid_until: Mapped[date] = mapped_column(Date)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revocation_reason: Mapped[str | None] = mapped_column(Text)
+    #: What comparisons under the grant may answer (migration 0005; grants before it: match only).
+    answers: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["match"], server_default=text(MATCH_ONLY)
+    )
 
 
 class QuotaUsage(Base):

@@ -89,6 +89,34 @@ MODE_BLINDED: Mode.ValueType  # 2
 """RFC 9497 VOPRF, ristretto255-SHA512"""
 Global___Mode: _TypeAlias = Mode  # noqa: Y015
 
+class _Answer:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AnswerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Answer.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ANSWER_UNSPECIFIED: _Answer.ValueType  # 0
+    """read as ANSWER_MATCH"""
+    ANSWER_MATCH: _Answer.ValueType  # 1
+    """match bits, one per record"""
+    ANSWER_VERIFY: _Answer.ValueType  # 2
+    """verification (核验): not found / consistent / inconsistent per record"""
+    ANSWER_COUNT: _Answer.ValueType  # 3
+    """how many records matched, nothing per record"""
+
+class Answer(_Answer, metaclass=_AnswerEnumTypeWrapper):
+    """What a comparison answers; each is its own permission (a resource offers, a grant allows)."""
+
+ANSWER_UNSPECIFIED: Answer.ValueType  # 0
+"""read as ANSWER_MATCH"""
+ANSWER_MATCH: Answer.ValueType  # 1
+"""match bits, one per record"""
+ANSWER_VERIFY: Answer.ValueType  # 2
+"""verification (核验): not found / consistent / inconsistent per record"""
+ANSWER_COUNT: Answer.ValueType  # 3
+"""how many records matched, nothing per record"""
+Global___Answer: _TypeAlias = Answer  # noqa: Y015
+
 @_typing.final
 class Field(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -121,21 +149,27 @@ class ComparisonKey(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     FIELDS_FIELD_NUMBER: _builtins.int
+    VERIFIABLE_FIELDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """e.g. "id_number" or "id_number+name" """
     @_builtins.property
     def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """ordered field names"""
 
+    @_builtins.property
+    def verifiable_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Fields that can be verified against this key (ANSWER_VERIFY), in the resource's order."""
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         fields: _abc.Iterable[_builtins.str] | None = ...,
+        verifiable_fields: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "name", b"name", "verifiable_fields", b"verifiable_fields"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -161,6 +195,7 @@ class Resource(_message.Message):
     RECORD_COUNT_FIELD_NUMBER: _builtins.int
     OPRF_SUITE_FIELD_NUMBER: _builtins.int
     CANONICAL_VERSION_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     owner_department: _builtins.str
@@ -189,6 +224,10 @@ class Resource(_message.Message):
     def last_refresh(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def modes(self) -> _containers.RepeatedScalarFieldContainer[Global___Mode.ValueType]: ...
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedScalarFieldContainer[Global___Answer.ValueType]:
+        """The answers the resource offers: to any department (unconditional), or to apply for."""
+
     def __init__(
         self,
         *,
@@ -208,10 +247,11 @@ class Resource(_message.Message):
         record_count: _builtins.int | None = ...,
         oprf_suite: _builtins.str = ...,
         canonical_version: _builtins.int = ...,
+        answers: _abc.Iterable[Global___Answer.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "last_refresh", b"last_refresh", "record_count", b"record_count"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "canonical_version", b"canonical_version", "category", b"category", "comparison_keys", b"comparison_keys", "fields", b"fields", "id", b"id", "key_version", b"key_version", "last_refresh", b"last_refresh", "modes", b"modes", "name", b"name", "oprf_public_key", b"oprf_public_key", "oprf_suite", b"oprf_suite", "owner_department", b"owner_department", "record_count", b"record_count", "sharing_type", b"sharing_type", "update_period", b"update_period", "usage_conditions", b"usage_conditions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "answers", b"answers", "canonical_version", b"canonical_version", "category", b"category", "comparison_keys", b"comparison_keys", "fields", b"fields", "id", b"id", "key_version", b"key_version", "last_refresh", b"last_refresh", "modes", b"modes", "name", b"name", "oprf_public_key", b"oprf_public_key", "oprf_suite", b"oprf_suite", "owner_department", b"owner_department", "record_count", b"record_count", "sharing_type", b"sharing_type", "update_period", b"update_period", "usage_conditions", b"usage_conditions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__record_count: _TypeAlias = _typing.Literal["record_count"]  # noqa: Y015
     _WhichOneofArgType__record_count: _TypeAlias = _typing.Literal["_record_count", b"_record_count"]  # noqa: Y015

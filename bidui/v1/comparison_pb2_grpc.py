@@ -49,6 +49,26 @@ class ComparisonServiceStub:
                 request_serializer=bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.SerializeToString,
                 response_deserializer=bidui_dot_v1_dot_comparison__pb2.MatchResult.FromString,
                 _registered_method=True)
+        self.VerifyHashed = channel.unary_unary(
+                '/bidui.v1.ComparisonService/VerifyHashed',
+                request_serializer=bidui_dot_v1_dot_comparison__pb2.CompareHashedRequest.SerializeToString,
+                response_deserializer=bidui_dot_v1_dot_comparison__pb2.VerificationResult.FromString,
+                _registered_method=True)
+        self.VerifyBlinded = channel.unary_unary(
+                '/bidui.v1.ComparisonService/VerifyBlinded',
+                request_serializer=bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.SerializeToString,
+                response_deserializer=bidui_dot_v1_dot_comparison__pb2.VerificationResult.FromString,
+                _registered_method=True)
+        self.CountHashed = channel.unary_unary(
+                '/bidui.v1.ComparisonService/CountHashed',
+                request_serializer=bidui_dot_v1_dot_comparison__pb2.CompareHashedRequest.SerializeToString,
+                response_deserializer=bidui_dot_v1_dot_comparison__pb2.CountResult.FromString,
+                _registered_method=True)
+        self.CountBlinded = channel.unary_unary(
+                '/bidui.v1.ComparisonService/CountBlinded',
+                request_serializer=bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.SerializeToString,
+                response_deserializer=bidui_dot_v1_dot_comparison__pb2.CountResult.FromString,
+                _registered_method=True)
 
 
 class ComparisonServiceServicer:
@@ -76,6 +96,33 @@ class ComparisonServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyHashed(self, request, context):
+        """Verification: hashed in one RPC; blinded as BlindEvaluate (header.answer = ANSWER_VERIFY)
+        then VerifyBlinded. One audit record per verification, with its counts per outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyBlinded(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountHashed(self, request, context):
+        """Count only: the number of matches, never per-item bits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountBlinded(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComparisonServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +140,26 @@ def add_ComparisonServiceServicer_to_server(servicer, server):
                     servicer.MatchBlinded,
                     request_deserializer=bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.FromString,
                     response_serializer=bidui_dot_v1_dot_comparison__pb2.MatchResult.SerializeToString,
+            ),
+            'VerifyHashed': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyHashed,
+                    request_deserializer=bidui_dot_v1_dot_comparison__pb2.CompareHashedRequest.FromString,
+                    response_serializer=bidui_dot_v1_dot_comparison__pb2.VerificationResult.SerializeToString,
+            ),
+            'VerifyBlinded': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyBlinded,
+                    request_deserializer=bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.FromString,
+                    response_serializer=bidui_dot_v1_dot_comparison__pb2.VerificationResult.SerializeToString,
+            ),
+            'CountHashed': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountHashed,
+                    request_deserializer=bidui_dot_v1_dot_comparison__pb2.CompareHashedRequest.FromString,
+                    response_serializer=bidui_dot_v1_dot_comparison__pb2.CountResult.SerializeToString,
+            ),
+            'CountBlinded': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountBlinded,
+                    request_deserializer=bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.FromString,
+                    response_serializer=bidui_dot_v1_dot_comparison__pb2.CountResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +243,114 @@ class ComparisonService:
             '/bidui.v1.ComparisonService/MatchBlinded',
             bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.SerializeToString,
             bidui_dot_v1_dot_comparison__pb2.MatchResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyHashed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bidui.v1.ComparisonService/VerifyHashed',
+            bidui_dot_v1_dot_comparison__pb2.CompareHashedRequest.SerializeToString,
+            bidui_dot_v1_dot_comparison__pb2.VerificationResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyBlinded(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bidui.v1.ComparisonService/VerifyBlinded',
+            bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.SerializeToString,
+            bidui_dot_v1_dot_comparison__pb2.VerificationResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountHashed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bidui.v1.ComparisonService/CountHashed',
+            bidui_dot_v1_dot_comparison__pb2.CompareHashedRequest.SerializeToString,
+            bidui_dot_v1_dot_comparison__pb2.CountResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountBlinded(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bidui.v1.ComparisonService/CountBlinded',
+            bidui_dot_v1_dot_comparison__pb2.MatchBlindedRequest.SerializeToString,
+            bidui_dot_v1_dot_comparison__pb2.CountResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,7 @@ class Grant(_message.Message):
     VALID_UNTIL_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     REVOCATION_REASON_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     items_per_day: _builtins.int
     valid_from: _builtins.str
@@ -73,6 +74,10 @@ class Grant(_message.Message):
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
         """unset while the grant stands"""
 
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedScalarFieldContainer[_catalog_pb2.Answer.ValueType]:
+        """what comparisons under it may answer; grants before: match"""
+
     def __init__(
         self,
         *,
@@ -84,10 +89,11 @@ class Grant(_message.Message):
         valid_until: _builtins.str = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
         revocation_reason: _builtins.str = ...,
+        answers: _abc.Iterable[_catalog_pb2.Answer.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_keys", b"comparison_keys", "id", b"id", "items_per_day", b"items_per_day", "modes", b"modes", "revocation_reason", b"revocation_reason", "revoked_at", b"revoked_at", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "comparison_keys", b"comparison_keys", "id", b"id", "items_per_day", b"items_per_day", "modes", b"modes", "revocation_reason", b"revocation_reason", "revoked_at", b"revoked_at", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -111,6 +117,7 @@ class Application(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _builtins.int
     DECISION_REASON_FIELD_NUMBER: _builtins.int
     GRANT_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     department: _builtins.str
     resource_id: _builtins.str
@@ -136,6 +143,10 @@ class Application(_message.Message):
     def grant(self) -> Global___Grant:
         """set when approved (possibly narrower than applied for)"""
 
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedScalarFieldContainer[_catalog_pb2.Answer.ValueType]:
+        """applied for; empty in an ApplyRequest means ANSWER_MATCH"""
+
     def __init__(
         self,
         *,
@@ -153,10 +164,11 @@ class Application(_message.Message):
         decided_at: _timestamp_pb2.Timestamp | None = ...,
         decision_reason: _builtins.str = ...,
         grant: Global___Grant | None = ...,
+        answers: _abc.Iterable[_catalog_pb2.Answer.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "grant", b"grant", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_keys", b"comparison_keys", "decided_at", b"decided_at", "decision_deadline", b"decision_deadline", "decision_reason", b"decision_reason", "department", b"department", "duty", b"duty", "grant", b"grant", "id", b"id", "items_per_day", b"items_per_day", "modes", b"modes", "resource_id", b"resource_id", "status", b"status", "submitted_at", b"submitted_at", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "comparison_keys", b"comparison_keys", "decided_at", b"decided_at", "decision_deadline", b"decision_deadline", "decision_reason", b"decision_reason", "department", b"department", "duty", b"duty", "grant", b"grant", "id", b"id", "items_per_day", b"items_per_day", "modes", b"modes", "resource_id", b"resource_id", "status", b"status", "submitted_at", b"submitted_at", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -172,6 +184,7 @@ class ApplyRequest(_message.Message):
     DUTY_FIELD_NUMBER: _builtins.int
     ITEMS_PER_DAY_FIELD_NUMBER: _builtins.int
     VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
     resource_id: _builtins.str
     duty: _builtins.str
     items_per_day: _builtins.int
@@ -181,6 +194,10 @@ class ApplyRequest(_message.Message):
     def comparison_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def modes(self) -> _containers.RepeatedScalarFieldContainer[_catalog_pb2.Mode.ValueType]: ...
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedScalarFieldContainer[_catalog_pb2.Answer.ValueType]:
+        """empty: ANSWER_MATCH only"""
+
     def __init__(
         self,
         *,
@@ -190,10 +207,11 @@ class ApplyRequest(_message.Message):
         duty: _builtins.str = ...,
         items_per_day: _builtins.int = ...,
         valid_until: _builtins.str = ...,
+        answers: _abc.Iterable[_catalog_pb2.Answer.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_keys", b"comparison_keys", "duty", b"duty", "items_per_day", b"items_per_day", "modes", b"modes", "resource_id", b"resource_id", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "comparison_keys", b"comparison_keys", "duty", b"duty", "items_per_day", b"items_per_day", "modes", b"modes", "resource_id", b"resource_id", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,6 +9,7 @@ resolves a default path such as ``data`` against the configuration file's folder
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -37,6 +38,7 @@ from provider_node.config.values import (
     MIN_RETENTION_DAYS,
     RESOURCE_ID_RE,
     Address,
+    Answer,
     Category,
     ComparisonMode,
     ConfigError,
@@ -139,8 +141,13 @@ class NodeSection(_Section):
 
 
 class TransportConfig(_Section):
-    """``[transport]``: the gRPC server's threads and connections (all per node)."""
+    """``[transport]``: the gRPC server's processes, threads and connections.
 
+    With ``workers`` above 1, every other value here holds for each worker process."""
+
+    # Processes answering on the one port (`bidui provider serve --workers`), each its own
+    # interpreter and gRPC server; they share the indexes (memory-mapped) and the database.
+    workers: Annotated[StrictInt, between(1, 256)] = 1
     max_workers: Annotated[StrictInt, between(1, 1024)] = 16  # threads answering RPCs
     # RPCs in progress at once, beyond which new ones are refused RESOURCE_EXHAUSTED.
     max_concurrent_rpcs: Annotated[StrictInt, between(1, 100_000)] = 64
@@ -281,6 +288,13 @@ class ResourceConfig(_Section):
         min_length=1,
         description='a non-empty list, e.g. ["hashed", "blinded"]',
     )
+    # What comparisons may answer (each its own permission): any department's (unconditional), or
+    # what a department may apply for (conditional). "verify" needs the verify table below.
+    answers: tuple[Answer, ...] = Field(
+        (Answer.MATCH,),
+        min_length=1,
+        description='a non-empty list, e.g. ["match", "verify", "count"]',
+    )
     expose_record_count: StrictBool = False
     key_version: Annotated[StrictInt, between(1, MAX_KEY_VERSION)] = 1
     # Declared before keys: the keys validator reads the validated fields.
@@ -290,15 +304,21 @@ class ResourceConfig(_Section):
     keys: Mapping[KeyName, tuple[str, ...]] = Field(
         min_length=1, description="a non-empty table of key name = [field names]"
     )
+    # Verification (核验): per comparison key, the fields that can be verified against it.
+    verify: Mapping[KeyName, tuple[FieldName, ...]] = Field(
+        default_factory=dict,
+        description='a table of key name = [field names], e.g. { "id" = [...] }',
+    )
     source: SourceConfig = Field(description="a table: { url = ..., query = ... } or { csv = ... }")
 
-    @field_validator("modes")
+    @field_validator("modes", "answers")
     @classmethod
-    def _modes_once(cls, modes: tuple[ComparisonMode, ...]) -> tuple[ComparisonMode, ...]:
-        for position, mode in enumerate(modes):
-            if mode in modes[:position]:
-                raise problem(f"mode {mode.value!r} is listed twice", position)
-        return modes
+    def _listed_once(cls, values: tuple[StrEnum, ...], info: ValidationInfo) -> tuple[StrEnum, ...]:
+        for position, value in enumerate(values):
+            if value in values[:position]:
+                what = (info.field_name or "value").removesuffix("s")
+                raise problem(f"{what} {value.value!r} is listed twice", position)
+        return values
 
     @field_validator("fields")
     @classmethod
@@ -324,6 +344,36 @@ class ResourceConfig(_Section):
             if len(set(members)) != len(members):
                 raise problem("lists a field twice", name)
         return MappingProxyType(dict(keys))
+
+    @field_validator("verify")
+    @classmethod
+    def _verify_fields_of_their_keys(
+        cls, verify: Mapping[str, tuple[str, ...]], info: ValidationInfo
+    ) -> Mapping[str, tuple[str, ...]]:
+        fields, keys = info.data.get("fields"), info.data.get("keys")
+        for name, members in verify.items():
+            if keys is not None and name not in keys:
+                raise problem(f"is not a comparison key (keys: {', '.join(keys)})", name)
+            if not members:
+                raise problem("must be a non-empty list of field names", name)
+            for member in members:
+                if fields is not None and member not in fields:
+                    raise problem(f"names undeclared field {member!r}", name)
+                if keys is not None and member in keys[name]:
+                    raise problem(f"field {member!r} is part of the key itself", name)
+            if len(set(members)) != len(members):
+                raise problem("lists a field twice", name)
+        return MappingProxyType(dict(verify))
+
+    @model_validator(mode="after")
+    def _verify_answer_has_fields(self) -> ResourceConfig:
+        if (Answer.VERIFY in self.answers) != bool(self.verify):
+            raise problem(
+                'answers lists "verify" only together with a verify table naming the fields '
+                'that can be verified, e.g. verify = { "id_number" = ["name"] }',
+                "verify",
+            )
+        return self
 
 
 class NodeConfig(BaseModel):

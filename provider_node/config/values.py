@@ -38,6 +38,7 @@ __all__ = [
     "MIN_RETENTION_DAYS",
     "RESOURCE_ID_RE",
     "Address",
+    "Answer",
     "Category",
     "ComparisonMode",
     "ConfigError",
@@ -98,6 +99,14 @@ class Category(StrEnum):
 class ComparisonMode(StrEnum):
     HASHED = "hashed"
     BLINDED = "blinded"
+
+
+class Answer(StrEnum):
+    """What a comparison answers; each is its own permission (a resource offers, a grant allows)."""
+
+    MATCH = "match"  # match bits, one per record
+    VERIFY = "verify"  # verification (核验): not found / consistent / inconsistent per record
+    COUNT = "count"  # how many records matched, nothing per record
 
 
 def problem(message: str, *at: str | int) -> PydanticCustomError:
@@ -221,5 +230,6 @@ ENUM_LABELS: dict[type[StrEnum], str] = {
     SharingType: "sharing type",
     Category: "category",
     ComparisonMode: "mode",
+    Answer: "answer",
     FieldType: "field type",
 }

@@ -1,0 +1,172 @@
+"""The audit records of the request path, written fail closed (articles 34, 35).
+
+``ComparisonAudit`` turns what ``ProviderNode`` knows of a comparison (caller, header, mode,
+counts, outcome) into an ``AuditEntry`` and commits it through the store gate: within the gate's
+deadline, or the request is refused UNAVAILABLE and nothing is answered. A record that releases an
+answer and commits only after the deadline (the requester was already answered UNAVAILABLE) is
+followed by a record saying the answer was withheld. Refusals are audited and counted here too.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Container
+from dataclasses import replace
+
+from provider_node import errors
+from provider_node.audit import AuditEntry, AuditLog
+from provider_node.auth import Caller
+from provider_node.checks import MAX_PURPOSE_CHARS
+from provider_node.messages import Action, Header, Outcome
+from provider_node.metrics import NodeMetrics
+from provider_node.oplog import ThrottledWarning
+from provider_node.store_gate import StoreGate
+from provider_node.verification import audit_reason
+
+__all__ = ["ComparisonAudit"]
+
+_log = logging.getLogger(__name__)
+# Bound on a refusal message in the audit record (it may echo requester-supplied names).
+_MAX_MESSAGE = 300
+
+
+class ComparisonAudit:
+    """Builds and commits the request path's audit records; thread-safe."""
+
+    def __init__(
+        self,
+        audit: AuditLog,
+        metrics: NodeMetrics,
+        gate: StoreGate,
+        monotonic: Callable[[], float],
+        resources: Container[str],
+    ) -> None:
+        self._audit = audit
+        self._metrics = metrics
+        self._gate = gate
+        self._monotonic = monotonic
+        self._resources = resources
+        self._store_trouble = ThrottledWarning(_log)
+
+    def entry(
+        self,
+        caller: Caller,
+        header: Header,
+        mode: str,
+        started: float,
+        *,
+        action: str = Action.COMPARISON,
+        item_count: int = 0,
+        match_count: int = 0,
+        outcome: str = Outcome.ANSWERED,
+        status: str = "OK",
+        summary: str = "",
+        message: str = "",
+        payload_sha256: str = "",
+        comparison_id: str = "",
+        grant_id: str = "",
+        related_id: str = "",
+    ) -> AuditEntry:
+        """The record of a comparison; its reason states a verification's or count's answer
+        (``verification.audit_reason``) before ``summary`` and ``message``."""
+        reason = audit_reason(header, summary=summary, message=message)
+        return AuditEntry(
+            action=str(action),
+            requester=caller.department,
+            cert_fingerprint=caller.cert_fingerprint,
+            cert_serial=caller.cert_serial,
+            grant_id=grant_id,
+            related_id=related_id,
+            resource_id=header.resource_id[:64],
+            comparison_key=header.comparison_key[:64],
+            mode=str(mode),
+            purpose=header.purpose[:MAX_PURPOSE_CHARS],
+            item_count=item_count,
+            match_count=match_count,
+            outcome=str(outcome),
+            status_code=status,
+            reason=reason,
+            request_id=header.request_id[:64],
+            duration_ms=(self._monotonic() - started) * 1000.0,
+            payload_sha256=payload_sha256,
+            comparison_id=comparison_id or str(uuid.uuid4()),
+        )
+
+    def refusal(
+        self,
+        caller: Caller,
+        header: Header,
+        mode: str,
+        item_count: int,
+        payload_sha256: str,
+        started: float,
+        refusal: errors.NodeError,
+        action: str = Action.COMPARISON,
+        *,
+        comparison_id: str = "",
+        grant_id: str = "",
+    ) -> None:
+        """Count and audit a refused (or failed) request."""
+        self._metrics.record_refusal(refusal.reason)
+        # Only known resources become label values: the label set stays bounded.
+        if action == Action.COMPARISON and header.resource_id in self._resources:
+            self._metrics.record_comparison(
+                requester=caller.department,
+                resource=header.resource_id,
+                mode=mode,
+                outcome=refusal.outcome,
+                items=item_count,
+                matches=0,
+            )
+        entry = self.entry(
+            caller,
+            header,
+            mode,
+            started,
+            action=action,
+            item_count=item_count,
+            outcome=refusal.outcome,
+            status=refusal.status,
+            message=str(refusal)[:_MAX_MESSAGE],
+            payload_sha256=payload_sha256,
+            comparison_id=comparison_id,
+            grant_id=grant_id or getattr(refusal, "grant_id", ""),
+        )
+        self.append(entry)
+
+    def append(self, entry: AuditEntry, *, answers: bool = False) -> None:
+        """Commit ``entry`` within the store gate's deadline, or fail closed (UNAVAILABLE).
+
+        ``answers``: the record releases an answer. If it commits only after the deadline (the
+        requester got UNAVAILABLE), a follow-up record says the answer was withheld.
+        """
+        on_late = (lambda _: self._record_withheld(entry)) if answers else None
+        try:
+            self._gate.run(lambda: self._audit.append(entry), on_late=on_late)
+        except Exception as failure:  # the store's own errors too: fail closed all the same
+            self._metrics.record_audit_failure()
+            detail = getattr(failure, "detail", None) or str(failure)
+            self._store_trouble.warn(f"audit log not writable, requests refused: {detail}")
+            if isinstance(failure, errors.AuditUnavailableError):
+                raise
+            raise errors.AuditUnavailableError(
+                "the audit log cannot be written, so no comparison is answered (article 35); "
+                "retry later"
+            ) from failure
+
+    def _record_withheld(self, answered: AuditEntry) -> None:
+        self._audit.append(
+            replace(
+                answered,
+                outcome=str(Outcome.FAILED),
+                status_code="UNAVAILABLE",
+                reason=(
+                    "answer withheld: its record was committed after the node's deadline, and "
+                    "the requester was answered UNAVAILABLE"
+                ),
+                match_count=0,
+                related_id=answered.comparison_id,
+                comparison_id="",
+            )
+        )
