@@ -3,6 +3,10 @@
 Refused TLS handshakes happen in grpc's core, before any RPC: ``HandshakeFailureLog`` reads
 them from file descriptor 2 from before the server exists until it has stopped, and summarises
 them to the operations log (``bidui.operations``) once an interval, never one line per attempt.
+
+With ``--workers N`` (or ``[transport] workers``) above 1 this process only supervises N forked
+worker processes sharing the port (``provider_node.workers``); each runs what one process runs
+alone: its handshake log, its node, its metrics endpoint.
 """
 
 from __future__ import annotations
@@ -16,16 +20,21 @@ import click
 
 from bidui_cli.errors import UserError
 from bidui_cli.options import config_option
-from provider_node.config import ConfigError, load_config
+from provider_node.config import ConfigError, NodeConfig, load_config
 from provider_node.keys import KeyStoreError
 from provider_node.loader import LoaderError
 from provider_node.oplog import HandshakeFailureLog
 from provider_node.runtime import StartedNode, open_node, start_node
 from provider_node.server import SignalWaiter
+from provider_node.workers import WorkerError, WorkerPool, WorkerSlot
 
 _log = logging.getLogger(__name__)
 _operations = logging.getLogger("bidui.operations")
 
+MAX_WORKERS = 256  # as [transport] workers
+# A worker's stop: in-flight RPCs within the grace, then the reaper, the open blinded comparisons
+# recorded (retried up to 30 s while the store is down), a last checkpoint.
+_STOP_MARGIN_S = 90.0
 
 
 @click.command()
@@ -35,7 +44,19 @@ _operations = logging.getLogger("bidui.operations")
 @click.option(
     "--grace", default=10.0, show_default=True, help="Seconds in-flight comparisons get on stop."
 )
-def serve(config_path: Path, listen: str | None, metrics_listen: str | None, grace: float) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Worker processes sharing the port, one core each (default: [transport] workers, 1). "
+    "Worker i serves its metrics on the metrics port + i.",
+)
+def serve(
+    config_path: Path,
+    listen: str | None,
+    metrics_listen: str | None,
+    grace: float,
+    workers: int | None,
+) -> None:
     """Serve comparisons over gRPC with mutual TLS, and Prometheus metrics over HTTP.
 
     Only departments with a client certificate from the node's CA are served. Every comparison is
@@ -45,49 +66,143 @@ def serve(config_path: Path, listen: str | None, metrics_listen: str | None, gra
     \b
     Example:
       bidui provider serve --config node/node.toml
+      bidui provider serve --config node/node.toml --workers 4
     """
     signals = SignalWaiter()  # before start-up: a SIGTERM during it must not be lost
-    refused: Counter[str] = Counter()  # exported once the node's metrics exist
-    handshakes = HandshakeFailureLog(_operations, lambda reason: refused.update((reason,)))
-    handshakes.start()  # before grpc makes the server: its core reads the log level then
-    try:
-        _serve(config_path, listen, metrics_listen, grace, signals, refused)
-    finally:
-        handshakes.stop()
+    config = _load(config_path)
+    count = workers if workers is not None else config.transport.workers
+    if count == 1:
+        _serve_alone(config, listen, metrics_listen, grace, signals)
+    else:
+        _serve_workers(config, count, listen, metrics_listen, grace, signals)
 
 
-def _serve(
-    config_path: Path,
+class _NodeProcess:
+    """One process's node: grpc's handshake log in front of fd 2, the started node."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        listen: str | None,
+        metrics_listen: str | None,
+        grace: float,
+        worker: int | None = None,
+    ) -> None:
+        self.grace = grace
+        refused: Counter[str] = Counter()  # exported once the node's metrics exist
+        self.handshakes = HandshakeFailureLog(_operations, lambda reason: refused.update((reason,)))
+        self.handshakes.start()  # before grpc makes the server: its core reads the log level then
+        try:
+            self.started = _start(config, listen, metrics_listen, worker)
+        except BaseException:
+            self.handshakes.stop()
+            raise
+        self.started.opened.metrics.track_handshake_failures(lambda: dict(refused))
+
+    @property
+    def port(self) -> int:
+        return self.started.port
+
+    @property
+    def metrics_port(self) -> int:
+        return self.started.metrics_port
+
+    def describe_resources(self) -> None:
+        for resource_id, served in self.started.opened.node.resources.items():
+            sizes = ", ".join(f"{k}/{m}: {len(i):,}" for (k, m), i in served.indexes.items())
+            click.echo(f"  resource {resource_id}: {sizes or 'no index (not shared)'}", err=True)
+
+    def stop(self) -> None:
+        try:
+            self.started.stop(self.grace)
+        finally:
+            self.handshakes.stop()
+
+
+def _serve_alone(
+    config: NodeConfig,
     listen: str | None,
     metrics_listen: str | None,
     grace: float,
     signals: SignalWaiter,
-    refused: Counter[str],
 ) -> None:
-    started = _start(config_path, listen, metrics_listen)
-    started.opened.metrics.track_handshake_failures(lambda: dict(refused))
-    config = started.opened.config
-    click.echo(
-        f"bidui node {config.node.name!r} serving on port {started.port} "
-        f"(mutual TLS); metrics on http://{_host(metrics_listen or config.node.metrics_listen)}:"
-        f"{started.metrics_port}/metrics; audit log {_safe_url(config.audit.database_url)}",
-        err=True,
-    )
-    for resource_id, served in started.opened.node.resources.items():
-        sizes = ", ".join(f"{k}/{m}: {len(i):,}" for (k, m), i in served.indexes.items())
-        click.echo(f"  resource {resource_id}: {sizes or 'no index (not shared)'}", err=True)
-    number = signals.wait()
-    click.echo(f"received {signal.Signals(number).name}; stopping gracefully", err=True)
-    started.stop(grace)
+    node = _NodeProcess(config, listen, metrics_listen, grace)
+    try:
+        click.echo(
+            f"bidui node {config.node.name!r} serving on port {node.port} (mutual TLS); metrics "
+            f"on http://{_host(metrics_listen or config.node.metrics_listen)}:{node.metrics_port}"
+            f"/metrics; audit log {_safe_url(config.audit.database_url)}",
+            err=True,
+        )
+        node.describe_resources()
+        number = signals.wait()
+        click.echo(f"received {signal.Signals(number).name}; stopping gracefully", err=True)
+    finally:
+        node.stop()
     click.echo("stopped", err=True)
 
 
-def _start(config_path: Path, listen: str | None, metrics_listen: str | None) -> StartedNode:
+def _serve_workers(
+    config: NodeConfig,
+    count: int,
+    listen: str | None,
+    metrics_listen: str | None,
+    grace: float,
+    signals: SignalWaiter,
+) -> None:
+    """Supervise ``count`` workers; this process makes no grpc object (they are forked)."""
+    metrics_address = metrics_listen or config.node.metrics_listen
+
+    def start(slot: WorkerSlot) -> _NodeProcess:
+        node = _NodeProcess(config, slot.listen, slot.metrics_listen, grace, worker=slot.index)
+        if slot.index == 0:
+            node.describe_resources()
+        return node
+
+    def serving(pool: WorkerPool) -> None:
+        ports = ", ".join(str(p) for p in pool.metrics_ports)
+        click.echo(
+            f"bidui node {config.node.name!r} serving on port {pool.port} (mutual TLS) with "
+            f"{count} workers; metrics on http://{_host(metrics_address)}:<port>/metrics, ports "
+            f"{ports} (label worker); audit log {_safe_url(config.audit.database_url)}",
+            err=True,
+        )
+
+    try:
+        pool = WorkerPool(
+            count,
+            listen or config.node.listen,
+            metrics_address,
+            start,
+            signals,
+            report=lambda line: click.echo(line, err=True),
+            stop_timeout=grace + _STOP_MARGIN_S,
+        )
+        pool.run(on_serving=serving)
+    except ValueError as problem:
+        raise UserError(f"cannot start {count} workers: {problem}") from None
+    except OSError as problem:
+        raise UserError(f"cannot start the node: {problem}") from None
+    except WorkerError as problem:
+        raise UserError(str(problem)) from None
+    click.echo("stopped", err=True)
+
+
+def _load(config_path: Path) -> NodeConfig:
     try:
         config = load_config(config_path)
         config.tls.check_files(config.path)
+    except ConfigError as problem:
+        raise UserError(str(problem)) from None
+    return config
+
+
+def _start(
+    config: NodeConfig, listen: str | None, metrics_listen: str | None, worker: int | None
+) -> StartedNode:
+    try:
         opened = open_node(config)
-        return start_node(opened, listen=listen, metrics_listen=metrics_listen)
+        return start_node(opened, listen=listen, metrics_listen=metrics_listen, worker=worker)
     except (ConfigError, KeyStoreError, LoaderError) as problem:
         raise UserError(str(problem)) from None
     except OSError as problem:

@@ -66,8 +66,9 @@ blinded_session_seconds = 300       # time between the two steps of a blinded co
 # max_open_sessions = 1024          # blinded comparisons awaiting their second step, in all
 # max_open_sessions_per_department = 16
 
-# The gRPC server's threads and connections.
+# The gRPC server's processes, threads and connections (threads and RPCs per worker process).
 # [transport]
+# workers = 1                       # processes on the one port; `serve --workers N` overrides
 # max_workers = 16
 # max_concurrent_rpcs = 64          # RPCs at once; more are refused RESOURCE_EXHAUSTED
 # handshake_timeout_seconds = 5

@@ -45,6 +45,7 @@ from provider_node.server import (
 from provider_node.sharing import SharingDesk
 from provider_node.store import make_engine, migrate, session_factory
 from provider_node.store_gate import StoreGate
+from provider_node.workers import worker_registry
 
 _log = logging.getLogger(__name__)
 
@@ -188,9 +189,18 @@ class StartedNode:
 
 
 def start_node(
-    opened: OpenNode, *, listen: str | None = None, metrics_listen: str | None = None
+    opened: OpenNode,
+    *,
+    listen: str | None = None,
+    metrics_listen: str | None = None,
+    worker: int | None = None,
 ) -> StartedNode:
-    """Start the gRPC server (mutual TLS) and the metrics endpoint of an opened node."""
+    """Start the gRPC server (mutual TLS) and the metrics endpoint of an opened node.
+
+    ``worker``: this process is that worker of several sharing the port (``serve --workers``,
+    see ``provider_node.workers``): the port is bound with SO_REUSEPORT, and every metric series
+    is labelled ``worker``.
+    """
     config = opened.config
     config.tls.check_files(config.path)
     tls = TlsMaterial.from_files(config.tls.ca_cert, config.tls.server_cert, config.tls.server_key)
@@ -210,6 +220,7 @@ def start_node(
             handshake_timeout_s=config.transport.handshake_timeout_seconds,
             max_connection_idle_s=config.transport.max_connection_idle_seconds,
             max_connection_age_s=config.transport.max_connection_age_seconds,
+            reuse_port=worker is not None,
         ),
     )
     try:
@@ -218,8 +229,9 @@ def start_node(
             metrics_tls = MetricsTls(
                 config.tls.server_cert, config.tls.server_key, config.tls.ca_cert
             )
+        registry = opened.registry if worker is None else worker_registry(opened.registry, worker)
         metrics_server, metrics_port = start_metrics_server(
-            metrics_listen or config.node.metrics_listen, opened.registry, tls=metrics_tls
+            metrics_listen or config.node.metrics_listen, registry, tls=metrics_tls
         )
     except BaseException:
         running.stop(0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ class TransportLimits:
     max_connection_age_s: float = 3600.0
     max_connection_age_grace_s: float = 60.0
     max_concurrent_streams: int = 32
+    #: Share the port with this node's other worker processes (``serve --workers``, SO_REUSEPORT).
+    reuse_port: bool = False
 
     def options(self) -> list[tuple[str, Any]]:
         ms = 1000
@@ -115,8 +118,8 @@ class TransportLimits:
             ("grpc.http2.max_ping_strikes", 2),
             ("grpc.keepalive_permit_without_calls", 0),
             # grpc shares ports by default: a second node on the same port must fail, not split
-            # the traffic.
-            ("grpc.so_reuseport", 0),
+            # the traffic. Only the workers of one node share it (see provider_node.workers).
+            ("grpc.so_reuseport", int(self.reuse_port)),
         ]
 
 
@@ -229,10 +232,14 @@ class SignalWaiter:
         self.number = signum
         self._received.set()
 
-    def wait(self) -> int:
-        """Block until a signal arrives; returns its number."""
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until a signal arrives (or ``timeout`` seconds pass: then 0); its number."""
         # Wake up now and then: the OS may deliver the signal to one of grpc's threads, and
         # then only a main thread that returns to the interpreter runs the Python handler.
-        while not self._received.wait(0.25):
-            pass
-        return self.number
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 0.25 if deadline is None else min(0.25, max(0.0, deadline - time.monotonic()))
+            if self._received.wait(left):
+                return self.number
+            if deadline is not None and time.monotonic() >= deadline:
+                return 0
