@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
-from typing import Any
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import click
-from click._termui_impl import ProgressBar
 
 from bidui_cli.connection import NodeAddress, node_options, reported
+from client_sdk import csv_stream
 from client_sdk.client import comparison_key_for
-from client_sdk.csv_io import CsvTable, read_csv, write_results
+from client_sdk.csv_stream import CsvBlock
 from client_sdk.results import ComparisonResult
 
 __all__ = ["compare", "main"]
 
 _ERRORS_SHOWN = 5
+# Rows read and compared at a time (each block several requests of --batch-size): memory stays
+# bounded whatever the file's size, and a block's answers are on disk before the next is sent.
+_BLOCK_ROWS = 50_000
 
 _EPILOG = """\b
 Example:
@@ -108,6 +113,12 @@ resource, key, or refused by the node); 1 the service failed.
     help="The grant a conditional resource is compared under (`bidui applications`); "
     "default: the node finds the one that covers the key and mode today.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run: the rows already answered in OUTPUT.partial are kept and "
+    "the comparison goes on after them.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compare(
     input_path: str,
@@ -121,29 +132,57 @@ def compare(
     batch_size: int,
     request_id: str | None,
     grant_id: str | None,
+    resume: bool,
     quiet: bool,
 ) -> None:
     """Compare the records of a CSV file against a provider node's resource.
 
     Each row gets matched, not_matched, or error (the row is invalid for the
     key, e.g. a resident ID number with a wrong check digit; it is never sent).
+    Files of any size are read in a stream; the rows answered are written to
+    OUTPUT.partial as they come, renamed to OUTPUT once all are answered.
     """
     with reported():
-        table, result = _run(
+        tally = _run(
             input_path=input_path,
             resource=resource,
             key_name=key_name,
+            output_path=output_path,
             mode=mode,
             purpose=purpose,
             node=node,
             timeout=timeout,
             batch_size=batch_size,
-            request_id=request_id,
+            request_id=request_id or uuid.uuid4().hex,
             grant_id=grant_id,
+            resume=resume,
             quiet=quiet,
         )
-        write_results(output_path, table, result)
-    _summary(table, result, output_path)
+    _summary(tally, output_path)
+
+
+@dataclass
+class _Tally:
+    """What the summary says, gathered block by block (never the rows themselves)."""
+
+    rows: int = 0
+    matched: int = 0
+    not_matched: int = 0
+    errors: int = 0
+    resumed_after: int = 0
+    shown: list[str] = field(default_factory=list)
+    comparison_ids: list[str] = field(default_factory=list)
+    request_id: str = ""
+
+    def add(self, block: CsvBlock, result: ComparisonResult) -> None:
+        self.rows += len(result)
+        self.matched += result.matched_count
+        self.not_matched += result.not_matched_count
+        self.errors += result.error_count
+        for record in result.errors[: max(0, _ERRORS_SHOWN - len(self.shown))]:
+            self.shown.append(f"  line {block.lines[record.index]}: {record.message}")
+        self.comparison_ids.extend(result.comparison_ids)
+        self.request_id = result.request_id
 
 
 def _run(
@@ -151,66 +190,99 @@ def _run(
     input_path: str,
     resource: str,
     key_name: str,
+    output_path: str,
     mode: str,
     purpose: str,
     node: NodeAddress,
     timeout: float,
     batch_size: int,
-    request_id: str | None,
+    request_id: str,
     grant_id: str | None,
+    resume: bool,
     quiet: bool,
-) -> tuple[CsvTable, ComparisonResult]:
-    table = read_csv(input_path)  # user mistakes in the file surface before any network call
+) -> _Tally:
+    # One pass over the whole file first: a malformed row surfaces, by line, before any request.
+    with _progress(quiet, None, "checking") as checked:
+        table, total = csv_stream.check(input_path, progress=checked)
+    tally = _Tally(request_id=request_id)
     with node.client(timeout=timeout, max_batch=batch_size) as client:
         entry = client.describe(resource)
         fields = [spec.name for spec in comparison_key_for(entry, key_name).fields]
-        records = table.records(fields)
-        with contextlib.ExitStack() as stack:
-            progress: Callable[[int, int], None] | None = None
-            if not quiet and records:
-                bar = stack.enter_context(
-                    click.progressbar(
-                        length=len(records), label="comparing", file=sys.stderr, show_pos=True
+        table.records(fields)  # every missing column named, before anything is sent
+        output = csv_stream.PartialOutput(output_path, table, resume=resume)
+        tally.resumed_after = output.done
+        try:
+            with _progress(quiet, total, "comparing", start=output.done) as compared:
+                size = max(batch_size, _BLOCK_ROWS)
+                for block in csv_stream.blocks(input_path, size, skip=output.done):
+                    result = client.compare(
+                        resource,
+                        block.records(table, fields),
+                        key=key_name,
+                        mode="hashed" if mode == "hashed" else "blinded",
+                        purpose=purpose,
+                        request_id=request_id,
+                        grant_id=grant_id,
                     )
+                    output.write(block, result)  # on disk before the next block is sent
+                    tally.add(block, result)
+                    compared(output.done)
+        except BaseException:
+            output.close()
+            if output.done:
+                click.echo(
+                    f"interrupted: the {output.done:,} rows answered are in {output.path}; "
+                    "run the same command with --resume to go on",
+                    err=True,
                 )
-                progress = _bar_callback(bar)
-            result = client.compare(
-                resource,
-                records,
-                key=key_name,
-                mode="hashed" if mode == "hashed" else "blinded",
-                purpose=purpose,
-                progress=progress,
-                request_id=request_id,
-                grant_id=grant_id,
-            )
-    return table, result
+            raise
+        output.finish()
+    return tally
 
 
-def _bar_callback(bar: ProgressBar[Any]) -> Callable[[int, int], None]:
-    seen = 0
+@contextlib.contextmanager
+def _progress(
+    quiet: bool, total: int | None, label: str, *, start: int = 0
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr from the first second (rows done of ``total``, or a count)."""
+    if quiet:
+        yield lambda _done: None
+        return
+    if total is None:
+        last = [0.0]
 
-    def progress(done: int, total: int) -> None:
-        nonlocal seen
-        bar.update(done - seen)
-        seen = done
+        def count(done: int) -> None:
+            if time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                click.echo(f"{label}: {done:,} rows", err=True)
 
-    return progress
+        yield count
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
+        bar.update(start)
+        seen = [start]
+
+        def update(done: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        yield update
 
 
-def _summary(table: CsvTable, result: ComparisonResult, output_path: str) -> None:
+def _summary(tally: _Tally, output_path: str) -> None:
+    if tally.resumed_after:
+        click.echo(f"resumed after the {tally.resumed_after:,} rows answered before")
     click.echo(
-        f"rows: {len(result)}  matched: {result.matched_count}  "
-        f"not matched: {result.not_matched_count}  errors: {result.error_count}"
+        f"rows: {tally.rows}  matched: {tally.matched}  "
+        f"not matched: {tally.not_matched}  errors: {tally.errors}"
     )
-    errors = result.errors
-    for record in errors[:_ERRORS_SHOWN]:
-        click.echo(f"  line {table.line_of(record.index)}: {record.message}")
-    if len(errors) > _ERRORS_SHOWN:
-        click.echo(f"  ... and {len(errors) - _ERRORS_SHOWN} more (see the bidui_error column)")
+    for line in tally.shown:
+        click.echo(line)
+    if tally.errors > len(tally.shown):
+        click.echo(f"  ... and {tally.errors - len(tally.shown)} more (see the bidui_error column)")
     click.echo(f"output: {output_path}")
-    click.echo(f"request id: {result.request_id} ({len(result.comparison_ids)} request(s))")
-    click.echo(f"comparison ids (for bidui discrepancy file): {', '.join(result.comparison_ids)}")
+    click.echo(f"request id: {tally.request_id} ({len(tally.comparison_ids)} request(s))")
+    click.echo(f"comparison ids (for bidui discrepancy file): {', '.join(tally.comparison_ids)}")
 
 
 def main() -> None:

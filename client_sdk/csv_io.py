@@ -27,7 +27,11 @@ from client_sdk.results import ComparisonResult
 __all__ = [
     "ERROR_COLUMN",
     "MATCH_COLUMN",
+    "CsvRow",
     "CsvTable",
+    "iter_rows",
+    "output_columns",
+    "output_row",
     "read_csv",
     "write_results",
 ]
@@ -144,6 +148,28 @@ class _Lines:
 
 
 def _parse(handle: Iterable[bytes], path: str) -> CsvTable:
+    rows = iter_rows(handle, path)
+    table = next(rows).table
+    assert table is not None  # the first item is always the header
+    for row in rows:
+        table.rows.append(row.values)
+        table.line_numbers.append(row.line)
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    """One data row and the line it starts on; the first item of ``iter_rows`` is the header,
+    with ``table`` (no rows) describing the file."""
+
+    line: int
+    values: tuple[str, ...]
+    table: CsvTable | None = None
+
+
+def iter_rows(handle: Iterable[bytes], path: str) -> Iterator[CsvRow]:
+    """The header (as an empty ``CsvTable``), then each data row, checked as ``read_csv`` checks
+    them, without holding the file: memory stays bounded whatever its size."""
     lines = _Lines(handle, path)
     reader = csv.reader(lines, strict=True)
     table: CsvTable | None = None
@@ -164,6 +190,7 @@ def _parse(handle: Iterable[bytes], path: str) -> CsvTable:
             continue
         if table is None:
             table = _header(row, path, start, lines.had_bom)
+            yield CsvRow(start, tuple(row), table)
             continue
         if len(row) != len(table.columns):
             raise CsvInputError(
@@ -171,11 +198,9 @@ def _parse(handle: Iterable[bytes], path: str) -> CsvTable:
                 path=path,
                 line=start,
             )
-        table.rows.append(tuple(row))
-        table.line_numbers.append(start)
+        yield CsvRow(start, tuple(row))
     if table is None:
         raise CsvInputError("is empty: a header row naming the columns is required", path=path)
-    return table
 
 
 def _header(row: list[str], path: str, line: int, had_bom: bool) -> CsvTable:
@@ -190,15 +215,12 @@ def _header(row: list[str], path: str, line: int, had_bom: bool) -> CsvTable:
     return CsvTable(path=path, columns=tuple(row), had_bom=had_bom)
 
 
-def write_results(path: StrPath, table: CsvTable, result: ComparisonResult) -> None:
-    """Write ``table`` with ``bidui_match`` and ``bidui_error`` columns, atomically.
+def output_columns(table: CsvTable) -> tuple[list[str], int, int]:
+    """The output header and where ``bidui_match`` and ``bidui_error`` go in it.
 
     Existing ``bidui_match`` / ``bidui_error`` columns (an earlier output used as input) are
     overwritten in place rather than repeated.
     """
-    if len(result) != len(table):
-        raise ValueError(f"result has {len(result)} records, the table has {len(table)} rows")
-    name = os.fspath(path)
     columns = list(table.columns)
     match_at = table.column_index(MATCH_COLUMN)
     error_at = table.column_index(ERROR_COLUMN)
@@ -208,6 +230,24 @@ def write_results(path: StrPath, table: CsvTable, result: ComparisonResult) -> N
     if error_at is None:
         error_at = len(columns)
         columns.append(ERROR_COLUMN)
+    return columns, match_at, error_at
+
+
+def output_row(
+    values: Sequence[str], width: int, match_at: int, error_at: int, status: str, message: str
+) -> list[str]:
+    row = list(values) + [""] * (width - len(values))
+    row[match_at] = status
+    row[error_at] = message
+    return row
+
+
+def write_results(path: StrPath, table: CsvTable, result: ComparisonResult) -> None:
+    """Write ``table`` with ``bidui_match`` and ``bidui_error`` columns, atomically."""
+    if len(result) != len(table):
+        raise ValueError(f"result has {len(result)} records, the table has {len(table)} rows")
+    name = os.fspath(path)
+    columns, match_at, error_at = output_columns(table)
     folder = Path(name).resolve().parent
     try:
         fd, temporary = tempfile.mkstemp(prefix=".bidui-", suffix=".csv.tmp", dir=folder)
@@ -221,10 +261,9 @@ def write_results(path: StrPath, table: CsvTable, result: ComparisonResult) -> N
             writer = csv.writer(out)
             writer.writerow(columns)
             for row, record in zip(table.rows, result, strict=True):
-                values = list(row) + [""] * (len(columns) - len(row))
-                values[match_at] = record.status
-                values[error_at] = record.message
-                writer.writerow(values)
+                writer.writerow(
+                    output_row(row, len(columns), match_at, error_at, record.status, record.message)
+                )
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, name)
