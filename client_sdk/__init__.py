@@ -16,7 +16,11 @@
     result.matched          # indexes of the matched records
     result[0].status        # "matched" | "not_matched" | "error"
 
-Only match bits come back; the provider's data never leaves its node.
+Only match bits come back; the provider's data never leaves its node. Where the provider allows
+it, ``client.verify(resource, records, key="id_number", fields=["name", "phone"], purpose=...)``
+verifies fields (核验): each record is ``not_found`` (库无), ``consistent`` (一致) or
+``inconsistent`` (不一致) with its ``mismatched_fields``; and ``compare(..., answer="count")``
+returns only how many records matched (:class:`CountResult`).
 
 A conditional resource is compared under a grant: ``client.apply(...)`` returns the pending
 :class:`Application`; once the provider's operator approves it, ``client.application(id).grant``
@@ -48,6 +52,12 @@ from client_sdk.errors import (
 )
 from client_sdk.results import ComparisonResult, MatchStatus, RecordResult
 from client_sdk.sharing import Application, ApplicationStatus, Grant
+from client_sdk.verification_results import (
+    CountResult,
+    RecordVerification,
+    VerificationResult,
+    VerifyStatus,
+)
 
 __all__ = [
     "Application",
@@ -57,6 +67,7 @@ __all__ = [
     "ComparisonClient",
     "ComparisonMode",
     "ComparisonResult",
+    "CountResult",
     "Credentials",
     "CredentialsError",
     "CsvInputError",
@@ -72,10 +83,13 @@ __all__ = [
     "ProofVerificationError",
     "QuotaExceededError",
     "RecordResult",
+    "RecordVerification",
     "ResourceNotFoundError",
     "RetryPolicy",
     "ServiceError",
     "ServiceUnavailableError",
+    "VerificationResult",
+    "VerifyStatus",
     "locate_records",
     "make_key_and_request",
 ]

@@ -16,13 +16,14 @@ session.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
-from client_sdk.chunks import Comparison, Record, run_chunks
+from client_sdk.chunks import ChunkSender, Comparison, Record, run_chunks
 from client_sdk.errors import InvalidRequestError, ProofVerificationError, ServiceError
 from client_sdk.results import ComparisonResult
 from client_sdk.retry import NodeCalls, RpcFailure
@@ -37,7 +38,7 @@ from comparator.oprf import (
     VoprfClient,
 )
 
-__all__ = ["compare_blinded"]
+__all__ = ["blinded_sender", "compare_blinded"]
 
 
 def compare_blinded(
@@ -50,13 +51,33 @@ def compare_blinded(
     max_batch: int,
 ) -> ComparisonResult:
     """Compare ``items`` in blinded mode against the OPRF key ``entry`` publishes."""
+    domain = Domain(entry.id, comparison.comparison_key.name, entry.key_version)
+    return run_chunks(
+        comparison,
+        domain,
+        items,
+        max_batch=min(max_batch, MAX_VERIFIABLE_BATCH),  # one DLEQ proof covers one chunk
+        prepare=list,  # blinding happens per attempt: a retry must use fresh blinds
+        send=blinded_sender(calls, stub, entry),
+    )
+
+
+def blinded_sender(
+    calls: NodeCalls,
+    stub: _comparison_pb2_grpc.ComparisonServiceStub,
+    entry: _catalog_pb2.Resource,
+    rpc: str = "MatchBlinded",
+) -> ChunkSender:
+    """Sends one chunk of encoded items as BlindEvaluate, then ``rpc`` (the second step of the
+    header's answer: MatchBlinded, VerifyBlinded or CountBlinded), with fresh blinds on every
+    attempt. The chunk must fit one DLEQ proof (``MAX_VERIFIABLE_BATCH`` items)."""
     voprf = _client_for(entry)
     key_version = entry.key_version
-    domain = Domain(entry.id, comparison.comparison_key.name, key_version)
+    second = getattr(stub, rpc)
 
     def attempt(
         chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader, deadline: float
-    ) -> _comparison_pb2.MatchResult:
+    ) -> Any:
         blind = voprf.blind(list(chunk))  # fresh blinds on every attempt
         evaluated = calls.call(
             "BlindEvaluate",
@@ -71,7 +92,7 @@ def compare_blinded(
             comparison_id=evaluated.comparison_id, outputs=outputs
         )
         try:
-            result = calls.call("MatchBlinded", stub.MatchBlinded, request, deadline)
+            result = calls.call(rpc, second, request, deadline)
         except RpcFailure as failure:
             if failure.code is not grpc.StatusCode.FAILED_PRECONDITION:
                 raise
@@ -85,19 +106,10 @@ def compare_blinded(
             result.comparison_id = evaluated.comparison_id
         return result
 
-    def send(
-        chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader
-    ) -> _comparison_pb2.MatchResult:
+    def send(chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader) -> Any:
         return calls.retrying(lambda deadline: attempt(chunk, header, deadline))
 
-    return run_chunks(
-        comparison,
-        domain,
-        items,
-        max_batch=min(max_batch, MAX_VERIFIABLE_BATCH),  # one DLEQ proof covers one chunk
-        prepare=list,  # blinding happens per attempt: a retry must use fresh blinds
-        send=send,
-    )
+    return send
 
 
 def _client_for(entry: _catalog_pb2.Resource) -> VoprfClient:

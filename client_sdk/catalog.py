@@ -11,6 +11,7 @@ Everything is held in memory only, never written anywhere, and the HMAC key neve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
@@ -22,8 +23,11 @@ from comparator.errors import ComparatorError
 from comparator.keyed_hash import TAG_LENGTH, KeyedHasher
 
 __all__ = [
+    "AnswerName",
     "Catalog",
     "ComparisonMode",
+    "answer_to_wire",
+    "answers_from_wire",
     "check_canonical_version",
     "check_mode",
     "comparison_key_for",
@@ -32,12 +36,36 @@ __all__ = [
 ]
 
 ComparisonMode = Literal["blinded", "hashed"]
+#: What a comparison answers: match bits, a verification (核验), or a count only.
+AnswerName = Literal["match", "verify", "count"]
 
 _MODES: dict[ComparisonMode, _catalog_pb2.Mode.ValueType] = {
     "hashed": _catalog_pb2.MODE_HASHED,
     "blinded": _catalog_pb2.MODE_BLINDED,
 }
 _MODE_NAMES: dict[int, ComparisonMode] = {value: name for name, value in _MODES.items()}
+_ANSWERS: dict[AnswerName, _catalog_pb2.Answer.ValueType] = {
+    "match": _catalog_pb2.ANSWER_MATCH,
+    "verify": _catalog_pb2.ANSWER_VERIFY,
+    "count": _catalog_pb2.ANSWER_COUNT,
+}
+_ANSWER_NAMES: dict[int, AnswerName] = {value: name for name, value in _ANSWERS.items()}
+
+
+def answer_to_wire(answer: str) -> _catalog_pb2.Answer.ValueType:
+    """The ``bidui.v1.Answer`` number of ``answer`` (InvalidRequestError for another name)."""
+    for name, number in _ANSWERS.items():
+        if name == answer:
+            return number
+    raise InvalidRequestError(f"answer must be 'match', 'verify' or 'count', not {answer!r}")
+
+
+def answers_from_wire(numbers: Sequence[int]) -> tuple[AnswerName, ...]:
+    """The SDK's names of ``bidui.v1.Answer`` numbers; none at all means match bits only (a node
+    or a grant older than answers). Numbers this SDK does not know are left out."""
+    if not numbers:
+        return ("match",)
+    return tuple(_ANSWER_NAMES[n] for n in numbers if n in _ANSWER_NAMES)
 
 
 def check_mode(mode: str) -> None:
@@ -119,7 +147,8 @@ class Catalog:
         self._stub = stub
         self._calls = calls
         self._entries: dict[str, _catalog_pb2.Resource] = {}
-        self._hashers: dict[tuple[str, str], tuple[KeyedHasher, Domain]] = {}
+        # (resource, comparison key, domain key names) -> one hasher per domain, in that order.
+        self._hashers: dict[tuple[str, str, tuple[str, ...]], list[KeyedHasher]] = {}
 
     def list_resources(self) -> list[_catalog_pb2.Resource]:
         """The catalog entries the node publishes (always asked afresh)."""
@@ -146,41 +175,50 @@ class Catalog:
         self, entry: _catalog_pb2.Resource, comparison_key: ComparisonKey
     ) -> tuple[KeyedHasher, Domain]:
         """The hashed-mode tagger for ``comparison_key`` of ``entry``, fetched once (GetHashKey)."""
-        cached = self._hashers.get((entry.id, comparison_key.name))
+        (hasher,) = self.hashers(entry, comparison_key.name, (comparison_key.name,))
+        return hasher, hasher.domain
+
+    def hashers(
+        self, entry: _catalog_pb2.Resource, key_name: str, domain_names: tuple[str, ...]
+    ) -> list[KeyedHasher]:
+        """Taggers under the resource's key (asked for ``key_name``) for each of ``domain_names``
+        (a verification: the key's own and each field's verification key), fetched once."""
+        cached = self._hashers.get((entry.id, key_name, domain_names))
         if cached is None:
-            cached = self._fetch_hasher(entry, comparison_key)
-            self._hashers[(entry.id, comparison_key.name)] = cached
+            cached = self._fetch_hashers(entry, key_name, domain_names)
+            self._hashers[(entry.id, key_name, domain_names)] = cached
         return cached
 
     def forget(self, resource_id: str, key_name: str) -> None:
         """Drop what is held for ``resource_id`` (its key version changed at the node)."""
         self._entries.pop(resource_id, None)
-        self._hashers.pop((resource_id, key_name), None)
+        for held in [k for k in self._hashers if k[:2] == (resource_id, key_name)]:
+            del self._hashers[held]
 
     def clear(self) -> None:
         """Forget every entry and key."""
         self._entries.clear()
         self._hashers.clear()
 
-    def _fetch_hasher(
-        self, entry: _catalog_pb2.Resource, comparison_key: ComparisonKey
-    ) -> tuple[KeyedHasher, Domain]:
+    def _fetch_hashers(
+        self, entry: _catalog_pb2.Resource, key_name: str, domain_names: tuple[str, ...]
+    ) -> list[KeyedHasher]:
         hash_key = self._calls.unary(
             f"GetHashKey {entry.id!r}",
             self._stub.GetHashKey,
-            _catalog_pb2.GetHashKeyRequest(
-                resource_id=entry.id, comparison_key=comparison_key.name
-            ),
+            _catalog_pb2.GetHashKeyRequest(resource_id=entry.id, comparison_key=key_name),
         )
         if hash_key.tag_length and hash_key.tag_length != TAG_LENGTH:
             raise ServiceError(
                 f"the node uses {hash_key.tag_length}-byte tags; this SDK makes {TAG_LENGTH}"
             )
         key_version = hash_key.key_version or entry.key_version
-        domain = Domain(entry.id, comparison_key.name, key_version)
         try:
-            hasher = KeyedHasher(hash_key.hmac_key, domain)
+            hashers = [
+                KeyedHasher(hash_key.hmac_key, Domain(entry.id, name, key_version))
+                for name in domain_names
+            ]
         except ComparatorError as exc:
             raise ServiceError(f"the node sent an unusable hashed-mode key: {exc}") from None
-        del hash_key  # the key now lives only inside the hasher
-        return hasher, domain
+        del hash_key  # the key now lives only inside the hashers
+        return hashers

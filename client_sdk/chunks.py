@@ -1,9 +1,11 @@
 """One comparison as a pipeline of chunks: canonicalise, prepare, send, check the answer.
 
 A comparison of many records is sent as chunks of at most ``max_batch`` records, each one request
-and one audit record at the node, all sharing the comparison's ``request_id``. Both modes use the
-same pipeline; they differ only in how a chunk is prepared (HMAC tags, or nothing: blinded mode
-blinds inside each attempt) and sent.
+and one audit record at the node, all sharing the comparison's ``request_id``. Both modes and every
+answer use the same pipeline (``collect_chunks``); they differ only in how a chunk's records are
+encoded (one item per record, or a verification's ``1 + F``), prepared (HMAC tags, or nothing:
+blinded mode blinds inside each attempt), sent (the answer's RPC) and how the node's answer for it
+is checked (``match_bits``, or the verification's and count's checks).
 """
 
 from __future__ import annotations
@@ -11,25 +13,28 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from client_sdk.catalog import ComparisonMode
 from client_sdk.errors import ServiceError
 from client_sdk.results import ComparisonResult, result_from_arrays
-from comparator.canonical import ComparisonKey, Domain, RecordError, encode_records
+from comparator.canonical import ComparisonKey, Domain, EncodedBatch, RecordError, encode_records
 from comparator.index import unpack_matches
 
 __all__ = [
     "ChunkSender",
+    "Collected",
     "Comparison",
     "ProgressCallback",
     "Record",
     "chunk_ranges",
+    "collect_chunks",
     "match_bits",
     "run_chunks",
 ]
@@ -38,12 +43,12 @@ __all__ = [
 ProgressCallback = Callable[[int, int], None]
 #: A record: a mapping by field name, or a sequence positional in the key's field order.
 Record = Mapping[str, Any] | Sequence[Any]
-#: Sends one prepared chunk under a header and returns the node's answer for it.
-ChunkSender = Callable[
-    [Sequence[bytes], _comparison_pb2.ComparisonHeader], _comparison_pb2.MatchResult
-]
+#: Sends one prepared chunk under a header and returns the node's answer for it (a MatchResult,
+#: VerificationResult or CountResult: the answer's RPC's).
+ChunkSender = Callable[[Sequence[bytes], _comparison_pb2.ComparisonHeader], Any]
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,23 @@ class Comparison:
     progress: ProgressCallback | None = None
     #: The grant the comparison relies on (conditional resources); "" lets the node find it.
     grant_id: str = ""
+    #: What the node answers (unspecified: match bits) and, for a verification, the fields
+    #: verified against the key.
+    answer: _catalog_pb2.Answer.ValueType = _catalog_pb2.ANSWER_UNSPECIFIED
+    verify_fields: tuple[str, ...] = ()
+
+    def header(self, key_version: int) -> _comparison_pb2.ComparisonHeader:
+        """The header every request of this comparison carries."""
+        return _comparison_pb2.ComparisonHeader(
+            resource_id=self.resource_id,
+            comparison_key=self.comparison_key.name,
+            purpose=self.purpose,
+            request_id=self.request_id,
+            key_version=key_version,
+            grant_id=self.grant_id,
+            answer=self.answer,
+            verify_fields=self.verify_fields,
+        )
 
 
 def chunk_ranges(count: int, max_batch: int) -> list[range]:
@@ -82,37 +104,46 @@ def match_bits(result: _comparison_pb2.MatchResult, count: int) -> npt.NDArray[n
     return bits
 
 
-def run_chunks(
+@dataclass
+class Collected(Generic[_A]):
+    """What the chunks of one comparison brought back, in input order.
+
+    ``answers[k]`` is the checked answer for the records at ``positions[k]`` (input indexes);
+    ``errors`` are the records that were invalid and never sent.
+    """
+
+    positions: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    answers: list[_A] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    comparison_ids: list[str] = field(default_factory=list)
+
+    def all_positions(self) -> npt.NDArray[np.int64]:
+        return np.concatenate(self.positions) if self.positions else np.zeros(0, dtype=np.int64)
+
+
+def collect_chunks(
     comparison: Comparison,
-    domain: Domain,
+    key_version: int,
     items: list[Record],
     *,
     max_batch: int,
+    encode: Callable[[Sequence[Record]], EncodedBatch],
     prepare: Callable[[Sequence[bytes]], Sequence[bytes]],
     send: ChunkSender,
-) -> ComparisonResult:
-    """Canonicalise, prepare and send the input ``max_batch`` rows at a time.
+    check: Callable[[Any, int], _A],
+) -> Collected[_A]:
+    """Encode, prepare and send the input ``max_batch`` records at a time; ``check`` each answer
+    against the number of records its chunk sent.
 
-    Chunk ``k`` is sent from a helper thread while chunk ``k + 1`` is canonicalised and
-    prepared here, so the requester's CPU work overlaps the node's; answers are collected in
-    order, and any failure ends the comparison with no result.
+    Chunk ``k`` is sent from a helper thread while chunk ``k + 1`` is encoded and prepared here,
+    so the requester's CPU work overlaps the node's; answers are collected in order, and any
+    failure ends the comparison with no result.
     """
-    comparison_key = comparison.comparison_key
     progress = comparison.progress
-    header = _comparison_pb2.ComparisonHeader(
-        resource_id=comparison.resource_id,
-        comparison_key=comparison_key.name,
-        purpose=comparison.purpose,
-        request_id=comparison.request_id,
-        key_version=domain.key_version,
-        grant_id=comparison.grant_id,
-    )
+    header = comparison.header(key_version)
     total = len(items)
-    positions: list[npt.NDArray[np.int64]] = []
-    answers: list[npt.NDArray[np.bool_]] = []
-    errors: list[RecordError] = []
-    comparison_ids: list[str] = []
-    pending: deque[tuple[Future[_comparison_pb2.MatchResult], int]] = deque()
+    collected: Collected[_A] = Collected()
+    pending: deque[tuple[Future[Any], int]] = deque()
     done = 0
 
     def report(rows: int) -> None:
@@ -124,22 +155,23 @@ def run_chunks(
     def collect() -> None:
         future, rows = pending.popleft()
         result = future.result()
-        answers.append(match_bits(result, len(positions[len(answers)])))
-        comparison_ids.append(result.comparison_id)
+        sent = len(collected.positions[len(collected.answers)])
+        collected.answers.append(check(result, sent))
+        collected.comparison_ids.append(result.comparison_id)
         report(rows)
 
     # One chunk has nothing to overlap with: send it from this thread, no thread to start.
     sends = ThreadPoolExecutor if total > max_batch else _InlineExecutor
     with sends(1, thread_name_prefix="bidui-send") as sender:
         for chunk in chunk_ranges(total, max_batch):
-            batch = encode_records(domain, comparison_key, items[chunk.start : chunk.stop])
-            errors.extend(replace(e, index=e.index + chunk.start) for e in batch.errors)
+            batch = encode(items[chunk.start : chunk.stop])
+            collected.errors.extend(replace(e, index=e.index + chunk.start) for e in batch.errors)
             if not batch.encoded:  # every row invalid: nothing to send, nothing to audit
                 while pending:
                     collect()
                 report(len(chunk))
                 continue
-            positions.append(np.asarray(batch.positions, dtype=np.int64) + chunk.start)
+            collected.positions.append(np.asarray(batch.positions, dtype=np.int64) + chunk.start)
             pending.append((sender.submit(send, prepare(batch.encoded), header), len(chunk)))
             if len(pending) > 1:
                 collect()
@@ -147,16 +179,40 @@ def run_chunks(
             collect()
     if total == 0 and progress is not None:
         progress(0, 0)
+    return collected
+
+
+def run_chunks(
+    comparison: Comparison,
+    domain: Domain,
+    items: list[Record],
+    *,
+    max_batch: int,
+    prepare: Callable[[Sequence[bytes]], Sequence[bytes]],
+    send: ChunkSender,
+) -> ComparisonResult:
+    """Match bits for ``items``: ``collect_chunks`` with one item per record."""
+    key = comparison.comparison_key
+    collected = collect_chunks(
+        comparison,
+        domain.key_version,
+        items,
+        max_batch=max_batch,
+        encode=lambda rows: encode_records(domain, key, rows),
+        prepare=prepare,
+        send=send,
+        check=match_bits,
+    )
     return result_from_arrays(
-        total,
-        np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64),
-        np.concatenate(answers) if answers else np.zeros(0, dtype=bool),
-        errors,
+        len(items),
+        collected.all_positions(),
+        np.concatenate(collected.answers) if collected.answers else np.zeros(0, dtype=bool),
+        collected.errors,
         resource_id=comparison.resource_id,
-        comparison_key=comparison_key.name,
+        comparison_key=key.name,
         mode=comparison.mode,
         request_id=comparison.request_id,
-        comparison_ids=comparison_ids,
+        comparison_ids=collected.comparison_ids,
     )
 
 

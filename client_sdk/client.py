@@ -22,6 +22,10 @@ once, with the node's words on what remains and when it resets. A refused certif
 reported at once as an :class:`AuthenticationError` naming the likely cause
 (:mod:`client_sdk.refusals`).
 
+:meth:`ComparisonClient.verify` verifies fields against a key (核验: not found, consistent, or
+inconsistent with the fields that differ) and ``compare(..., answer="count")`` asks only how many
+matched: the same pipeline with the answer's RPCs (:mod:`client_sdk.answers`).
+
 A conditional resource is compared only under a grant: :meth:`ComparisonClient.apply` for one,
 :meth:`ComparisonClient.application` to see the operator's decision (:mod:`client_sdk.sharing`).
 
@@ -32,9 +36,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 import grpc
 
@@ -43,8 +48,15 @@ from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from bidui.v1 import discrepancy_pb2_grpc as _discrepancy_pb2_grpc
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
+from client_sdk.answers import count_records, verification_plan, verify_records
 from client_sdk.blinded import compare_blinded
-from client_sdk.catalog import Catalog, ComparisonMode, check_mode, comparison_key_for
+from client_sdk.catalog import (
+    Catalog,
+    ComparisonMode,
+    answer_to_wire,
+    check_mode,
+    comparison_key_for,
+)
 from client_sdk.chunks import Comparison, ProgressCallback, Record, chunk_ranges
 from client_sdk.credentials import Credentials
 from client_sdk.discrepancies import DiscrepancyCalls
@@ -54,6 +66,7 @@ from client_sdk.refusals import Refusals
 from client_sdk.results import ComparisonResult
 from client_sdk.retry import NodeCalls, RetryPolicy, call_with_retries
 from client_sdk.sharing import SharingCalls
+from client_sdk.verification_results import CountResult, VerificationResult
 
 __all__ = [
     "ComparisonClient",
@@ -191,6 +204,36 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         """The catalog entry of ``resource_id`` (raises ResourceNotFoundError if unknown)."""
         return self._catalog.describe(resource_id)
 
+    @overload
+    def compare(
+        self,
+        resource: str,
+        records: Iterable[Record],
+        *,
+        key: str,
+        mode: ComparisonMode = ...,
+        purpose: str,
+        progress: ProgressCallback | None = ...,
+        request_id: str | None = ...,
+        grant_id: str | None = ...,
+        answer: Literal["match"] = ...,
+    ) -> ComparisonResult: ...
+
+    @overload
+    def compare(
+        self,
+        resource: str,
+        records: Iterable[Record],
+        *,
+        key: str,
+        mode: ComparisonMode = ...,
+        purpose: str,
+        progress: ProgressCallback | None = ...,
+        request_id: str | None = ...,
+        grant_id: str | None = ...,
+        answer: Literal["count"],
+    ) -> CountResult: ...
+
     def compare(
         self,
         resource: str,
@@ -202,62 +245,145 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         progress: ProgressCallback | None = None,
         request_id: str | None = None,
         grant_id: str | None = None,
-    ) -> ComparisonResult:
+        answer: Literal["match", "count"] = "match",
+    ) -> ComparisonResult | CountResult:
         """Compare ``records`` against ``resource`` on comparison key ``key``.
 
         ``purpose`` states the duty the comparison serves (required, audited at the node).
         ``grant_id`` names the grant a comparison of a conditional resource relies on (the
         ``id`` of an approved application's ``grant``); every request of the comparison carries
         it. When it is omitted the node finds the department's grant that covers the resource,
-        key and mode today; a named grant that does not cover them is refused
+        key, mode and answer today; a named grant that does not cover them is refused
         (:class:`PermissionDeniedError`), an id that is no grant of the department too
         (:class:`ResourceNotFoundError`). Unconditional resources need none.
 
-        Returns one outcome per input record, in input order. Raises a :class:`BiduiError`
-        subclass when the comparison as a whole fails; no partial result is returned.
+        ``answer="match"`` returns one outcome per input record, in input order.
+        ``answer="count"`` returns a :class:`CountResult`: how many records matched, never
+        which (for statistics work; a permission of its own, refused
+        :class:`PermissionDeniedError` where the resource or the grant does not allow it).
+        Raises a :class:`BiduiError` subclass when the comparison as a whole fails; no partial
+        result is returned.
         """
-        check_mode(mode)
-        if not purpose or not purpose.strip():
+        if answer not in ("match", "count"):
+            raise InvalidRequestError(
+                f"answer must be 'match' or 'count' (verify: see verify()), not {answer!r}"
+            )
+
+        def run(entry: _catalog_pb2.Resource, comparison: Comparison, items: list[Record]) -> Any:
+            args = (self._calls, self._comparison)
+            if answer == "count":
+                return count_records(
+                    *args, self._catalog, entry, comparison, items, max_batch=self.max_batch
+                )
+            if mode == "hashed":
+                return compare_hashed(
+                    *args, self._catalog, entry, comparison, items, max_batch=self.max_batch
+                )
+            return compare_blinded(*args, entry, comparison, items, max_batch=self.max_batch)
+
+        wire = answer_to_wire(answer)
+        request = _Request(resource, key, mode, purpose, progress, request_id, grant_id, wire)
+        result: ComparisonResult | CountResult = self._run(request, records, run)
+        return result
+
+    def verify(
+        self,
+        resource: str,
+        records: Iterable[Record],
+        *,
+        key: str,
+        fields: Sequence[str],
+        mode: ComparisonMode = "blinded",
+        purpose: str,
+        progress: ProgressCallback | None = None,
+        request_id: str | None = None,
+        grant_id: str | None = None,
+    ) -> VerificationResult:
+        """Verify (核验) ``fields`` of ``records`` against ``resource`` by comparison key ``key``.
+
+        Each record is ``not_found`` (库无: the provider holds no record with this key),
+        ``consistent`` (一致: every one of ``fields`` agrees) or ``inconsistent`` (不一致: its
+        ``mismatched_fields`` disagree); a record invalid for the key or a field is an ``error``
+        with its reason, and is never sent. Only these outcomes come back, and only for fields
+        the resource makes verifiable against ``key`` (``verifiable_fields`` in its catalog
+        entry). Verification is a permission of its own: an unconditional resource must offer
+        it, a conditional one's grant must allow it (:class:`PermissionDeniedError` otherwise).
+        ``purpose``, ``grant_id``, ``request_id`` and ``progress`` are as for :meth:`compare`.
+        """
+        names = (fields,) if isinstance(fields, str) else tuple(fields)
+        if not names:
+            raise InvalidRequestError("name at least one field to verify")
+
+        def run(entry: _catalog_pb2.Resource, comparison: Comparison, items: list[Record]) -> Any:
+            plan = verification_plan(entry, comparison, names)
+            return verify_records(
+                self._calls,
+                self._comparison,
+                self._catalog,
+                entry,
+                comparison,
+                plan,
+                items,
+                max_batch=self.max_batch,
+            )
+
+        request = _Request(
+            resource, key, mode, purpose, progress, request_id, grant_id,
+            _catalog_pb2.ANSWER_VERIFY, names,
+        )  # fmt: skip
+        result: VerificationResult = self._run(request, records, run)
+        return result
+
+    def _run(
+        self,
+        request: _Request,
+        records: Iterable[Record],
+        run: Callable[[_catalog_pb2.Resource, Comparison, list[Record]], Any],
+    ) -> Any:
+        """The checks every comparison makes before sending, then ``run``; once more, described
+        afresh, when the node says the key version changed."""
+        check_mode(request.mode)
+        if not request.purpose or not request.purpose.strip():
             raise InvalidRequestError(
                 "a purpose stating the duty the comparison serves is required"
             )
-        if grant_id is not None and not grant_id.strip():
+        if request.grant_id is not None and not request.grant_id.strip():
             raise InvalidRequestError("grant_id must name a grant, or be left out")
-        request_id = check_request_id(request_id)
+        request_id = check_request_id(request.request_id)
         items = list(records)
         for attempt in (1, 2):
-            entry = self._catalog.entry(resource)
+            entry = self._catalog.entry(request.resource)
             comparison = Comparison(
                 resource_id=entry.id,
-                comparison_key=comparison_key_for(entry, key, mode),
-                mode=mode,
-                purpose=purpose,
+                comparison_key=comparison_key_for(entry, request.key, request.mode),
+                mode=request.mode,
+                purpose=request.purpose,
                 request_id=request_id,
-                progress=progress,
-                grant_id=grant_id or "",
+                progress=request.progress,
+                grant_id=request.grant_id or "",
+                answer=request.answer,
+                verify_fields=request.verify_fields,
             )
             try:
-                if mode == "hashed":
-                    return compare_hashed(
-                        self._calls,
-                        self._comparison,
-                        self._catalog,
-                        entry,
-                        comparison,
-                        items,
-                        max_batch=self.max_batch,
-                    )
-                return compare_blinded(
-                    self._calls,
-                    self._comparison,
-                    entry,
-                    comparison,
-                    items,
-                    max_batch=self.max_batch,
-                )
+                return run(entry, comparison, items)
             except InvalidRequestError as error:
                 # The node's catalog changed (e.g. a key rotation): describe again, once.
                 if attempt == 2 or error.code != grpc.StatusCode.FAILED_PRECONDITION:
                     raise
-                self._catalog.forget(resource, key)
+                self._catalog.forget(request.resource, request.key)
         raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a compare or verify call asks, before the catalog is read."""
+
+    resource: str
+    key: str
+    mode: ComparisonMode
+    purpose: str
+    progress: ProgressCallback | None
+    request_id: str | None
+    grant_id: str | None
+    answer: _catalog_pb2.Answer.ValueType
+    verify_fields: tuple[str, ...] = ()

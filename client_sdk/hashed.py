@@ -12,16 +12,17 @@ design brief). The HMAC key stays inside its :class:`KeyedHasher` and is never l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from client_sdk.catalog import Catalog
-from client_sdk.chunks import Comparison, Record, run_chunks
+from client_sdk.chunks import ChunkSender, Comparison, Record, run_chunks
 from client_sdk.results import ComparisonResult
 from client_sdk.retry import NodeCalls
 
-__all__ = ["compare_hashed"]
+__all__ = ["compare_hashed", "hashed_sender"]
 
 
 def compare_hashed(
@@ -36,13 +37,21 @@ def compare_hashed(
 ) -> ComparisonResult:
     """Compare ``items`` in hashed mode, ``max_batch`` tags per CompareHashed request."""
     hasher, domain = catalog.hasher(entry, comparison.comparison_key)
-
-    def send(
-        tags: Sequence[bytes], header: _comparison_pb2.ComparisonHeader
-    ) -> _comparison_pb2.MatchResult:
-        request = _comparison_pb2.CompareHashedRequest(header=header, tags=tags)
-        return calls.unary("CompareHashed", stub.CompareHashed, request)
-
+    send = hashed_sender(calls, stub)
     return run_chunks(
         comparison, domain, items, max_batch=max_batch, prepare=hasher.tags, send=send
     )
+
+
+def hashed_sender(
+    calls: NodeCalls, stub: _comparison_pb2_grpc.ComparisonServiceStub, rpc: str = "CompareHashed"
+) -> ChunkSender:
+    """Sends one chunk of tags to ``rpc`` (the header's answer's: CompareHashed, VerifyHashed or
+    CountHashed), retried while the node is away."""
+    method = getattr(stub, rpc)
+
+    def send(tags: Sequence[bytes], header: _comparison_pb2.ComparisonHeader) -> Any:
+        request = _comparison_pb2.CompareHashedRequest(header=header, tags=tags)
+        return calls.unary(rpc, method, request)
+
+    return send

@@ -32,7 +32,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bidui.v1 import sharing_pb2 as _sharing_pb2
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
-from client_sdk.catalog import ComparisonMode, mode_from_wire, mode_to_wire
+from client_sdk.catalog import (
+    AnswerName,
+    ComparisonMode,
+    answer_to_wire,
+    answers_from_wire,
+    mode_from_wire,
+    mode_to_wire,
+)
 from client_sdk.errors import InvalidRequestError, ServiceError
 from client_sdk.retry import NodeCalls
 
@@ -76,6 +83,8 @@ class Grant:
     valid_until: _dt.date
     revoked_at: _dt.datetime | None = None
     revocation_reason: str = ""
+    #: What comparisons under the grant may answer; a grant older than answers: match bits.
+    answers: tuple[AnswerName, ...] = ("match",)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,8 @@ class Application:
     decided_at: _dt.datetime | None = None
     decision_reason: str = ""
     grant: Grant | None = None
+    #: The answers applied for (match bits, verification, count).
+    answers: tuple[AnswerName, ...] = ("match",)
 
 
 class SharingCalls:
@@ -119,6 +130,7 @@ class SharingCalls:
         duty: str,
         items_per_day: int,
         valid_until: _dt.date,
+        answers: Sequence[AnswerName] = ("match",),
     ) -> Application:
         """Apply for a conditional resource (article 25); returns the PENDING application.
 
@@ -126,13 +138,15 @@ class SharingCalls:
         comparisons serve (article 31; audited, so no personal data), ``items_per_day`` the
         records to compare per day (China time), ``valid_until`` the last day. The operator
         decides by ``decision_deadline`` (5 Chinese working days), perhaps narrower than asked.
+        ``answers`` are what the comparisons may answer: ``"match"`` bits, ``"verify"``
+        (verification) and ``"count"``, each its own permission (default: match bits only).
         A resource shared unconditionally is refused :class:`InvalidRequestError` (compare
         without applying); a node whose working-day calendar ends before the deadline
         :class:`ServiceError` (its operator must update it).
         """
         if not resource_id:
             raise InvalidRequestError("resource_id must not be empty")
-        for name, names in (("keys", keys), ("modes", modes)):
+        for name, names in (("keys", keys), ("modes", modes), ("answers", answers)):
             if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
                 raise InvalidRequestError(f"{name} must be a non-empty list of names, like ['x']")
         if not duty or not duty.strip():
@@ -149,6 +163,8 @@ class SharingCalls:
             duty=duty,
             items_per_day=items_per_day,
             valid_until=valid_until.isoformat(),
+            # Left out for match bits only: what a node older than answers understands.
+            answers=[] if tuple(answers) == ("match",) else [answer_to_wire(a) for a in answers],
         )
         message = self._calls.recording(
             f"Apply {resource_id!r}",
@@ -205,6 +221,7 @@ def application_from_message(message: _sharing_pb2.Application) -> Application:
         decided_at=_instant(message.decided_at) if message.HasField("decided_at") else None,
         decision_reason=message.decision_reason,
         grant=grant,
+        answers=answers_from_wire(message.answers),
     )
 
 
@@ -219,6 +236,7 @@ def _grant(message: _sharing_pb2.Grant, application: str) -> Grant:
         valid_until=_date(message.valid_until, "valid_until", where),
         revoked_at=_instant(message.revoked_at) if message.HasField("revoked_at") else None,
         revocation_reason=message.revocation_reason,
+        answers=answers_from_wire(message.answers),
     )
 
 

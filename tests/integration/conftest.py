@@ -2,7 +2,8 @@
 
 One node (and its directory) per test module: created with ``init_node`` like an operator would,
 filled with synthetic residents, indexes loaded, started on port 0. A second resource catalogued as
-``not_shared`` is appended to the configuration to test article 24.
+``not_shared`` is appended to the configuration to test article 24, a conditional one for grants,
+and two offering verification and counts (``VERIFIABLE``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,39 @@ source = { url = "sqlite:///source.db", query = "SELECT id_number, name FROM res
 """
 
 
+# Verification (核验) and counts (issue 9): one resource offering every answer to everyone, one
+# conditional resource offering them under a grant.
+VERIFIABLE = """
+[[resources]]
+id = "population"
+name = "Population register (verification)"
+owner_department = "luzhou-psb"
+category = "basic"
+sharing_type = "unconditional"
+modes = ["hashed", "blinded"]
+answers = ["match", "verify", "count"]
+fields = { id_number = "cn_resident_id", name = "person_name", birth_date = "date" }
+keys = { "id_number" = ["id_number"] }
+verify = { "id_number" = ["name", "birth_date"] }
+[resources.source]
+url = "sqlite:///source.db"
+query = "SELECT id_number, name, birth_date FROM residents"
+
+[[resources]]
+id = "civil_register"
+name = "Civil register (verification under a grant)"
+owner_department = "luzhou-psb"
+category = "basic"
+sharing_type = "conditional"
+modes = ["hashed", "blinded"]
+answers = ["match", "verify", "count"]
+fields = { id_number = "cn_resident_id", name = "person_name" }
+keys = { "id_number" = ["id_number"] }
+verify = { "id_number" = ["name"] }
+source = { url = "sqlite:///source.db", query = "SELECT id_number, name FROM residents" }
+"""
+
+
 @dataclass
 class NodeUnderTest:
     directory: Path
@@ -109,7 +143,7 @@ def build_node_dir(directory: Path, *, audit_url: str | None = None) -> tuple[Pa
     text = text.replace("max_batch_items = 100000", f"max_batch_items = {MAX_BATCH}")
     if audit_url is not None:
         text = text.replace('database_url = "sqlite:///audit.db"', f'database_url = "{audit_url}"')
-    init.config_path.write_text(text + NOT_SHARED + CONDITIONAL, encoding="utf-8")
+    init.config_path.write_text(text + NOT_SHARED + CONDITIONAL + VERIFIABLE, encoding="utf-8")
     people = synthetic_residents(RESIDENTS + 50, seed=7)
     residents, absent = people[:RESIDENTS], people[RESIDENTS:]
     add_residents(init.source_db, residents)
