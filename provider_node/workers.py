@@ -25,7 +25,10 @@ revocations. Each worker's own: its open blinded comparisons (a client's channel
 connection, so both steps reach the same worker; a client that reconnects to another worker in
 between is refused ``FAILED_PRECONDITION`` at step 2 and the SDK starts again from step 1), the
 session caps, which hold per worker, and its metrics: worker i serves its own registry on the
-metrics port + i, every series labelled ``worker="i"`` (``WorkerLabel``).
+metrics port + i, every series labelled ``worker="i"`` (``WorkerLabel``). prometheus_client's
+multiprocess mode would give one endpoint, but it merges only its own metric types through files,
+and the collectors that read at scrape time (applications from the database, index age, refused
+handshakes) would need a process of their own; N scrape targets keep every collector as it is.
 
 A worker that dies unexpectedly is reported, the others are stopped and the parent exits
 non-zero naming it: restarting it alone would hide a crash that repeats; the service manager

@@ -3,8 +3,10 @@
 Several requester processes compare at once (hashed and blinded, through the SDK, a new
 connection per round so the kernel spreads them over the workers); then SIGTERM stops the node
 with exit code 0, the one audit chain verifies and holds exactly one answered record per
-comparison answered. A worker killed outright stops the node, which names it; a second node on
-the port is refused.
+comparison answered. An open blinded comparison lives in the worker that opened it (step 2 on
+a connection to the other is refused FAILED_PRECONDITION, the SDK's cue to start again). A worker
+killed outright stops the node, which names it; workers whose supervisor is killed stop by
+themselves; a second node on the port is refused.
 """
 
 from __future__ import annotations
@@ -21,9 +23,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bidui.v1 import catalog_pb2, catalog_pb2_grpc, comparison_pb2, comparison_pb2_grpc
+from comparator.canonical import Domain, encode_record
+from comparator.oprf import VoprfClient
+from provider_node.config import load_config
+from provider_node.keys import NodeKeys
+from provider_node.resources import build_catalog
 from tests.cli.operator import audited, bidui
 from tests.integration.conftest import build_node_dir
 from tests.postgres import fresh_schema_url
@@ -207,3 +216,113 @@ def test_a_worker_that_dies_stops_the_node_which_names_it(tmp_path: Path) -> Non
     assert re.search(r"worker 0 \(pid \d+\) stopped", node.output)
     assert node.lines[-1] == f"error: {died}", node.output
     assert "Traceback" not in node.output
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_by_themselves_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    config, _, _ = build_node_dir(tmp_path)
+    node = Serve(config, "--workers", "2", *ANY_PORTS, "--grace", "1")
+    pids: list[int] = []
+    try:
+        node.wait_for(r"with 2 workers")
+        pids += [int(node.wait_for(rf"worker {i} \(pid (\d+)\) serving")[1]) for i in range(2)]
+        node.process.kill()
+        node.finish()
+        deadline = time.monotonic() + 60
+        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(pid) for pid in pids)
+    finally:
+        for pid in pids:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    verified = bidui("audit", "verify", "--config", config)
+    assert verified.exit_code == 0, verified.output
+
+
+def _rpc_counts(metrics_ports: list[int], method: str) -> list[float]:
+    """Per worker: how many ``method`` RPCs it handled (``bidui_rpc_duration_seconds``)."""
+    counts = []
+    for port in metrics_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            families = text_string_to_metric_families(response.read().decode())
+        counts.append(
+            sum(
+                s.value
+                for f in families
+                for s in f.samples
+                if s.name == "bidui_rpc_duration_seconds_count" and s.labels["method"] == method
+            )
+        )
+    return counts
+
+
+def test_an_open_blinded_comparison_lives_in_the_worker_that_opened_it(tmp_path: Path) -> None:
+    config_path, residents, _ = build_node_dir(tmp_path)
+    config = load_config(config_path)
+    resource = build_catalog(config)["residents"]
+    public_key = NodeKeys.load(config.keys.dir).oprf_key_pair("residents", 1)[1]
+    domain = Domain("residents", "id_number", 1)
+    inputs = [encode_record(domain, resource.comparison_key("id_number"), {"id_number": r[0]})
+              for r in residents[:2]]  # fmt: skip
+    pki = tmp_path / "pki"
+    credentials = grpc.ssl_channel_credentials(
+        (pki / "ca.pem").read_bytes(),
+        (pki / "clients" / "luzhou-civil-affairs.key").read_bytes(),
+        (pki / "clients" / "luzhou-civil-affairs.pem").read_bytes(),
+    )
+    header = comparison_pb2.ComparisonHeader(
+        resource_id="residents", comparison_key="id_number", purpose="workers", key_version=1
+    )
+    node = Serve(config_path, "--workers", "2", *ANY_PORTS, "--grace", "1")
+    try:
+        port = int(node.wait_for(r"serving on port (\d+) \(mutual TLS\) with 2 workers")[1])
+        ready = r"worker {} \(pid \d+\) serving on port {}; metrics port (\d+)"
+        metrics = [int(node.wait_for(ready.format(i, port))[1]) for i in range(2)]
+        target = f"localhost:{port}"
+        with grpc.secure_channel(target, credentials) as first:
+            step_1 = comparison_pb2_grpc.ComparisonServiceStub(first).BlindEvaluate(
+                comparison_pb2.BlindEvaluateRequest(
+                    header=header, blinded_elements=VoprfClient(public_key).blind(inputs).message
+                ),
+                timeout=20,
+            )
+            opener = _rpc_counts(metrics, "BlindEvaluate").index(1)
+            step_2 = comparison_pb2.MatchBlindedRequest(
+                comparison_id=step_1.comparison_id, outputs=[bytes(64)]
+            )
+            for _ in range(40):  # a new connection (its own subchannel) until another worker
+                before = _rpc_counts(metrics, "ListResources")
+                options = [("grpc.use_local_subchannel_pool", 1)]
+                with grpc.secure_channel(target, credentials, options=options) as other:
+                    catalog_pb2_grpc.CatalogServiceStub(other).ListResources(
+                        catalog_pb2.ListResourcesRequest(), timeout=20
+                    )
+                    after = _rpc_counts(metrics, "ListResources")
+                    if after[opener] > before[opener]:
+                        continue  # the same worker: try another connection
+                    with pytest.raises(grpc.RpcError) as elsewhere:
+                        comparison_pb2_grpc.ComparisonServiceStub(other).MatchBlinded(
+                            step_2, timeout=20
+                        )
+                    break
+            else:
+                pytest.fail("40 new connections all reached the same worker")
+            assert elsewhere.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "no open blinded comparison" in (elsewhere.value.details() or "")
+            # On its own connection the comparison is still open: a wrong step 2 is judged there.
+            with pytest.raises(grpc.RpcError) as here:
+                comparison_pb2_grpc.ComparisonServiceStub(first).MatchBlinded(step_2, timeout=20)
+            assert here.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        node.process.send_signal(signal.SIGTERM)
+        assert node.finish() == 0, node.output
+    finally:
+        if node.process.poll() is None:
+            node.process.kill()
