@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import multiprocessing
 import os
 import signal
@@ -73,6 +74,7 @@ __all__ = [
 ]
 
 _POLL_S = 0.25
+_NOT_HERE = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}  # an address this machine does not have
 
 
 class WorkerLabel(Collector):
@@ -158,29 +160,32 @@ def reserved_port(address: str) -> Iterator[int]:
     all (which, with its own reuse-port workers, would otherwise silently share the traffic).
     Then sockets with SO_REUSEPORT are bound, never listened on, and held until the pool is done:
     only sockets that also set it (the workers') can join them, and they receive no connections.
-    Every address the host resolves to is checked and held (``localhost``: IPv4 and IPv6).
+    Every address the host resolves to that this machine has is checked and held.
     """
     host, port = parse_address(address)
     found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    targets = list(
-        dict.fromkeys((family, kind, sockaddr[:2]) for family, kind, _, _, sockaddr in found)
-    )
-    if port != 0:
-        for family, kind, sockaddr in targets:
+    usable: list[tuple[int, int, str]] = []
+    for family, kind, _, _, sockaddr in found:
+        try:
             with socket.socket(family, kind) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind(sockaddr)
-                except OSError as problem:
-                    raise OSError(
-                        f"cannot listen on {address}: {problem.strerror} (another node?)"
-                    ) from None
+                probe.bind(sockaddr)
+        except OSError as problem:
+            if problem.errno in _NOT_HERE:
+                continue  # e.g. ::1 on a machine without IPv6: grpc leaves it out too
+            raise OSError(
+                f"cannot listen on {address}: {problem.strerror} (another node?)"
+            ) from None
+        if (family, kind, str(sockaddr[0])) not in usable:
+            usable.append((family, kind, str(sockaddr[0])))
+    if not usable:
+        raise OSError(f"cannot listen on {address}: no address of it is usable here")
     with contextlib.ExitStack() as held:
-        for family, kind, sockaddr in targets:
-            holder = held.enter_context(socket.socket(family, kind))
+        for family_number, kind_number, where in usable:
+            holder = held.enter_context(socket.socket(family_number, kind_number))
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            holder.bind((sockaddr[0], port))
+            holder.bind((where, port))
             port = int(holder.getsockname()[1])  # port 0: the first picks, the others follow
         yield port
 
