@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,24 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _e2e_node import Node
+from _e2e_node import Node, _free_port
+from _e2e_node import _bidui_command as bidui_command
 
 _SERVING = re.compile(r"serving on port (\d+) \(mutual TLS\)")
 _ONE_METRICS = re.compile(r"metrics on http://[^:]+:(\d+)/metrics")
 _MANY_METRICS = re.compile(r"ports ([\d, ]+) \(label worker\)")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bidui_command() -> list[str]:
-    script = Path(sys.executable).with_name("bidui")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from bidui_cli.main import main; sys.exit(main())"]
 
 
 class WorkersNode:
