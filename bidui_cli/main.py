@@ -29,6 +29,7 @@ from bidui_cli.errors import OneLineUsage
 from bidui_cli.provider import provider
 from bidui_cli.rotation import keys, pki
 from bidui_cli.serve import serve
+from bidui_cli.verify import verify
 
 for command in (sign, list_certificates, revoke):
     pki.add_command(command)
@@ -61,6 +62,7 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(compare)
+main.add_command(verify)
 main.add_command(department_keys)
 main.add_command(apply)
 main.add_command(department_applications)

@@ -34,6 +34,7 @@ __all__ = [
     "output_row",
     "read_csv",
     "write_results",
+    "write_rows",
 ]
 
 MATCH_COLUMN = "bidui_match"
@@ -246,8 +247,24 @@ def write_results(path: StrPath, table: CsvTable, result: ComparisonResult) -> N
     """Write ``table`` with ``bidui_match`` and ``bidui_error`` columns, atomically."""
     if len(result) != len(table):
         raise ValueError(f"result has {len(result)} records, the table has {len(table)} rows")
-    name = os.fspath(path)
     columns, match_at, error_at = output_columns(table)
+    write_rows(
+        path,
+        table,
+        columns,
+        (
+            output_row(row, len(columns), match_at, error_at, record.status, record.message)
+            for row, record in zip(table.rows, result, strict=True)
+        ),
+    )
+
+
+def write_rows(
+    path: StrPath, table: CsvTable, columns: Sequence[str], rows: Iterable[Sequence[str]]
+) -> None:
+    """Write ``columns`` and ``rows`` to ``path`` atomically, readable by its owner only (0600),
+    with a byte order mark where the input (``table``) had one."""
+    name = os.fspath(path)
     folder = Path(name).resolve().parent
     try:
         fd, temporary = tempfile.mkstemp(prefix=".bidui-", suffix=".csv.tmp", dir=folder)
@@ -260,10 +277,7 @@ def write_results(path: StrPath, table: CsvTable, result: ComparisonResult) -> N
         with os.fdopen(fd, "w", encoding=encoding, newline="") as out:
             writer = csv.writer(out)
             writer.writerow(columns)
-            for row, record in zip(table.rows, result, strict=True):
-                writer.writerow(
-                    output_row(row, len(columns), match_at, error_at, record.status, record.message)
-                )
+            writer.writerows(rows)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, name)

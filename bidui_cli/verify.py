@@ -1,0 +1,190 @@
+"""``bidui verify``: verify (核验) fields of a CSV's records against a provider node's resource.
+
+Each row gets ``not_found`` (库无), ``consistent`` (一致), ``inconsistent`` (不一致, with the
+fields that disagree) or ``error`` (the row is invalid for the key or a field; never sent). Only
+those outcomes come back from the node. Exit codes as ``bidui compare``: 0 done; 2 a mistake to
+fix (file, certificate, resource, key, field, or refused by the node: verification is a
+permission of its own); 1 the service failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+
+import click
+
+from bidui_cli.connection import NodeAddress, node_options, reported
+from client_sdk.client import comparison_key_for
+from client_sdk.csv_io import CsvTable, read_csv
+from client_sdk.verification_csv import write_verification
+from client_sdk.verification_results import LABELS, VerificationResult
+
+__all__ = ["verify"]
+
+_ERRORS_SHOWN = 5
+
+_EPILOG = """\b
+Example:
+  bidui verify --input applicants.csv --resource population --key id_number \\
+      --fields name,phone --purpose "housing benefit: declared details check" \\
+      --output verified.csv
+
+\b
+The input is a UTF-8 CSV with a header row; the key's fields and the
+fields to verify (here id_number, name and phone) must be columns. The
+output holds the input columns plus bidui_result (not_found 库无 /
+consistent 一致 / inconsistent 不一致 / error), bidui_mismatched_fields
+(the fields that differ, joined by ;) and bidui_error.
+
+\b
+Exit codes: 0 done; 2 a mistake to fix (bad CSV, file, certificate,
+resource, key, field, or refused by the node); 1 the service failed.
+"""
+
+
+def _field_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise click.BadParameter("name at least one field, e.g. --fields name,phone")
+    return names
+
+
+@click.command(
+    "verify",
+    epilog=_EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="CSV of records to verify (UTF-8, header row required).",
+)
+@click.option("--resource", required=True, help="Resource id in the node's catalog.")
+@click.option("--key", "key_name", required=True, help="Comparison key, e.g. id_number.")
+@click.option(
+    "--fields",
+    required=True,
+    callback=_field_list,
+    help="Fields to verify against the key, comma-separated (the resource's verifiable ones).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the result CSV (replaced atomically; readable by you only).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["blinded", "hashed"]),
+    default="blinded",
+    show_default=True,
+    help="blinded: RFC 9497 VOPRF, the node never sees a query value; hashed: HMAC tags.",
+)
+@click.option(
+    "--purpose",
+    required=True,
+    help="The duty this verification serves (required; recorded in the node's audit log).",
+)
+@node_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds allowed for each request, retries included.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=10_000,
+    show_default=True,
+    help="Items per request (a record is 1 + the number of fields items).",
+)
+@click.option("--request-id", default=None, help="Id grouping the requests in the audit log.")
+@click.option(
+    "--grant",
+    "grant_id",
+    metavar="GRANT_ID",
+    default=None,
+    help="The grant a conditional resource is verified under (`bidui applications`).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def verify(
+    input_path: str,
+    resource: str,
+    key_name: str,
+    fields: tuple[str, ...],
+    output_path: str,
+    mode: str,
+    purpose: str,
+    node: NodeAddress,
+    timeout: float,
+    batch_size: int,
+    request_id: str | None,
+    grant_id: str | None,
+    quiet: bool,
+) -> None:
+    """Verify fields of a CSV's records against a provider node's resource (核验).
+
+    Each row gets not_found (库无), consistent (一致), inconsistent (不一致,
+    with the fields that differ), or error (the row is invalid for the key
+    or a field, e.g. a resident ID number with a wrong check digit; it is
+    never sent).
+    """
+    with reported():
+        table = read_csv(input_path)  # mistakes in the file surface before any network call
+        with node.client(timeout=timeout, max_batch=batch_size) as client:
+            entry = client.describe(resource)
+            key_fields = [spec.name for spec in comparison_key_for(entry, key_name).fields]
+            records = table.records([*key_fields, *fields])
+            with _progress(quiet, len(records)) as progress:
+                result = client.verify(
+                    resource,
+                    records,
+                    key=key_name,
+                    fields=fields,
+                    mode="hashed" if mode == "hashed" else "blinded",
+                    purpose=purpose,
+                    progress=progress,
+                    request_id=request_id or uuid.uuid4().hex,
+                    grant_id=grant_id,
+                )
+        write_verification(output_path, table, result)
+    _summary(table, result, output_path)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, total: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr (none when quiet or empty)."""
+    if quiet or not total:
+        yield None
+        return
+    with click.progressbar(length=total, label="verifying", file=sys.stderr, show_pos=True) as bar:
+        seen = [0]
+
+        def update(done: int, _total: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        yield update
+
+
+def _summary(table: CsvTable, result: VerificationResult, output_path: str) -> None:
+    click.echo(
+        f"rows: {len(result)}  {LABELS['consistent']} consistent: {result.consistent_count}  "
+        f"{LABELS['inconsistent']} inconsistent: {result.inconsistent_count}  "
+        f"{LABELS['not_found']} not found: {result.not_found_count}  errors: {result.error_count}"
+    )
+    errors = result.errors
+    for record in errors[:_ERRORS_SHOWN]:
+        click.echo(f"  line {table.line_of(record.index)}: {record.message}")
+    if len(errors) > _ERRORS_SHOWN:
+        click.echo(f"  ... and {len(errors) - _ERRORS_SHOWN} more (see the bidui_error column)")
+    click.echo(f"output: {output_path}")
+    click.echo(f"request id: {result.request_id} ({len(result.comparison_ids)} request(s))")
