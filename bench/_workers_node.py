@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _e2e_node import Node, _free_port
+from _e2e_node import Node, _free_port, forget_checkpoints
 from _e2e_node import _bidui_command as bidui_command
 
 _SERVING = re.compile(r"serving on port (\d+) \(mutual TLS\)")
@@ -38,10 +38,7 @@ class WorkersNode:
         self.env["BIDUI_AUDIT_DATABASE_URL"] = f"sqlite:///{scratch / f'audit-w{workers}.db'}"
         self.env["BIDUI_NODE_MAX_ITEMS_PER_MINUTE"] = "0"
         self.env["BIDUI_NODE_MAX_HASHED_ITEMS_PER_MINUTE"] = "0"
-        # The node signs checkpoints of its audit chain into its data folder: they vouch for
-        # an earlier run's audit log, gone with its temporary folder, and would fail the verify.
-        checkpoints = node.config_path.parent / "data" / "audit-checkpoints.jsonl"
-        checkpoints.unlink(missing_ok=True)
+        forget_checkpoints(node)
         self.log_path = scratch / f"serve-w{workers}.log"
         self.port = _free_port()
         self.metrics_ports: list[int] = []

@@ -77,8 +77,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client_sdk import BiduiError, ComparisonClient, Credentials
 from client_sdk.client import ComparisonMode as SdkMode
-from provider_node.checkpoints import CHECKPOINT_FILE
-from provider_node.config import load_config
 
 PHASES = ("idle", "flood")
 
@@ -285,18 +283,6 @@ class FloodRun:
             self.attacker.stop()
 
 
-def forget_checkpoints(node: Node) -> None:
-    """Remove the signed audit checkpoints a previous run's node left in the cached node folder.
-
-    The node signs its audit chain head into ``data_dir`` at every graceful stop; each run's audit
-    database is fresh, so those checkpoints vouch for a log that no longer exists and ``bidui
-    audit verify`` would report this run's log as cut."""
-    stale = load_config(node.config_path).node.data_dir / CHECKPOINT_FILE
-    if stale.exists():
-        log(f"removing {stale}: it vouches for a previous run's audit database")
-        stale.unlink()
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="provider records")
@@ -332,7 +318,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         "parameters": {k: v for k, v in vars(args).items() if k not in ("workdir", "json")},
     }
     node = prepare_node(workdir, args.n, args.seed)
-    forget_checkpoints(node)
     server_ids = node.server_items.read_text(encoding="utf-8").split()
     every = make_queries(server_ids, args.calls + args.warmup, args.seed + 300)
     del server_ids
