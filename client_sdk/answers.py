@@ -37,7 +37,7 @@ from comparator.fields import FieldType
 from comparator.oprf import MAX_VERIFIABLE_BATCH
 from comparator.verification import Verdict, VerificationPlan, unpack_verdicts
 
-__all__ = ["count_records", "verification_plan", "verify_records"]
+__all__ = ["check_verification", "count_records", "verification_plan", "verify_records"]
 
 Stub = _comparison_pb2_grpc.ComparisonServiceStub
 Prepare = Callable[[Sequence[bytes]], Sequence[bytes]]
@@ -92,7 +92,7 @@ def verify_records(
     fields = tuple(spec.name for spec in plan.fields)
 
     def check(result: _comparison_pb2.VerificationResult, records: int) -> _Verdicts:
-        return _checked(result, records, len(fields))
+        return check_verification(result, records, len(fields))
 
     collected = collect_chunks(
         comparison,
@@ -125,7 +125,9 @@ def verify_records(
     )
 
 
-def _checked(result: _comparison_pb2.VerificationResult, records: int, fields: int) -> _Verdicts:
+def check_verification(
+    result: _comparison_pb2.VerificationResult, records: int, fields: int
+) -> _Verdicts:
     """The node's answer for a chunk of ``records`` records, refused unless self-consistent."""
     if result.record_count != records:
         raise ServiceError(
