@@ -86,7 +86,8 @@ _CLOSED = (
     "handshake read failed",
 )
 # CANCELLED is the client's own doing ("Channel closed!", "Locally cancelled by application!")
-# unless the server side says it shut down.
+# unless the server side says it shut down, or says nothing: a node starting its graceful stop
+# cancels a call it accepted but had not begun with empty details (seen in tests/faults).
 _SERVER_SHUTDOWN = ("cancelling all calls", "shutdown", "shutting down", "goaway")
 
 
@@ -94,7 +95,7 @@ def classify(code: grpc.StatusCode, details: str | None) -> ConnectionFailure:
     """What the status of a failed call says about the connection (see the module docstring)."""
     text = (details or "").lower()
     if code is grpc.StatusCode.CANCELLED:
-        shutdown = any(marker in text for marker in _SERVER_SHUTDOWN)
+        shutdown = not text.strip() or any(marker in text for marker in _SERVER_SHUTDOWN)
         return ConnectionFailure.TRANSIENT if shutdown else ConnectionFailure.ANSWERED
     if code is not grpc.StatusCode.UNAVAILABLE:
         return ConnectionFailure.ANSWERED

@@ -10,9 +10,13 @@ followed by a record saying the answer was withheld. Refusals are audited and co
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Container
 from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from provider_node import errors
 from provider_node.audit import AuditEntry, AuditLog
@@ -21,7 +25,8 @@ from provider_node.checks import MAX_PURPOSE_CHARS
 from provider_node.messages import Action, Header, Outcome
 from provider_node.metrics import NodeMetrics
 from provider_node.oplog import ThrottledWarning
-from provider_node.store_gate import StoreGate
+from provider_node.store import AuditRecord
+from provider_node.store_gate import StoreBusyError, StoreGate, StoreTimeoutError
 from provider_node.verification import audit_reason
 
 __all__ = ["ComparisonAudit"]
@@ -48,6 +53,9 @@ class ComparisonAudit:
         self._monotonic = monotonic
         self._resources = resources
         self._store_trouble = ThrottledWarning(_log)
+        # Answers whose record's write failed or ended late: it may have committed all the same.
+        self._in_doubt: dict[str, AuditEntry] = {}
+        self._doubt_lock = threading.Lock()
 
     def entry(
         self,
@@ -107,7 +115,12 @@ class ComparisonAudit:
         comparison_id: str = "",
         grant_id: str = "",
     ) -> None:
-        """Count and audit a refused (or failed) request."""
+        """Count and audit a refused (or failed) request.
+
+        A request refused because the store cannot be written is not audited: its record could
+        not be written either (and would cost the requester the store's deadline a second time);
+        nothing was answered, and the failure is counted and in the operations log.
+        """
         self._metrics.record_refusal(refusal.reason)
         # Only known resources become label values: the label set stays bounded.
         if action == Action.COMPARISON and header.resource_id in self._resources:
@@ -119,6 +132,8 @@ class ComparisonAudit:
                 items=item_count,
                 matches=0,
             )
+        if isinstance(refusal, errors.AuditUnavailableError):
+            return
         entry = self.entry(
             caller,
             header,
@@ -138,13 +153,17 @@ class ComparisonAudit:
     def append(self, entry: AuditEntry, *, answers: bool = False) -> None:
         """Commit ``entry`` within the store gate's deadline, or fail closed (UNAVAILABLE).
 
-        ``answers``: the record releases an answer. If it commits only after the deadline (the
-        requester got UNAVAILABLE), a follow-up record says the answer was withheld.
+        ``answers``: the record releases an answer. If the write fails or ends after the deadline
+        (the requester got UNAVAILABLE), the record may exist all the same (a commit whose
+        acknowledgment was lost): it is in doubt until ``resolve_in_doubt`` finds out, and if it
+        exists a follow-up record says the answer was withheld.
         """
-        on_late = (lambda _: self._record_withheld(entry)) if answers else None
+        on_late = (lambda: self._doubt(entry)) if answers else None
         try:
             self._gate.run(lambda: self._audit.append(entry), on_late=on_late)
         except Exception as failure:  # the store's own errors too: fail closed all the same
+            if answers and not isinstance(failure, StoreBusyError | StoreTimeoutError):
+                self._doubt(entry)  # the write ended in an error: it may have committed
             self._metrics.record_audit_failure()
             detail = getattr(failure, "detail", None) or str(failure)
             self._store_trouble.warn(f"audit log not writable, requests refused: {detail}")
@@ -155,18 +174,50 @@ class ComparisonAudit:
                 "retry later"
             ) from failure
 
-    def _record_withheld(self, answered: AuditEntry) -> None:
-        self._audit.append(
-            replace(
-                answered,
-                outcome=str(Outcome.FAILED),
-                status_code="UNAVAILABLE",
-                reason=(
-                    "answer withheld: its record was committed after the node's deadline, and "
-                    "the requester was answered UNAVAILABLE"
-                ),
-                match_count=0,
-                related_id=answered.comparison_id,
-                comparison_id="",
-            )
-        )
+    def _doubt(self, entry: AuditEntry) -> None:
+        with self._doubt_lock:
+            self._in_doubt[entry.comparison_id] = entry
+
+    def resolve_in_doubt(self) -> int:
+        """For each answer whose record's write failed or ended late: if the record exists after
+        all, record that the answer was withheld. Returns how many; raises while the store is down
+        (the reaper tries again)."""
+        with self._doubt_lock:
+            pending = list(self._in_doubt.values())
+        withheld = 0
+        for entry in pending:
+
+            def act(session: Session, entry: AuditEntry = entry) -> AuditEntry | None:
+                found = session.scalar(
+                    select(AuditRecord.seq).where(AuditRecord.comparison_id == entry.comparison_id)
+                )
+                if found is None:
+                    return None  # never committed: nothing was answered, nothing to say
+                already = session.scalar(
+                    select(AuditRecord.seq).where(
+                        AuditRecord.related_id == entry.comparison_id,
+                        AuditRecord.outcome == str(Outcome.FAILED),
+                    )
+                )
+                return None if already is not None else _withheld(entry)
+
+            if self._audit.append_unless(act) is not None:
+                withheld += 1
+            with self._doubt_lock:
+                self._in_doubt.pop(entry.comparison_id, None)
+        return withheld
+
+
+def _withheld(answered: AuditEntry) -> AuditEntry:
+    return replace(
+        answered,
+        outcome=str(Outcome.FAILED),
+        status_code="UNAVAILABLE",
+        reason=(
+            "answer withheld: the write of its record failed or ended after the node's "
+            "deadline, and the requester was answered UNAVAILABLE"
+        ),
+        match_count=0,
+        related_id=answered.comparison_id,
+        comparison_id="",
+    )

@@ -310,6 +310,11 @@ class ProviderNode:
             grant_id=session.grant_id,
         )
 
+    def resolve_answers_in_doubt(self) -> int:
+        """Answers whose record's write failed or ended late: where the record exists after all,
+        record that the answer was withheld (the reaper runs this every round)."""
+        return self._record.resolve_in_doubt()
+
     def reap_expired_sessions(self) -> int:
         """Close blinded comparisons whose second step never came; returns how many.
 

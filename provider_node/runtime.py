@@ -146,6 +146,7 @@ def _close_open_sessions(node: ProviderNode, patience: float) -> None:
     while True:
         try:
             node.abandon_open_sessions()
+            node.resolve_answers_in_doubt()
             return
         except AuditUnavailableError as problem:
             if time.monotonic() >= deadline:

@@ -199,6 +199,7 @@ class SessionReaper(threading.Thread):
         while not self._stopped.wait(self._interval):
             try:
                 self._node.reap_expired_sessions()
+                self._node.resolve_answers_in_doubt()
                 # A little past the lifetime: a live process reaps its own first.
                 self._node.reconcile_open_comparisons(self._lifetime + 2 * self._interval)
             except Exception as problem:  # the audit store may be down; the next round retries

@@ -12,9 +12,11 @@ them. ``StoreGate.run`` does store work on threads of its own and waits at most 
 At most ``workers`` pieces of work wait on the store at once; beyond that a request is refused at
 once rather than queued behind a store that is not answering.
 
-A write that times out on the request path may still commit later. ``run(..., on_late=...)``
-is then called with its result, so the node can record that the answer was never sent (the audit
-log must agree with what requesters received).
+A write that times out on the request path may still commit later, even one that ends in an
+error (the commit reached the database, its acknowledgment did not). ``run(..., on_late=...)`` is
+called once such late work has ended, whatever its end, so the node can find out whether the
+record exists and, if so, record that its answer was never sent (the audit log must agree with
+what requesters received).
 """
 
 from __future__ import annotations
@@ -28,10 +30,18 @@ from typing import TypeVar
 
 from provider_node.errors import AuditUnavailableError
 
-__all__ = ["StoreGate"]
+__all__ = ["StoreBusyError", "StoreGate", "StoreTimeoutError"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
+
+
+class StoreBusyError(AuditUnavailableError):
+    """Every gate thread waits on the store: the work was not started."""
+
+
+class StoreTimeoutError(AuditUnavailableError):
+    """The work did not end within the deadline; it goes on, and ``on_late`` says when it ends."""
 
 
 class StoreGate:
@@ -44,14 +54,14 @@ class StoreGate:
         self,
         work: Callable[[], _T],
         *,
-        on_late: Callable[[_T], None] | None = None,
+        on_late: Callable[[], None] | None = None,
     ) -> _T:
         """``work()`` on a gate thread; ``AuditUnavailableError`` if it takes over ``deadline``.
 
         Exceptions of ``work`` propagate unchanged.
         """
         if not self._slots.acquire(blocking=False):
-            raise AuditUnavailableError(
+            raise StoreBusyError(
                 "the node's database is not answering (every connection to it is waiting), so "
                 "no comparison is answered now; retry later"
             )
@@ -62,7 +72,7 @@ class StoreGate:
         except FutureTimeout:
             if on_late is not None:
                 future.add_done_callback(lambda done: _late(done, on_late))
-            raise AuditUnavailableError(
+            raise StoreTimeoutError(
                 f"the node's database did not answer within {self.deadline:.0f} s, so no "
                 "comparison is answered now; retry later"
             ) from None
@@ -71,10 +81,10 @@ class StoreGate:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _late(done: Future[_T], on_late: Callable[[_T], None]) -> None:
-    if done.cancelled() or done.exception() is not None:
-        return  # nothing was written
+def _late(done: Future[_T], on_late: Callable[[], None]) -> None:
+    if done.cancelled():
+        return  # never started: nothing was written
     try:
-        on_late(done.result())
-    except Exception:  # the store may still be failing; the record of it is best effort
-        _log.exception("could not record that a late audit write's answer was withheld")
+        on_late()
+    except Exception:
+        _log.exception("could not take note of a late store write")

@@ -31,6 +31,7 @@ CANCELLED = grpc.StatusCode.CANCELLED
         (UNAVAILABLE, None, ConnectionFailure.TRANSIENT),
         (CANCELLED, observed.CANCELLING_ALL_CALLS, ConnectionFailure.TRANSIENT),
         (CANCELLED, "Channel closed!", ConnectionFailure.ANSWERED),
+        (CANCELLED, "", ConnectionFailure.TRANSIENT),  # a node starting its graceful stop
         (
             grpc.StatusCode.CANCELLED,
             "Locally cancelled by application!",

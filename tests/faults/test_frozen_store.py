@@ -112,20 +112,6 @@ def test_frozen_store_costs_seconds_and_the_log_agrees_with_the_clients(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Finding,
-    reason=(
-        "finding: a comparison refused for a frozen store waits the store gate's deadline twice. "
-        "AccessPolicy.reserve (the per-minute allowance, through StoreGate) waits 8 s and raises "
-        "AuditUnavailableError; ProviderNode then writes the refusal's own audit record "
-        "(_audit_refusal -> _append) through the same gate, which waits again: 8 s more on a "
-        "pooled connection (pre-ping hangs) or 5 s (connect_timeout). The requester gets "
-        "UNAVAILABLE after 13.0 s (measured: 8 + 5), up to 16 s, not within ~8 s. Under load, "
-        "comparisons waited 10-13 s, one arriving mid-freeze 10 s (5 + 5). Same for BlindEvaluate "
-        "(reserve, or the opened record, then the refusal record)."
-    ),
-)
 def test_a_lone_comparison_on_a_frozen_store_is_refused_within_the_gate_deadline(
     postgres: ThrowawayPostgres, node: NodeUnderTest
 ) -> None:

@@ -40,20 +40,6 @@ def processes() -> Iterator[list[NodeProcess]]:
         process.close()
 
 
-@pytest.mark.xfail(
-    strict=False,  # intermittent: strict would fail the nine runs in ten it does not show
-    raises=Finding,  # any other failure of this test fails it
-    reason=(
-        "finding (about one run in ten): a comparison the SDK sends as the node begins its "
-        "graceful stop fails at once with ServiceError('CompareHashed: CANCELLED') or "
-        "('MatchBlinded: CANCELLED'): grpc's server ends a call that reaches it as "
-        "Server.stop(grace) begins with StatusCode.CANCELLED and empty details; "
-        "client_sdk.connection_failures.classify treats CANCELLED without 'cancelling all "
-        "calls'/'shutdown'/'goaway' in the details as the client's own doing (ANSWERED), so "
-        "call_with_retries raises instead of retrying. The node's side is consistent (the call "
-        "was never handled; a blinded session it left open is abandoned at the stop)."
-    ),
-)
 def test_rolling_restart_costs_the_sdk_no_comparison_and_the_log_agrees(
     node_dir: NodeDir, processes: list[NodeProcess]
 ) -> None:
