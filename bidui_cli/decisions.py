@@ -65,7 +65,8 @@ def _grant_state(grant: Grant, today: _dt.date) -> str:
 def _grant_terms(grant: Grant) -> str:
     return (
         f"keys {', '.join(grant.comparison_keys)}; modes {', '.join(grant.modes)}; "
-        f"{grant.items_per_day:,} items per day; {grant.valid_from} to {grant.valid_until}"
+        f"answers {', '.join(grant.answers)}; {grant.items_per_day:,} items per day; "
+        f"{grant.valid_from} to {grant.valid_until}"
     )
 
 
@@ -126,6 +127,7 @@ def _show(act: Governance, session: Session, application_id: str) -> None:
         ("resource", a.resource_id),
         ("keys", ", ".join(a.comparison_keys)),
         ("modes", ", ".join(a.modes)),
+        ("answers", ", ".join(a.answers)),
         ("duty", a.duty),
         ("items/day", f"{a.items_per_day:,}"),
         ("valid until", str(a.valid_until)),
@@ -171,6 +173,12 @@ def show(config_path: Path, application_id: str) -> None:
     help=f"Grant only these modes, of {', '.join(_MODES)} (default: all applied for).",
 )
 @click.option(
+    "--answers",
+    metavar="ANSWERS",
+    callback=name_list(("match", "verify", "count")),
+    help="Grant only these answers, of match, verify, count (default: all applied for).",
+)
+@click.option(
     "--items-per-day",
     metavar="N",
     callback=whole_number(1, MAX_ITEMS_PER_DAY),
@@ -189,6 +197,7 @@ def approve(
     application_id: str,
     keys: tuple[str, ...] | None,
     modes: tuple[str, ...] | None,
+    answers: tuple[str, ...] | None,
     items_per_day: int | None,
     valid_until: _dt.date | None,
     note: str | None,
@@ -201,7 +210,7 @@ def approve(
     names the grant. Records the decision (on time or late), the terms and the grant's id in the
     audit log, in the same transaction as the grant.
     """
-    decision = sharing.Decision(keys, modes, items_per_day, valid_until)
+    decision = sharing.Decision(keys, modes, items_per_day, valid_until, answers)
     with governance(config_path, operator) as act:
         grant = sharing.approve(
             act.audit,

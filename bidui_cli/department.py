@@ -27,13 +27,14 @@ from bidui_cli import terminal
 from bidui_cli.connection import NodeAddress, node_options, reported
 from bidui_cli.terminal import days_until, iso_date, moment, name_list, required_text, whole_number
 from client_sdk import make_key_and_request
-from client_sdk.catalog import ComparisonMode
+from client_sdk.catalog import AnswerName, ComparisonMode
 from client_sdk.sharing import Application, ApplicationStatus, Grant
 from provider_node.workdays import china_date
 
 __all__ = ["apply", "department_applications", "keys"]
 
 _MODES = ("blinded", "hashed")
+_ANSWERS = ("match", "verify", "count")
 _TIMEOUT = 30.0
 #: The node's own bound (provider_node.grant_fields.MAX_ITEMS_PER_DAY), checked again there.
 _MAX_ITEMS_PER_DAY = 10**9
@@ -83,7 +84,8 @@ def _grant_terms(grant: Grant) -> str:
     state = "" if grant.revoked_at is None else f"; revoked {moment(grant.revoked_at)}"
     return (
         f"{grant.id}: keys {', '.join(grant.comparison_keys)}; modes {', '.join(grant.modes)}; "
-        f"{grant.items_per_day:,} items per day; {grant.valid_from} to {grant.valid_until}"
+        f"answers {', '.join(grant.answers)}; {grant.items_per_day:,} items per day; "
+        f"{grant.valid_from} to {grant.valid_until}"
         f"{state}"
     )
 
@@ -105,6 +107,7 @@ def _print_application(application: Application) -> None:
         ("resource", application.resource_id),
         ("keys", ", ".join(application.comparison_keys)),
         ("modes", ", ".join(application.modes)),
+        ("answers", ", ".join(application.answers)),
         ("duty", application.duty),
         ("items/day", f"{application.items_per_day:,}"),
         ("valid until", str(application.valid_until)),
@@ -146,6 +149,14 @@ def _print_application(application: Application) -> None:
     help=f"The comparison modes you need: {' or '.join(_MODES)}, or both, comma-separated.",
 )
 @click.option(
+    "--answers",
+    metavar="ANSWERS",
+    default="match",
+    show_default=True,
+    callback=name_list(_ANSWERS),
+    help="What the comparisons may answer, comma-separated: match (bits), verify (核验), count.",
+)
+@click.option(
     "--duty",
     callback=required_text,
     help="The duty the comparisons serve (required, article 31); no personal data.",
@@ -169,6 +180,7 @@ def apply(
     resource: str,
     key_names: tuple[str, ...],
     modes: tuple[str, ...],
+    answers: tuple[str, ...],
     duty: str,
     items_per_day: int,
     valid_until: _dt.date,
@@ -188,6 +200,7 @@ def apply(
             duty=duty,
             items_per_day=items_per_day,
             valid_until=valid_until,
+            answers=cast(tuple[AnswerName, ...], answers),
         )
     click.echo(f"Applied for {application.resource_id}: application {application.id}")
     click.echo(f"  decision due by {application.decision_deadline} (5 working days, China time)")

@@ -81,8 +81,9 @@ def test_approve_narrowed_creates_a_grant_and_audits_it(config: Path) -> None:
         "half the quota for a trial",
     )
     assert result.exit_code == 0, result.output
-    assert "keys id_number; modes blinded; 500 items per day; 2026-03-02 to 2026-06-30" in (
-        result.output
+    assert (
+        "keys id_number; modes blinded; answers match; 500 items per day; 2026-03-02 to 2026-06-30"
+        in result.output
     )
     listed = provider(config, "grants", "list")
     assert "in force" in listed.output and "luzhou-civil-affairs" in listed.output

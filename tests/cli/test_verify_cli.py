@@ -4,21 +4,31 @@ bidui_result and bidui_mismatched_fields columns, the summary, and one-line refu
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.files import mode_of
-from tests.cli.operator import bidui, refused
+from tests.cli.operator import bidui, provider, refused
 from tests.integration.conftest import NodeUnderTest, start
 
 PURPOSE = "housing benefit: declared details check"
 
 
+T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in China: known working days
+
+
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeUnderTest]:
-    running = start(tmp_path_factory.mktemp("verify-cli"))
+    began = time.monotonic()
+    running = start(
+        tmp_path_factory.mktemp("verify-cli"),
+        clock=lambda: T0 + dt.timedelta(seconds=time.monotonic() - began),
+    )
     yield running
     running.started.stop(grace=1.0)
 
@@ -88,3 +98,31 @@ def test_verify_refusals_are_one_line(node: NodeUnderTest, tmp_path: Path) -> No
     assert "phone" in line
     line = refused(bidui(*common, "--resource", "population", "--fields", " , "))
     assert "--fields" in line
+
+
+def test_apply_for_verification_then_verify_under_the_grant(
+    node: NodeUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bidui_cli.terminal.clock", lambda: T0)
+    applied = bidui(
+        "apply", *_connection(node), "--resource", "civil_register", "--keys", "id_number",
+        "--modes", "hashed,blinded", "--answers", "verify,count", "--duty", PURPOSE,
+        "--items-per-day", "100", "--valid-until", "2026-12-31",
+    )  # fmt: skip
+    assert applied.exit_code == 0, applied.output
+    (application,) = re.findall(r"application ([0-9a-f-]{36})", applied.output)
+    approved = provider(node.config_path, "applications", "approve", application, "--answers",
+                        "verify")  # fmt: skip
+    assert approved.exit_code == 0, approved.output
+    assert "answers verify;" in approved.output
+    shown = bidui("applications", "--id", application, *_connection(node))
+    assert "answers      count, verify" in shown.output and "answers verify;" in shown.output
+    (grant,) = re.findall(r"grant\s+([0-9a-f-]{36})", shown.output)
+    output = tmp_path / "out.csv"
+    verified = bidui(
+        "verify", "--input", _input(node, tmp_path / "in.csv"), "--resource", "civil_register",
+        "--key", "id_number", "--fields", "name", "--purpose", PURPOSE, "--output", output,
+        "--quiet", "--grant", grant, *_connection(node),
+    )  # fmt: skip
+    assert verified.exit_code == 0, verified.output
+    assert "不一致 inconsistent: 2" in verified.output
