@@ -35,7 +35,7 @@ from provider_node.bootstrap import init_node
 from provider_node.checkpoints import CHECKPOINT_FILE
 from provider_node.config import ComparisonMode, load_config
 from provider_node.keys import NodeKeys
-from provider_node.loader import load_resource
+from provider_node.loader import LoaderError, load_indexes, load_resource
 from provider_node.resources import build_catalog
 
 CACHE_FORMAT = 1
@@ -66,6 +66,18 @@ def _node_paths(directory: Path) -> tuple[Path, Path, Path, Path]:
     )
 
 
+def _indexes_servable(config_path: Path) -> bool:
+    """Whether ``serve`` would take the cached indexes (same keys, same canonical encoding)."""
+    config = load_config(config_path)
+    keys = NodeKeys.load(config.keys.dir)
+    try:
+        for resource in build_catalog(config).values():
+            load_indexes(resource, config, keys)
+    except LoaderError:
+        return False
+    return True
+
+
 def prepare_node(directory: Path, n: int, seed: int) -> Node:
     """The node in ``directory``: reused when a complete build for (n, seed) is there."""
     meta_path = directory / "bench-e2e.json"
@@ -73,7 +85,12 @@ def prepare_node(directory: Path, n: int, seed: int) -> Node:
     server_items = directory / "server_items.txt"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") == CACHE_FORMAT and meta.get("n") == n and meta.get("seed") == seed:
+        wanted = {"format": CACHE_FORMAT, "n": n, "seed": seed}
+        same = all(meta.get(name) == value for name, value in wanted.items())
+        if same and not _indexes_servable(config_path):
+            log(f"the indexes in {directory} were built by an older bidui: rebuilding the node")
+            same = False
+        if same:
             log(f"reusing the node built in {directory} ({meta['built_at']})")
             return Node(
                 directory, config_path, ca_cert, client_cert, client_key, server_items,
