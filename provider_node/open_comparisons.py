@@ -96,7 +96,9 @@ def reconcile(audit: AuditLog, before: _dt.datetime, *, open_here: Container[str
                 mode=opening.mode,
                 purpose=opening.purpose,
                 item_count=opening.item_count,
-                reason=(
+                # An opening's reason states a verification's or count's answer: kept first.
+                reason=(opening.reason + "; " if opening.reason else "")
+                + (
                     "found open in the audit log (the node that opened it stopped or crashed, "
                     "or could not record the end): finalized outputs never arrived"
                 ),

@@ -3,8 +3,10 @@ of a verification's header, the audit record's reason, permission per answer, fa
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from comparator.oprf import VoprfServer, generate_key_pair
 from comparator.verification import VerificationPlan, unpack_verdicts
 from provider_node import errors
 from provider_node.access import AccessPolicy, ItemsPerMinute
-from provider_node.audit import AuditLog
+from provider_node.audit import AuditEntry, AuditLog
 from provider_node.auth import Caller
 from provider_node.config import load_config
 from provider_node.messages import (
@@ -33,6 +35,7 @@ from provider_node.messages import (
 )
 from provider_node.metrics import NodeMetrics
 from provider_node.node import NodeLimits, ProviderNode
+from provider_node.open_comparisons import reconcile
 from provider_node.resources import ServedResource, build_catalog
 from provider_node.store import make_engine, migrate, session_factory
 from provider_node.verification import audit_reason, check_answer, check_fields, evaluate
@@ -210,3 +213,20 @@ def test_no_verification_is_answered_unless_its_record_is_committed(node: Any) -
         session.execute(text("ALTER TABLE audit_record RENAME TO audit_record_away"))
     with pytest.raises(errors.AuditUnavailableError):
         provider.compare_hashed(CALLER, _header(), _tags(served["people"], DECLARED), Answer.VERIFY)
+
+
+def test_a_count_left_open_by_a_crashed_node_is_abandoned_as_a_count(node: Any) -> None:
+    _, _, audit = node
+    opened = str(uuid.uuid4())
+    audit.append(
+        AuditEntry(
+            action="comparison", outcome="opened", status_code="OK", requester="civil-affairs",
+            resource_id="people", comparison_key="id_number", mode="blinded", item_count=4,
+            reason="answer=count", related_id=opened,
+        )
+    )  # fmt: skip
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert reconcile(audit, later) == 1
+    abandoned = _records(audit)[-1]
+    assert (abandoned["outcome"], abandoned["comparison_id"]) == ("abandoned", opened)
+    assert abandoned["reason"].startswith("answer=count; found open in the audit log")
