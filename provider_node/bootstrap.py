@@ -102,6 +102,12 @@ expose_record_count = false         # publish the record count in the catalog?
 key_version = 1                     # raise to rotate the keys, then `bidui provider load`
 fields = {{ id_number = "cn_resident_id", name = "person_name", birth_date = "date" }}
 keys = {{ "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }}
+# What comparisons may answer, each its own permission: match (bits), verify (核验: not found /
+# consistent / inconsistent per record) and count (how many matched, nothing per record).
+# Verification names the fields that can be verified against each key, e.g.
+#   answers = ["match", "verify", "count"]
+#   verify = {{ "id_number" = ["name", "birth_date"] }}
+answers = ["match"]
 
 # The source is read only by `bidui provider load`; its values are never copied anywhere.
 # Any SQLAlchemy URL plus a query returning the declared fields, or instead a CSV file with a
