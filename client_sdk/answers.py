@@ -23,7 +23,7 @@ import numpy.typing as npt
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
-from client_sdk.blinded import blinded_sender
+from client_sdk.blinded import blinded_batch, blinded_sender
 from client_sdk.catalog import Catalog
 from client_sdk.chunks import Comparison, Record, collect_chunks
 from client_sdk.errors import InvalidRequestError, ServiceError
@@ -34,7 +34,6 @@ from client_sdk.verification_results import CountResult, VerificationResult
 from comparator.canonical import Domain, FieldSpec, KeyDefinitionError, encode_records
 from comparator.errors import ComparatorError, InvalidInputError
 from comparator.fields import FieldType
-from comparator.oprf import MAX_VERIFIABLE_BATCH
 from comparator.verification import Verdict, VerificationPlan, unpack_verdicts
 
 __all__ = ["check_verification", "count_records", "verification_plan", "verify_records"]
@@ -87,8 +86,8 @@ def verify_records(
 
         send, limit = hashed_sender(calls, stub, "VerifyHashed"), max_batch
     else:
-        send = blinded_sender(calls, stub, entry, "VerifyBlinded")
-        limit = min(max_batch, MAX_VERIFIABLE_BATCH)
+        send = blinded_sender(calls, stub, entry, "VerifyBlinded", verifiable=comparison.verifiable)
+        limit = blinded_batch(max_batch, comparison.verifiable)
     fields = tuple(spec.name for spec in plan.fields)
 
     def check(result: _comparison_pb2.VerificationResult, records: int) -> _Verdicts:
@@ -165,8 +164,8 @@ def count_records(
         hasher, domain = catalog.hasher(entry, key)
         prepare, send = hasher.tags, hashed_sender(calls, stub, "CountHashed")
     else:
-        send = blinded_sender(calls, stub, entry, "CountBlinded")
-        max_batch = min(max_batch, MAX_VERIFIABLE_BATCH)
+        send = blinded_sender(calls, stub, entry, "CountBlinded", verifiable=comparison.verifiable)
+        max_batch = blinded_batch(max_batch, comparison.verifiable)
 
     def check(result: _comparison_pb2.CountResult, records: int) -> int:
         if result.item_count != records or result.match_count > records:

@@ -1,10 +1,14 @@
-"""Blinded mode, the requester's side: RFC 9497 OPRF with the node's published key.
+"""Blinded mode, the requester's side: RFC 9497 modeOPRF, or modeVOPRF with the node's key.
 
 ::
 
-    for each chunk (at most MAX_VERIFIABLE_BATCH items: one DLEQ proof covers one chunk):
-      canonical encodings -> Blind -> BlindEvaluate -> verify the proof, Finalize
+    for each chunk (at most max_batch items; modeVOPRF: at most MAX_VERIFIABLE_BATCH, one DLEQ
+    proof covers one chunk):
+      canonical encodings -> Blind -> BlindEvaluate -> (modeVOPRF: verify the proof) Finalize
         -> MatchBlinded(outputs) -> match bits
+
+The RFC 9497 mode is the comparison's (``Comparison.verifiable``, sent in every header); the
+resource must offer it (its catalog entry's ``oprf_modes``).
 
 BlindEvaluate and MatchBlinded are one attempt: a retry starts again from BlindEvaluate with
 fresh blinds, so no blind is ever used twice: a retried chunk sent with the same blinded
@@ -35,10 +39,26 @@ from comparator.oprf import (
     SUITE_ID,
     ClientState,
     Evaluation,
+    OprfClient,
     VoprfClient,
 )
 
-__all__ = ["blinded_sender", "compare_blinded"]
+__all__ = ["blinded_batch", "blinded_sender", "compare_blinded", "offered_oprf_modes"]
+
+_OPRF_MODE_NAMES = {_catalog_pb2.OPRF_MODE_OPRF: "oprf", _catalog_pb2.OPRF_MODE_VOPRF: "voprf"}
+
+
+def blinded_batch(max_batch: int, verifiable: bool) -> int:
+    """Items per blinded request: ``max_batch``; modeVOPRF at most what one DLEQ proof covers."""
+    return min(max_batch, MAX_VERIFIABLE_BATCH) if verifiable else max_batch
+
+
+def offered_oprf_modes(entry: _catalog_pb2.Resource) -> list[str]:
+    """The RFC 9497 modes a catalog entry offers: ``oprf``, ``voprf`` (a node older than
+    ``oprf_modes`` offers modeVOPRF only)."""
+    if not entry.oprf_modes:
+        return ["voprf"] if _catalog_pb2.MODE_BLINDED in entry.modes else []
+    return [_OPRF_MODE_NAMES[m] for m in entry.oprf_modes if m in _OPRF_MODE_NAMES]
 
 
 def compare_blinded(
@@ -50,15 +70,15 @@ def compare_blinded(
     *,
     max_batch: int,
 ) -> ComparisonResult:
-    """Compare ``items`` in blinded mode against the OPRF key ``entry`` publishes."""
+    """Compare ``items`` in blinded mode, in the comparison's RFC 9497 mode."""
     domain = Domain(entry.id, comparison.comparison_key.name, entry.key_version)
     return run_chunks(
         comparison,
         domain,
         items,
-        max_batch=min(max_batch, MAX_VERIFIABLE_BATCH),  # one DLEQ proof covers one chunk
+        max_batch=blinded_batch(max_batch, comparison.verifiable),
         prepare=list,  # blinding happens per attempt: a retry must use fresh blinds
-        send=blinded_sender(calls, stub, entry),
+        send=blinded_sender(calls, stub, entry, verifiable=comparison.verifiable),
     )
 
 
@@ -67,11 +87,14 @@ def blinded_sender(
     stub: _comparison_pb2_grpc.ComparisonServiceStub,
     entry: _catalog_pb2.Resource,
     rpc: str = "MatchBlinded",
+    *,
+    verifiable: bool = False,
 ) -> ChunkSender:
     """Sends one chunk of encoded items as BlindEvaluate, then ``rpc`` (the second step of the
     header's answer: MatchBlinded, VerifyBlinded or CountBlinded), with fresh blinds on every
-    attempt. The chunk must fit one DLEQ proof (``MAX_VERIFIABLE_BATCH`` items)."""
-    voprf = _client_for(entry)
+    attempt. modeVOPRF (``verifiable``, which the header must say too): the chunk must fit one
+    DLEQ proof (``MAX_VERIFIABLE_BATCH`` items), and the proof is checked."""
+    voprf = _client_for(entry, verifiable)
     key_version = entry.key_version
     second = getattr(stub, rpc)
 
@@ -112,13 +135,23 @@ def blinded_sender(
     return send
 
 
-def _client_for(entry: _catalog_pb2.Resource) -> VoprfClient:
-    """The OPRF client for the suite and public key ``entry`` publishes."""
+def _client_for(entry: _catalog_pb2.Resource, verifiable: bool) -> OprfClient | VoprfClient:
+    """The client of the RFC 9497 mode asked for, for the suite (and modeVOPRF: the public key)
+    ``entry`` publishes."""
     if entry.oprf_suite and entry.oprf_suite != SUITE_ID:
         raise ServiceError(
             f"resource {entry.id!r} uses OPRF suite {entry.oprf_suite!r}; "
             f"this SDK supports {SUITE_ID!r}"
         )
+    wanted, offered = ("voprf" if verifiable else "oprf"), offered_oprf_modes(entry)
+    if wanted not in offered:
+        raise InvalidRequestError(
+            f"resource {entry.id!r} does not offer blinded mode {wanted} (RFC 9497 "
+            f"mode{wanted.upper()}); it offers: {', '.join(offered) or 'none'}"
+            + (" (verifiable=True)" if "voprf" in offered else "")
+        )
+    if not verifiable:
+        return OprfClient()
     if not entry.oprf_public_key:
         raise ServiceError(f"resource {entry.id!r} publishes no OPRF public key")
     try:
@@ -128,27 +161,33 @@ def _client_for(entry: _catalog_pb2.Resource) -> VoprfClient:
 
 
 def _finalize(
-    voprf: VoprfClient,
+    voprf: OprfClient | VoprfClient,
     state: ClientState,
     evaluated: _comparison_pb2.BlindEvaluateResponse,
     count: int,
     key_version: int,
 ) -> list[bytes]:
-    """Verify the node's proof and finalize; refuse an answer for another key or count."""
+    """(modeVOPRF) verify the node's proof, and finalize; refuse an answer for another key or
+    count."""
     if evaluated.key_version and evaluated.key_version != key_version:
         raise InvalidRequestError(
             f"the node's OPRF key changed (version {evaluated.key_version}, the catalog said "
             f"{key_version}); run the comparison again"
         )
-    if len(evaluated.evaluated_elements) != count or len(evaluated.proof) != PROOF_LENGTH:
+    verifiable = isinstance(voprf, VoprfClient)
+    proof_length = PROOF_LENGTH if verifiable else 0
+    if len(evaluated.evaluated_elements) != count or len(evaluated.proof) != proof_length:
         raise ProofVerificationError(
             f"the node returned {len(evaluated.evaluated_elements)} evaluated element(s) and a "
             f"{len(evaluated.proof)}-byte proof for {count} blinded element(s)"
+            + ("" if verifiable else " (modeOPRF: no proof)")
         )
+    elements = list(evaluated.evaluated_elements)
     try:
-        outputs = voprf.finalize(
-            state, Evaluation(list(evaluated.evaluated_elements), evaluated.proof)
-        )
+        if isinstance(voprf, VoprfClient):
+            outputs = voprf.finalize(state, Evaluation(elements, evaluated.proof))
+        else:
+            outputs = voprf.finalize(state, Evaluation(elements, None))
     except VerifyError:
         raise ProofVerificationError(
             "the node's proof did not verify against its published OPRF key: the node "

@@ -67,6 +67,8 @@ class Comparison:
     #: verified against the key.
     answer: _catalog_pb2.Answer.ValueType = _catalog_pb2.ANSWER_UNSPECIFIED
     verify_fields: tuple[str, ...] = ()
+    #: Blinded mode: RFC 9497 modeVOPRF (the node proves its key) rather than modeOPRF.
+    verifiable: bool = False
 
     def header(self, key_version: int) -> _comparison_pb2.ComparisonHeader:
         """The header every request of this comparison carries."""
@@ -79,6 +81,7 @@ class Comparison:
             grant_id=self.grant_id,
             answer=self.answer,
             verify_fields=self.verify_fields,
+            verifiable=self.verifiable,
         )
 
 

@@ -217,6 +217,7 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         request_id: str | None = ...,
         grant_id: str | None = ...,
         answer: Literal["match"] = ...,
+        verifiable: bool = ...,
     ) -> ComparisonResult: ...
 
     @overload
@@ -232,6 +233,7 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         request_id: str | None = ...,
         grant_id: str | None = ...,
         answer: Literal["count"],
+        verifiable: bool = ...,
     ) -> CountResult: ...
 
     def compare(
@@ -246,6 +248,7 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         request_id: str | None = None,
         grant_id: str | None = None,
         answer: Literal["match", "count"] = "match",
+        verifiable: bool = False,
     ) -> ComparisonResult | CountResult:
         """Compare ``records`` against ``resource`` on comparison key ``key``.
 
@@ -261,6 +264,11 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         ``answer="count"`` returns a :class:`CountResult`: how many records matched, never
         which (for statistics work; a permission of its own, refused
         :class:`PermissionDeniedError` where the resource or the grant does not allow it).
+        Blinded mode is RFC 9497 modeOPRF by default. ``verifiable=True`` asks for modeVOPRF:
+        the node proves (a batched DLEQ proof, checked here) that it evaluated under the public key
+        its catalog entry publishes, which matters when PRF outputs are kept or compared across
+        nodes; it does not prove the answer, which the node computes. The resource must offer the
+        mode (its catalog entry's ``oprf_modes``; :class:`InvalidRequestError` otherwise).
         Raises a :class:`BiduiError` subclass when the comparison as a whole fails; no partial
         result is returned.
         """
@@ -282,7 +290,10 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
             return compare_blinded(*args, entry, comparison, items, max_batch=self.max_batch)
 
         wire = answer_to_wire(answer)
-        request = _Request(resource, key, mode, purpose, progress, request_id, grant_id, wire)
+        request = _Request(
+            resource, key, mode, purpose, progress, request_id, grant_id, wire,
+            verifiable=verifiable,
+        )  # fmt: skip
         result: ComparisonResult | CountResult = self._run(request, records, run)
         return result
 
@@ -298,6 +309,7 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         progress: ProgressCallback | None = None,
         request_id: str | None = None,
         grant_id: str | None = None,
+        verifiable: bool = False,
     ) -> VerificationResult:
         """Verify (核验) ``fields`` of ``records`` against ``resource`` by comparison key ``key``.
 
@@ -308,7 +320,8 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         the resource makes verifiable against ``key`` (``verifiable_fields`` in its catalog
         entry). Verification is a permission of its own: an unconditional resource must offer
         it, a conditional one's grant must allow it (:class:`PermissionDeniedError` otherwise).
-        ``purpose``, ``grant_id``, ``request_id`` and ``progress`` are as for :meth:`compare`.
+        ``purpose``, ``grant_id``, ``request_id``, ``progress`` and ``verifiable`` are as for
+        :meth:`compare`.
         """
         names = (fields,) if isinstance(fields, str) else tuple(fields)
         if not names:
@@ -329,7 +342,7 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
 
         request = _Request(
             resource, key, mode, purpose, progress, request_id, grant_id,
-            _catalog_pb2.ANSWER_VERIFY, names,
+            _catalog_pb2.ANSWER_VERIFY, names, verifiable,
         )  # fmt: skip
         result: VerificationResult = self._run(request, records, run)
         return result
@@ -343,6 +356,8 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         """The checks every comparison makes before sending, then ``run``; once more, described
         afresh, when the node says the key version changed."""
         check_mode(request.mode)
+        if request.verifiable and request.mode != "blinded":
+            raise InvalidRequestError("verifiable is for blinded mode (RFC 9497 modeVOPRF) only")
         if not request.purpose or not request.purpose.strip():
             raise InvalidRequestError(
                 "a purpose stating the duty the comparison serves is required"
@@ -363,6 +378,7 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
                 grant_id=request.grant_id or "",
                 answer=request.answer,
                 verify_fields=request.verify_fields,
+                verifiable=request.verifiable,
             )
             try:
                 return run(entry, comparison, items)
@@ -387,3 +403,4 @@ class _Request:
     grant_id: str | None
     answer: _catalog_pb2.Answer.ValueType
     verify_fields: tuple[str, ...] = ()
+    verifiable: bool = False

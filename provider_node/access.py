@@ -27,7 +27,7 @@ from provider_node.config import SharingType
 from provider_node.grants import find_grant, get_grant
 from provider_node.messages import Header, Mode
 from provider_node.quotas import consume_department_minute, consume_grant_day
-from provider_node.resources import ServedResource
+from provider_node.resources import ServedResource, index_mode
 from provider_node.store import Grant, bound_statements
 from provider_node.store_gate import StoreGate
 from provider_node.workdays import china_date
@@ -90,7 +90,20 @@ class AccessPolicy:
                 f"resource {quote(resource.id)} has no comparison key "
                 f"{quote(header.comparison_key)} (offered: {offered})"
             )
-        if mode not in resource.modes or (header.comparison_key, mode) not in served.indexes:
+        if mode not in resource.modes:
+            raise errors.ModeNotOfferedError(
+                f"resource {quote(resource.id)} does not offer {mode} comparisons "
+                f"(modes: {', '.join(resource.modes)})"
+            )
+        if mode is Mode.BLINDED and not resource.offers_oprf(header.verifiable):
+            wanted = "voprf" if header.verifiable else "oprf"
+            offered = ", ".join(resource.offered_oprf_modes)
+            raise errors.ModeNotOfferedError(
+                f"resource {quote(resource.id)} does not offer blinded comparisons in RFC 9497 "
+                f"mode {wanted} (offered: {offered}); set verifiable to "
+                f"{'false' if header.verifiable else 'true'}"
+            )
+        if (header.comparison_key, index_mode(mode, header.verifiable)) not in served.indexes:
             raise errors.ModeNotOfferedError(
                 f"resource {quote(resource.id)} does not offer {mode} comparisons"
             )

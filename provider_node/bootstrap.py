@@ -98,6 +98,9 @@ sharing_type = "unconditional"      # unconditional | conditional | not_shared (
 update_period = "P1D"               # ISO 8601 duration
 usage_conditions = "Comparison only: the node answers match / no-match, never the data."
 modes = ["hashed", "blinded"]
+# Blinded mode's RFC 9497 modes: "oprf" (no proof, the default) and/or "voprf" (a proof that the
+# published key was used: for requesters who keep outputs or compare them across nodes).
+oprf_modes = ["oprf"]
 expose_record_count = false         # publish the record count in the catalog?
 key_version = 1                     # raise to rotate the keys, then `bidui provider load`
 fields = {{ id_number = "cn_resident_id", name = "person_name", birth_date = "date" }}

@@ -1,9 +1,12 @@
 """The node's secrets: two 32-byte master secrets in ``keys.dir``, and the per-resource keys.
 
 ```
-keys.dir/oprf_seed   --DeriveKeyPair(seed, info(resource, version), VOPRF)--> OPRF (sk, pk)
+keys.dir/oprf_seed   --DeriveKeyPair(seed, info(resource, version), mode)--> (sk, pk) per mode
 keys.dir/hmac_master --HKDF-SHA256(info(resource, version))---------------> HMAC key (hashed)
 ```
+
+Blinded mode's two RFC 9497 protocol modes have distinct keys, as the RFC specifies
+(DeriveKeyPair's DST names the mode): modeOPRF's and modeVOPRF's, whose public key is published.
 
 Deriving instead of storing one key per resource means a key rotation is a configuration change
 (``key_version``) followed by ``bidui provider load``, and a backup of the node is two small files.
@@ -179,7 +182,7 @@ class NodeKeys:
         self._directory = directory
         self._oprf_seed = bytes(oprf_seed)
         self._hmac_master = bytes(hmac_master)
-        self._cache: dict[tuple[str, int], tuple[bytes, bytes]] = {}
+        self._cache: dict[tuple[str, int, oprf.Mode], tuple[bytes, bytes]] = {}
 
     @property
     def directory(self) -> Path:
@@ -219,17 +222,19 @@ class NodeKeys:
         write_secret_file(path / HMAC_MASTER_FILE, hmac_master, overwrite=overwrite)
         return cls(path, oprf_seed, hmac_master)
 
-    def oprf_key_pair(self, resource_id: str, version: int) -> tuple[bytes, bytes]:
-        """VOPRF (private key, public key) for ``version`` (RFC 9497 DeriveKeyPair)."""
-        cached = self._cache.get((resource_id, version))
+    def oprf_key_pair(self, resource_id: str, version: int, mode: oprf.Mode) -> tuple[bytes, bytes]:
+        """(private key, public key) of ``mode`` (OPRF or VOPRF) for ``version`` (RFC 9497
+        DeriveKeyPair with that mode: each mode has its own key)."""
+        mode = oprf.Mode(mode)
+        cached = self._cache.get((resource_id, version, mode))
         if cached is None:
             info = key_info(_OPRF_PURPOSE, resource_id, version)
-            cached = oprf.derive_key_pair(self._oprf_seed, info, oprf.Mode.VOPRF)
-            self._cache[(resource_id, version)] = cached
+            cached = oprf.derive_key_pair(self._oprf_seed, info, mode)
+            self._cache[(resource_id, version, mode)] = cached
         return cached
 
-    def oprf_public_key(self, resource_id: str, version: int) -> bytes:
-        return self.oprf_key_pair(resource_id, version)[1]
+    def oprf_public_key(self, resource_id: str, version: int, mode: oprf.Mode) -> bytes:
+        return self.oprf_key_pair(resource_id, version, mode)[1]
 
     def hmac_key(self, resource_id: str, version: int) -> bytes:
         """The resource's hashed-mode HMAC-SHA-256 key for ``version`` (HKDF-SHA256)."""

@@ -7,6 +7,12 @@ source (SQL query, streamed | CSV)  --chunks of 50k rows-->  canonicalise per co
                                        data_dir/indexes/<resource>/<key>.<mode>.idx (atomic)
 ```
 
+``<mode>`` is the index mode (``resources.index_mode``): ``hashed``, ``blinded`` (modeOPRF, under
+modeOPRF's key) or ``blinded-voprf`` (modeVOPRF, under modeVOPRF's key), one per RFC 9497 mode the
+resource offers (``oprf_modes``). Each index records the id of the key it was built under; an index
+built under another key (e.g. a ``blinded`` index from before modeOPRF had its own key) is refused
+with the ``bidui provider load`` command that rebuilds it.
+
 Source values stay in memory only while their chunk is processed: they are never written, logged
 or repeated in an error. An invalid source row is counted under its field and reason with its
 row number (1-based, header not counted), not its value, and left out of the index.
@@ -38,11 +44,11 @@ from comparator.errors import IndexFormatError
 from comparator.fields import FieldType
 from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher
-from comparator.oprf import VoprfServer
+from comparator.oprf import OprfServer, VoprfServer
 from comparator.verification import VERIFY_PREFIX
-from provider_node.config import ComparisonMode, NodeConfig, SharingType
+from provider_node.config import ComparisonMode, NodeConfig, OprfMode, SharingType
 from provider_node.keys import NodeKeys
-from provider_node.resources import Resource
+from provider_node.resources import OPRF_PROTOCOL_MODES, Resource, index_mode
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -133,10 +139,22 @@ def index_path(config: NodeConfig, resource_id: str, key: str, mode: str) -> Pat
     return config.node.index_dir / resource_id / f"{key}.{mode}.idx"
 
 
+#: The RFC 9497 mode of each blinded index mode.
+_BLINDED_INDEXES = {
+    index_mode(ComparisonMode.BLINDED, mode is OprfMode.VOPRF): mode for mode in OprfMode
+}
+
+
+def _oprf_key_pair(keys: NodeKeys, resource: Resource, mode: str) -> tuple[bytes, bytes]:
+    protocol = OPRF_PROTOCOL_MODES[_BLINDED_INDEXES[mode]]
+    return keys.oprf_key_pair(resource.id, resource.key_version, protocol)
+
+
 def _key_id(keys: NodeKeys, resource: Resource, mode: str) -> str:
-    """Identifies the key an index was built with (not the key): detects regenerated keys."""
-    if mode == ComparisonMode.BLINDED:
-        public_key = keys.oprf_public_key(resource.id, resource.key_version)
+    """Identifies the key an index was built with (not the key): detects regenerated keys, and
+    blinded indexes built under another RFC 9497 mode's key."""
+    if mode in _BLINDED_INDEXES:
+        public_key = _oprf_key_pair(keys, resource, mode)[1]
         return hashlib.sha256(b"bidui oprf public key id" + public_key).hexdigest()[:32]
     secret = keys.hmac_key(resource.id, resource.key_version)
     return hmac.new(secret, b"bidui hmac key id", hashlib.sha256).hexdigest()[:32]
@@ -302,16 +320,19 @@ def load_resource(
             resource.id, resource.key_version, built_at, 0, 0.0, (), {},
             skipped_reason="not shared (article 24): catalogued, never compared, no index built",
         )  # fmt: skip
-    modes = [ComparisonMode(mode) for mode in resource.modes]
+    modes = resource.index_modes  # hashed, blinded (modeOPRF), blinded-voprf (modeVOPRF)
     index_keys = resource.index_keys  # comparison keys, then verification keys
     domains = {name: resource.domain(name) for name in index_keys}
     hashers = {}
     if ComparisonMode.HASHED in modes:
         hmac_key = keys.hmac_key(resource.id, resource.key_version)
         hashers = {name: KeyedHasher(hmac_key, domain) for name, domain in domains.items()}
-    server = None
-    if ComparisonMode.BLINDED in modes:
-        server = VoprfServer(keys.oprf_key_pair(resource.id, resource.key_version)[0])
+    # Each RFC 9497 mode has its own key, and its context string in HashToGroup's DST.
+    servers: dict[str, OprfServer | VoprfServer] = {}
+    for mode in modes:
+        if mode in _BLINDED_INDEXES:
+            kind = VoprfServer if _BLINDED_INDEXES[mode] is OprfMode.VOPRF else OprfServer
+            servers[mode] = kind(_oprf_key_pair(keys, resource, mode)[0])
     entries = {(name, mode): bytearray() for name in index_keys for mode in modes}
     invalid = {name: InvalidRows() for name in index_keys}
     rows = 0
@@ -323,9 +344,10 @@ def load_resource(
             if name in hashers:
                 for tag in hashers[name].tags(batch.encoded):
                     entries[(name, ComparisonMode.HASHED)] += tag[:ENTRY_LENGTH]
-            if server is not None and batch.encoded:
-                for output in server.evaluate_batch(batch.encoded):
-                    entries[(name, ComparisonMode.BLINDED)] += output[:ENTRY_LENGTH]
+            for mode, server in servers.items():
+                if batch.encoded:
+                    for output in server.evaluate_batch(batch.encoded):
+                        entries[(name, mode)] += output[:ENTRY_LENGTH]
         rows += len(chunk)
         if progress is not None:
             progress(len(chunk))
@@ -399,7 +421,7 @@ def load_indexes(
     remedy = f"run `bidui provider load --config {config.path} --resource {resource.id}`"
     indexes: dict[tuple[str, str], MatchIndex] = {}
     for name in resource.index_keys:
-        for mode in resource.modes:
+        for mode in resource.index_modes:
             path = index_path(config, resource.id, name, mode)
             if not path.exists():
                 raise IndexMissingError(f"resource {resource.id!r}: no index {path}: {remedy}")
@@ -434,7 +456,7 @@ def load_indexes(
             if keys is not None and meta.get("key_id") != _key_id(keys, resource, mode):
                 raise IndexMissingError(
                     f"resource {resource.id!r}: index {path} was built under other keys than "
-                    f"the node's current ones: {remedy}"
+                    f"the node's current {mode} key: {remedy}"
                 )
             indexes[(name, str(mode))] = index
     return indexes

@@ -56,6 +56,8 @@ class Header:
     answer: Answer | None = Answer.MATCH
     #: Verification only: the fields verified against ``comparison_key``, in item order.
     verify_fields: tuple[str, ...] = ()
+    #: Blinded mode: RFC 9497 modeVOPRF (a batched DLEQ proof) rather than modeOPRF.
+    verifiable: bool = False
 
 
 EMPTY_HEADER = Header("", "", "", "", 0)

@@ -190,22 +190,28 @@ class ProviderNode:
     def blind_evaluate(
         self, caller: Caller, header: Header, blinded: Sequence[bytes]
     ) -> BlindOutcome:
-        """Step 1 of 2: RFC 9497 BlindEvaluate with a batched DLEQ proof; opens a session for the
-        answer ``header.answer`` asks (step 2 is the RPC of that answer)."""
+        """Step 1 of 2: RFC 9497 BlindEvaluate in modeOPRF, or in modeVOPRF with a batched DLEQ
+        proof (``header.verifiable``); opens a session for the answer ``header.answer`` asks
+        (step 2 is the RPC of that answer, matched against the index of the same mode)."""
         started = self._monotonic()
         digest = digest_more(hashlib.sha256(), blinded)
         grant_id = ""
         records = record_count(header, len(blinded))
         try:
             served, grant_id = self._authorise(caller, header, Mode.BLINDED, header.answer)
-            # One DLEQ proof covers at most MAX_VERIFIABLE_BATCH items (RFC 9497 I2OSP(i, 2)).
-            limit = min(self._max_batch_items, MAX_VERIFIABLE_BATCH)
+            server = served.oprf_server(header.verifiable)
+            if server is None:  # the index exists only for an offered mode: never happens
+                raise errors.ModeNotOfferedError("this RFC 9497 mode is not offered")
+            limit = self._max_batch_items
+            if header.verifiable:
+                # One DLEQ proof covers at most MAX_VERIFIABLE_BATCH items (RFC 9497 I2OSP(i, 2)).
+                limit = min(limit, MAX_VERIFIABLE_BATCH)
             check_items(blinded, ELEMENT_LENGTH, "blinded element", limit)
             check_width(header, len(blinded))
             self._sessions.check_room(caller.department)
             self._access.reserve(caller, Mode.BLINDED, grant_id, len(blinded))
             try:
-                evaluation = served.oprf_server.blind_evaluate(blinded)
+                evaluation = server.blind_evaluate(blinded)
             except InvalidInputError as bad:
                 raise errors.InvalidRequestError(str(bad)) from None
             comparison_id = str(uuid.uuid4())
@@ -386,6 +392,8 @@ class ProviderNode:
     ) -> tuple[ServedResource, str]:
         served = self.describe(header.resource_id)
         check_answer(header, answer or header.answer or Answer.MATCH)
+        if header.verifiable and mode is not Mode.BLINDED:
+            raise errors.InvalidRequestError("verifiable is for blinded comparisons only")
         grant_id = self._access.permit(caller, served, header, mode)
         check_fields(served, header, mode)
         check_header(header, served.resource)

@@ -8,6 +8,11 @@ count only where the operator set ``expose_record_count = true``.
 Besides its comparison keys, a resource that offers verification has one **verification key** per
 (comparison key, verifiable field) (``comparator.verification``); ``index_keys`` names every key
 the loader builds an index for.
+
+Blinded mode comes in the RFC 9497 protocol modes the resource offers (``oprf_modes``): modeOPRF
+(the default) and modeVOPRF, each with its own key and its own index. Index modes name them
+(``index_mode``): ``hashed``, ``blinded`` (modeOPRF) and ``blinded-voprf`` (modeVOPRF); a request
+picks with ``Header.verifiable``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from provider_node.config import (
     Category,
     ComparisonMode,
     NodeConfig,
+    OprfMode,
     ResourceConfig,
     SharingType,
     SourceConfig,
@@ -35,11 +41,15 @@ from provider_node.config import (
 
 __all__ = [
     "ANSWERS_TO_PROTO",
+    "BLINDED_VOPRF_INDEX",
     "MODES_TO_PROTO",
+    "OPRF_MODES_TO_PROTO",
+    "OPRF_PROTOCOL_MODES",
     "Resource",
     "ServedResource",
     "UnknownComparisonKeyError",
     "build_catalog",
+    "index_mode",
     "resource_to_proto",
 ]
 
@@ -58,6 +68,25 @@ MODES_TO_PROTO = {
     ComparisonMode.HASHED: _catalog_pb2.MODE_HASHED,
     ComparisonMode.BLINDED: _catalog_pb2.MODE_BLINDED,
 }
+#: Blinded mode's RFC 9497 protocol modes as the wire spells them (``bidui.v1.OprfMode``).
+OPRF_MODES_TO_PROTO = {
+    OprfMode.OPRF: _catalog_pb2.OPRF_MODE_OPRF,
+    OprfMode.VOPRF: _catalog_pb2.OPRF_MODE_VOPRF,
+}
+#: The comparator's mode for each (its keys are derived with it: DeriveKeyPair names the mode).
+OPRF_PROTOCOL_MODES = {OprfMode.OPRF: oprf.Mode.OPRF, OprfMode.VOPRF: oprf.Mode.VOPRF}
+#: The index mode of modeVOPRF's blinded indexes (modeOPRF's is ``blinded``).
+BLINDED_VOPRF_INDEX = "blinded-voprf"
+
+
+def index_mode(mode: ComparisonMode | str, verifiable: bool = False) -> str:
+    """The index a comparison in ``mode`` is matched against: ``hashed``, ``blinded`` (modeOPRF)
+    or ``blinded-voprf`` (modeVOPRF, ``verifiable``)."""
+    if mode == ComparisonMode.BLINDED and verifiable:
+        return BLINDED_VOPRF_INDEX
+    return str(mode)
+
+
 #: Answers as the wire spells them (``bidui.v1.Answer``).
 ANSWERS_TO_PROTO = {
     Answer.MATCH: _catalog_pb2.ANSWER_MATCH,
@@ -101,6 +130,8 @@ class Resource:
     answers: tuple[Answer, ...] = (Answer.MATCH,)
     #: Per comparison key, the fields that can be verified against it.
     verify: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Blinded mode's RFC 9497 protocol modes (each its own key and index).
+    oprf_modes: tuple[OprfMode, ...] = (OprfMode.OPRF,)
 
     @classmethod
     def from_config(cls, config: ResourceConfig) -> Resource:
@@ -125,6 +156,7 @@ class Resource:
             source=config.source,
             answers=config.answers,
             verify=MappingProxyType(dict(config.verify)),
+            oprf_modes=config.oprf_modes,
         )
 
     @property
@@ -166,6 +198,26 @@ class Resource:
     def offers(self, mode: ComparisonMode | str) -> bool:
         return mode in self.modes
 
+    @property
+    def offered_oprf_modes(self) -> tuple[OprfMode, ...]:
+        """Blinded mode's protocol modes, none when the resource does not offer blinded mode."""
+        return self.oprf_modes if self.offers(ComparisonMode.BLINDED) else ()
+
+    def offers_oprf(self, verifiable: bool) -> bool:
+        """Whether blinded comparisons in modeVOPRF (``verifiable``) or modeOPRF are offered."""
+        return (OprfMode.VOPRF if verifiable else OprfMode.OPRF) in self.offered_oprf_modes
+
+    @property
+    def index_modes(self) -> tuple[str, ...]:
+        """The index modes built for every index key: ``hashed``, ``blinded``, ``blinded-voprf``."""
+        found: list[str] = []
+        for mode in self.modes:
+            if mode == ComparisonMode.BLINDED:
+                found += [index_mode(mode, m is OprfMode.VOPRF) for m in self.oprf_modes]
+            else:
+                found.append(index_mode(mode))
+        return tuple(found)
+
 
 def build_catalog(config: NodeConfig) -> dict[str, Resource]:
     """Every configured resource by id, in configuration order."""
@@ -183,7 +235,7 @@ def resource_to_proto(
 
     ``record_count`` is published only when the operator set ``expose_record_count = true`` for
     the resource; by default, and for conditional data unless allowed, it is left out.
-    ``oprf_public_key`` is only published when the resource offers blinded mode.
+    ``oprf_public_key`` (modeVOPRF's) is only published when the resource offers modeVOPRF.
     """
     message = _catalog_pb2.Resource(
         id=resource.id,
@@ -207,11 +259,12 @@ def resource_to_proto(
         key_version=resource.key_version,
         modes=[MODES_TO_PROTO[mode] for mode in resource.modes],
         answers=[ANSWERS_TO_PROTO[answer] for answer in resource.answers],
+        oprf_modes=[OPRF_MODES_TO_PROTO[mode] for mode in resource.offered_oprf_modes],
         oprf_suite=oprf.SUITE_ID,
         # The node serves only indexes built under this version (loader.load_indexes).
         canonical_version=CANONICAL_VERSION,
     )
-    if oprf_public_key is not None and resource.offers(ComparisonMode.BLINDED):
+    if oprf_public_key is not None and OprfMode.VOPRF in resource.offered_oprf_modes:
         message.oprf_public_key = oprf_public_key
     if last_refresh is not None:
         if last_refresh.tzinfo is None:
@@ -226,12 +279,17 @@ def resource_to_proto(
 class ServedResource:
     """A catalogued resource with what the node needs to compare against it.
 
-    ``hmac_key`` and the OPRF private key inside ``oprf_server`` are secrets: never logged.
+    ``hmac_key`` and the OPRF private keys inside ``oprf_servers`` are secrets: never logged.
+    ``oprf_public_key`` is modeVOPRF's (None unless the resource offers modeVOPRF).
     """
 
     resource: Resource
-    oprf_server: oprf.VoprfServer
-    oprf_public_key: bytes
+    oprf_servers: Mapping[OprfMode, oprf.OprfServer | oprf.VoprfServer]
+    oprf_public_key: bytes | None
     hmac_key: bytes = field(repr=False)
     indexes: dict[tuple[str, str], MatchIndex] = field(default_factory=dict)
     last_refresh: _dt.datetime | None = None
+
+    def oprf_server(self, verifiable: bool) -> oprf.OprfServer | oprf.VoprfServer | None:
+        """The server of modeVOPRF (``verifiable``) or modeOPRF; None when not offered."""
+        return self.oprf_servers.get(OprfMode.VOPRF if verifiable else OprfMode.OPRF)

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from comparator.oprf import VoprfServer
+from comparator.oprf import OprfServer, VoprfServer
 from provider_node.access import AccessPolicy, ItemsPerMinute
 from provider_node.audit import AuditLog
 from provider_node.auth import Authenticator, RevocationList
 from provider_node.certificates_store import revoked_serials
 from provider_node.checkpoints import Checkpointer
-from provider_node.config import NodeConfig
+from provider_node.config import NodeConfig, OprfMode
 from provider_node.discrepancies import DiscrepancyDesk
 from provider_node.errors import AuditUnavailableError
 from provider_node.housekeeping import QuotaPruner
@@ -34,7 +34,12 @@ from provider_node.metrics import (
     start_metrics_server,
 )
 from provider_node.node import NodeLimits, ProviderNode
-from provider_node.resources import ServedResource, build_catalog
+from provider_node.resources import (
+    OPRF_PROTOCOL_MODES,
+    Resource,
+    ServedResource,
+    build_catalog,
+)
 from provider_node.server import (
     RunningServer,
     SessionReaper,
@@ -67,6 +72,23 @@ class OpenNode:
     discrepancies: DiscrepancyDesk
 
 
+def oprf_servers(
+    keys: NodeKeys, resource: Resource
+) -> tuple[dict[OprfMode, OprfServer | VoprfServer], bytes | None]:
+    """The servers of the RFC 9497 modes ``resource`` offers, and modeVOPRF's public key."""
+    servers: dict[OprfMode, OprfServer | VoprfServer] = {}
+    public_key = None
+    for mode in resource.offered_oprf_modes:
+        private, public = keys.oprf_key_pair(
+            resource.id, resource.key_version, OPRF_PROTOCOL_MODES[mode]
+        )
+        if mode is OprfMode.VOPRF:
+            servers[mode], public_key = VoprfServer(private), public
+        else:
+            servers[mode] = OprfServer(private)
+    return servers, public_key
+
+
 def open_node(
     config: NodeConfig,
     *,
@@ -80,7 +102,7 @@ def open_node(
     metrics = NodeMetrics(registry, known_resources=catalog, clock=clock)
     served: dict[str, ServedResource] = {}
     for resource in catalog.values():
-        private_key, public_key = keys.oprf_key_pair(resource.id, resource.key_version)
+        servers, public_key = oprf_servers(keys, resource)
         indexes = load_indexes(resource, config, keys) if resource.comparable else {}
         built = [t for t in (index_built_at(i) for i in indexes.values()) if t is not None]
         for (key_name, mode), index in indexes.items():
@@ -89,7 +111,7 @@ def open_node(
             )
         served[resource.id] = ServedResource(
             resource=resource,
-            oprf_server=VoprfServer(private_key),
+            oprf_servers=servers,
             oprf_public_key=public_key,
             hmac_key=keys.hmac_key(resource.id, resource.key_version),
             indexes=indexes,

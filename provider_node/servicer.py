@@ -84,6 +84,7 @@ def _header(message: _comparison_pb2.ComparisonHeader, unspecified: Answer) -> H
         grant_id=message.grant_id,
         answer=answer,
         verify_fields=tuple(message.verify_fields),
+        verifiable=message.verifiable,
     )
 
 

@@ -43,7 +43,7 @@ from provider_node.messages import (
     Mode,
     VerificationOutcome,
 )
-from provider_node.resources import ServedResource
+from provider_node.resources import ServedResource, index_mode
 
 __all__ = [
     "AnswerResult",
@@ -92,10 +92,11 @@ def check_fields(served: ServedResource, header: Header, mode: Mode) -> None:
         raise errors.InvalidRequestError("verify_fields names a field twice")
     resource = served.resource
     verifiable = resource.verifiable(header.comparison_key)
+    indexed = index_mode(mode, header.verifiable)
     for name in fields:
         if (
             name not in verifiable
-            or (verification_key_name(header.comparison_key, name), mode) not in served.indexes
+            or (verification_key_name(header.comparison_key, name), indexed) not in served.indexes
         ):
             raise errors.FieldNotVerifiableError(
                 f"field {quote(name)} cannot be verified against key "
@@ -143,8 +144,10 @@ class Answered:
 def evaluate(
     served: ServedResource, header: Header, mode: Mode, entries: Sequence[bytes]
 ) -> Answered:
-    """Look ``entries`` (tags, or the index-length prefixes of PRF outputs) up and answer."""
-    key_index = served.indexes[(header.comparison_key, mode)]
+    """Look ``entries`` (tags, or the index-length prefixes of PRF outputs) up and answer: in the
+    indexes of ``mode`` (blinded: of the header's RFC 9497 mode)."""
+    indexed = index_mode(mode, header.verifiable)
+    key_index = served.indexes[(header.comparison_key, indexed)]
     if header.answer is not Answer.VERIFY:
         mask = key_index.contains(entries)
         n, matched = len(mask), int(mask.sum())
@@ -156,7 +159,7 @@ def evaluate(
     found = key_index.contains(items[0::per_record])
     agree = np.column_stack(
         [
-            served.indexes[(verification_key_name(header.comparison_key, name), mode)].contains(
+            served.indexes[(verification_key_name(header.comparison_key, name), indexed)].contains(
                 items[column::per_record]
             )
             for column, name in enumerate(header.verify_fields, start=1)

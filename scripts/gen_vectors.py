@@ -37,7 +37,15 @@ from comparator.fields import (  # noqa: E402
 )
 from comparator.index import pack_matches  # noqa: E402
 from comparator.keyed_hash import HASH_LABEL, KeyedHasher  # noqa: E402
-from comparator.oprf import SUITE_ID, Evaluation, Mode, VoprfClient, VoprfServer  # noqa: E402
+from comparator.oprf import (  # noqa: E402
+    SUITE_ID,
+    Evaluation,
+    Mode,
+    OprfClient,
+    OprfServer,
+    VoprfClient,
+    VoprfServer,
+)
 from comparator.oprf._testing import blind_evaluate_with_nonce, blind_with  # noqa: E402
 from comparator.oprf.dleq import compute_composites  # noqa: E402
 from comparator.oprf.suite import SUITES, context_string  # noqa: E402
@@ -47,8 +55,8 @@ OUT_DIR = ROOT / "docs" / "vectors"
 FORMAT = 1
 GENERATED_BY = "scripts/gen_vectors.py"
 
-# The mode the node runs blinded comparisons in today (provider_node/keys.py, comparator.oprf).
-OPRF_MODE = Mode.VOPRF
+# Blinded mode's default RFC 9497 mode (the resource option oprf_modes; modeVOPRF on request).
+OPRF_MODE = Mode.OPRF
 MODE_NAMES = {Mode.OPRF: "modeOPRF", Mode.VOPRF: "modeVOPRF", Mode.POPRF: "modePOPRF"}
 
 # TEST secrets: the node's two 32-byte master secrets (keys.dir/oprf_seed, keys.dir/hmac_master).
@@ -411,7 +419,8 @@ def record_vectors() -> dict[str, Any]:
     node_keys = _node_keys()
     resources = []
     for resource_id, version, fields, keys in RESOURCES:
-        sk, pk = node_keys.oprf_key_pair(resource_id, version)
+        sk, pk = node_keys.oprf_key_pair(resource_id, version, Mode.OPRF)
+        vsk, vpk = node_keys.oprf_key_pair(resource_id, version, Mode.VOPRF)
         domains = []
         for key_name, members in keys.items():
             domain = Domain(resource_id, key_name, version).encode()
@@ -433,6 +442,8 @@ def record_vectors() -> dict[str, Any]:
                 "oprf_key_info_hex": key_info(b"oprf", resource_id, version).hex(),
                 "oprf_private_key_hex": sk.hex(),
                 "oprf_public_key_hex": pk.hex(),
+                "voprf_private_key_hex": vsk.hex(),
+                "voprf_public_key_hex": vpk.hex(),
                 "comparison_keys": domains,
             }
         )
@@ -455,19 +466,23 @@ def record_vectors() -> dict[str, Any]:
         domain = Domain(resource_id, key_name, version)
         encoded = encode_values(domain, values)
         hmac_key = node_keys.hmac_key(resource_id, version)
-        server = VoprfServer(node_keys.oprf_key_pair(resource_id, version)[0])
+        server = OprfServer(node_keys.oprf_key_pair(resource_id, version, Mode.OPRF)[0])
+        verifiable = VoprfServer(node_keys.oprf_key_pair(resource_id, version, Mode.VOPRF)[0])
         case["canonical_values"] = list(values)
         case["canonical_hex"] = encoded.hex()
         case["hmac_tag_hex"] = KeyedHasher(hmac_key, domain).tag(encoded).hex()
         case["oprf_output_hex"] = server.evaluate(encoded).hex()
+        case["voprf_output_hex"] = verifiable.evaluate(encoded).hex()
         records.append(case)
     return {
         "format": FORMAT,
         "generated_by": GENERATED_BY,
         "description": (
-            "Raw record -> canonical record bytes -> HMAC-SHA-256 tag and OPRF output "
-            "(docs/PROTOCOL.md). Keys are derived from the TEST master secrets below exactly as "
-            "a node derives them (provider_node/keys.py). TEST VALUES ONLY: never use them."
+            "Raw record -> canonical record bytes -> HMAC-SHA-256 tag and OPRF output: modeOPRF "
+            "(oprf_output_hex, the default) and modeVOPRF (voprf_output_hex), each mode under its "
+            "own key (docs/PROTOCOL.md). Keys are derived from the TEST master secrets below "
+            "exactly as a node derives them (provider_node/keys.py). TEST VALUES ONLY: never use "
+            "them."
         ),
         "canonical_version": CANONICAL_VERSION,
         "record_label": RECORD_LABEL.decode("ascii"),
@@ -492,21 +507,43 @@ BLINDED_RECORDS = [
 ]
 
 
-def blinded_vectors() -> dict[str, Any]:
+def _blinded_steps(mode: Mode) -> dict[str, Any]:
+    """One blinded comparison in ``mode`` (modeOPRF or modeVOPRF), every intermediate value."""
     resource_id, version, key_name = BLINDED_RESOURCE
-    suite = SUITES[OPRF_MODE]
-    sk, pk = _node_keys().oprf_key_pair(resource_id, version)
+    suite = SUITES[mode]
+    sk, pk = _node_keys().oprf_key_pair(resource_id, version, mode)
     domain = Domain(resource_id, key_name, version)
     key = _comparison_key(resource_id, version, key_name)
     inputs = [encode_values(domain, canonicalize(key, record)) for record in BLINDED_RECORDS]
     blinds = [_test_scalar(f"blind {i}") for i in range(len(inputs))]
-    nonce = _test_scalar("proof nonce")
-    client = VoprfClient(pk)
-    blinded = blind_with(client, inputs, blinds)
-    evaluation = blind_evaluate_with_nonce(VoprfServer(sk), blinded.message, nonce)
-    assert evaluation.proof is not None
+    steps: dict[str, Any] = {
+        "oprf_mode": MODE_NAMES[mode],
+        "context_string_hex": context_string(mode).hex(),
+        "hash_to_group_dst_hex": suite.hash_to_group_dst.hex(),
+        "hash_to_scalar_dst_hex": suite.hash_to_scalar_dst.hex(),
+    }
+    client: OprfClient | VoprfClient
+    if mode is Mode.VOPRF:
+        nonce = _test_scalar("proof nonce")
+        client = VoprfClient(pk)
+        blinded = blind_with(client, inputs, blinds)
+        evaluation = blind_evaluate_with_nonce(VoprfServer(sk), blinded.message, nonce)
+        assert evaluation.proof is not None
+        composite_m, composite_z = compute_composites(
+            suite, pk, blinded.message, evaluation.elements
+        )
+        steps["oprf_public_key_hex"] = pk.hex()
+        steps["proof"] = {
+            "nonce_hex": nonce.hex(),
+            "composite_m_hex": composite_m.hex(),
+            "composite_z_hex": composite_z.hex(),
+            "proof_hex": evaluation.proof.hex(),
+        }
+    else:
+        client = OprfClient()
+        blinded = blind_with(client, inputs, blinds)
+        evaluation = OprfServer(sk).blind_evaluate(blinded.message)
     outputs = client.finalize(blinded.state, Evaluation(evaluation.elements, evaluation.proof))
-    composite_m, composite_z = compute_composites(suite, pk, blinded.message, evaluation.elements)
     items = []
     for i, record in enumerate(BLINDED_RECORDS):
         element = group.hash_to_group(inputs[i], suite.hash_to_group_dst)
@@ -522,31 +559,29 @@ def blinded_vectors() -> dict[str, Any]:
                 "output_hex": outputs[i].hex(),
             }
         )
+    steps["items"] = items
+    return steps
+
+
+def blinded_vectors() -> dict[str, Any]:
+    resource_id, version, key_name = BLINDED_RESOURCE
     return {
         "format": FORMAT,
         "generated_by": GENERATED_BY,
         "description": (
             "One blinded comparison of three records, every intermediate value, with fixed TEST "
-            "blinds and a fixed TEST proof nonce (docs/PROTOCOL.md, 'Blinded mode'). The key "
-            "pair is records.json's for this resource and key version. A real client draws a "
-            "fresh random blind per item and request; a real node a fresh nonce per proof."
+            "blinds (docs/PROTOCOL.md, 'Blinded mode'): at the top level in modeOPRF (the "
+            "default, no proof), under 'voprf' in modeVOPRF with a fixed TEST proof nonce. Each "
+            "mode's key pair is records.json's for this resource and key version (oprf_* and "
+            "voprf_*). A real client draws a fresh random blind per item and request; a real "
+            "node a fresh nonce per proof."
         ),
         "suite": SUITE_ID,
-        "oprf_mode": MODE_NAMES[OPRF_MODE],
-        "context_string_hex": context_string(OPRF_MODE).hex(),
-        "hash_to_group_dst_hex": suite.hash_to_group_dst.hex(),
-        "hash_to_scalar_dst_hex": suite.hash_to_scalar_dst.hex(),
         "resource_id": resource_id,
         "key_version": version,
         "comparison_key": key_name,
-        "oprf_public_key_hex": pk.hex(),
-        "items": items,
-        "proof": {
-            "nonce_hex": nonce.hex(),
-            "composite_m_hex": composite_m.hex(),
-            "composite_z_hex": composite_z.hex(),
-            "proof_hex": evaluation.proof.hex(),
-        },
+        **_blinded_steps(Mode.OPRF),
+        "voprf": _blinded_steps(Mode.VOPRF),
     }
 
 

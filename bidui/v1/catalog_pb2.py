@@ -25,37 +25,39 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62idui/v1/catalog.proto\x12\x08\x62idui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"H\n\rComparisonKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\x19\n\x11verifiable_fields\x18\x03 \x03(\t\"\x92\x04\n\x08Resource\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x10owner_department\x18\x03 \x01(\t\x12$\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x12.bidui.v1.Category\x12\x1f\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x0f.bidui.v1.Field\x12\x30\n\x0f\x63omparison_keys\x18\x06 \x03(\x0b\x32\x17.bidui.v1.ComparisonKey\x12+\n\x0csharing_type\x18\x07 \x01(\x0e\x32\x15.bidui.v1.SharingType\x12\x18\n\x10usage_conditions\x18\x08 \x01(\t\x12\x15\n\rupdate_period\x18\t \x01(\t\x12\x30\n\x0clast_refresh\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0foprf_public_key\x18\x0b \x01(\x0c\x12\x13\n\x0bkey_version\x18\x0c \x01(\r\x12\x1d\n\x05modes\x18\r \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x19\n\x0crecord_count\x18\x0e \x01(\x04H\x00\x88\x01\x01\x12\x12\n\noprf_suite\x18\x0f \x01(\t\x12\x19\n\x11\x63\x61nonical_version\x18\x10 \x01(\r\x12!\n\x07\x61nswers\x18\x14 \x03(\x0e\x32\x10.bidui.v1.AnswerB\x0f\n\r_record_count\"\x16\n\x14ListResourcesRequest\">\n\x15ListResourcesResponse\x12%\n\tresources\x18\x01 \x03(\x0b\x32\x12.bidui.v1.Resource\".\n\x17\x44\x65scribeResourceRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"@\n\x11GetHashKeyRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63omparison_key\x18\x02 \x01(\t\"O\n\x12GetHashKeyResponse\x12\x10\n\x08hmac_key\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x12\n\ntag_length\x18\x03 \x01(\r*\x86\x01\n\x0bSharingType\x12\x1c\n\x18SHARING_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSHARING_TYPE_UNCONDITIONAL\x10\x01\x12\x1c\n\x18SHARING_TYPE_CONDITIONAL\x10\x02\x12\x1b\n\x17SHARING_TYPE_NOT_SHARED\x10\x03*j\n\x08\x43\x61tegory\x12\x18\n\x14\x43\x41TEGORY_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41TEGORY_BASIC\x10\x01\x12\x15\n\x11\x43\x41TEGORY_THEMATIC\x10\x02\x12\x19\n\x15\x43\x41TEGORY_DEPARTMENTAL\x10\x03*?\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_HASHED\x10\x01\x12\x10\n\x0cMODE_BLINDED\x10\x02*W\n\x06\x41nswer\x12\x16\n\x12\x41NSWER_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41NSWER_MATCH\x10\x01\x12\x11\n\rANSWER_VERIFY\x10\x02\x12\x10\n\x0c\x41NSWER_COUNT\x10\x03\x32\xf6\x01\n\x0e\x43\x61talogService\x12P\n\rListResources\x12\x1e.bidui.v1.ListResourcesRequest\x1a\x1f.bidui.v1.ListResourcesResponse\x12I\n\x10\x44\x65scribeResource\x12!.bidui.v1.DescribeResourceRequest\x1a\x12.bidui.v1.Resource\x12G\n\nGetHashKey\x12\x1b.bidui.v1.GetHashKeyRequest\x1a\x1c.bidui.v1.GetHashKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62idui/v1/catalog.proto\x12\x08\x62idui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"H\n\rComparisonKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\x19\n\x11verifiable_fields\x18\x03 \x03(\t\"\xba\x04\n\x08Resource\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x10owner_department\x18\x03 \x01(\t\x12$\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x12.bidui.v1.Category\x12\x1f\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x0f.bidui.v1.Field\x12\x30\n\x0f\x63omparison_keys\x18\x06 \x03(\x0b\x32\x17.bidui.v1.ComparisonKey\x12+\n\x0csharing_type\x18\x07 \x01(\x0e\x32\x15.bidui.v1.SharingType\x12\x18\n\x10usage_conditions\x18\x08 \x01(\t\x12\x15\n\rupdate_period\x18\t \x01(\t\x12\x30\n\x0clast_refresh\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0foprf_public_key\x18\x0b \x01(\x0c\x12\x13\n\x0bkey_version\x18\x0c \x01(\r\x12\x1d\n\x05modes\x18\r \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x19\n\x0crecord_count\x18\x0e \x01(\x04H\x00\x88\x01\x01\x12\x12\n\noprf_suite\x18\x0f \x01(\t\x12\x19\n\x11\x63\x61nonical_version\x18\x10 \x01(\r\x12!\n\x07\x61nswers\x18\x14 \x03(\x0e\x32\x10.bidui.v1.Answer\x12&\n\noprf_modes\x18\x11 \x03(\x0e\x32\x12.bidui.v1.OprfModeB\x0f\n\r_record_count\"\x16\n\x14ListResourcesRequest\">\n\x15ListResourcesResponse\x12%\n\tresources\x18\x01 \x03(\x0b\x32\x12.bidui.v1.Resource\".\n\x17\x44\x65scribeResourceRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"@\n\x11GetHashKeyRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63omparison_key\x18\x02 \x01(\t\"O\n\x12GetHashKeyResponse\x12\x10\n\x08hmac_key\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x12\n\ntag_length\x18\x03 \x01(\r*\x86\x01\n\x0bSharingType\x12\x1c\n\x18SHARING_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSHARING_TYPE_UNCONDITIONAL\x10\x01\x12\x1c\n\x18SHARING_TYPE_CONDITIONAL\x10\x02\x12\x1b\n\x17SHARING_TYPE_NOT_SHARED\x10\x03*j\n\x08\x43\x61tegory\x12\x18\n\x14\x43\x41TEGORY_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41TEGORY_BASIC\x10\x01\x12\x15\n\x11\x43\x41TEGORY_THEMATIC\x10\x02\x12\x19\n\x15\x43\x41TEGORY_DEPARTMENTAL\x10\x03*?\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_HASHED\x10\x01\x12\x10\n\x0cMODE_BLINDED\x10\x02*N\n\x08OprfMode\x12\x19\n\x15OPRF_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eOPRF_MODE_OPRF\x10\x01\x12\x13\n\x0fOPRF_MODE_VOPRF\x10\x02*W\n\x06\x41nswer\x12\x16\n\x12\x41NSWER_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41NSWER_MATCH\x10\x01\x12\x11\n\rANSWER_VERIFY\x10\x02\x12\x10\n\x0c\x41NSWER_COUNT\x10\x03\x32\xf6\x01\n\x0e\x43\x61talogService\x12P\n\rListResources\x12\x1e.bidui.v1.ListResourcesRequest\x1a\x1f.bidui.v1.ListResourcesResponse\x12I\n\x10\x44\x65scribeResource\x12!.bidui.v1.DescribeResourceRequest\x1a\x12.bidui.v1.Resource\x12G\n\nGetHashKey\x12\x1b.bidui.v1.GetHashKeyRequest\x1a\x1c.bidui.v1.GetHashKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bidui.v1.catalog_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHARINGTYPE']._serialized_start=1018
-  _globals['_SHARINGTYPE']._serialized_end=1152
-  _globals['_CATEGORY']._serialized_start=1154
-  _globals['_CATEGORY']._serialized_end=1260
-  _globals['_MODE']._serialized_start=1262
-  _globals['_MODE']._serialized_end=1325
-  _globals['_ANSWER']._serialized_start=1327
-  _globals['_ANSWER']._serialized_end=1414
+  _globals['_SHARINGTYPE']._serialized_start=1058
+  _globals['_SHARINGTYPE']._serialized_end=1192
+  _globals['_CATEGORY']._serialized_start=1194
+  _globals['_CATEGORY']._serialized_end=1300
+  _globals['_MODE']._serialized_start=1302
+  _globals['_MODE']._serialized_end=1365
+  _globals['_OPRFMODE']._serialized_start=1367
+  _globals['_OPRFMODE']._serialized_end=1445
+  _globals['_ANSWER']._serialized_start=1447
+  _globals['_ANSWER']._serialized_end=1534
   _globals['_FIELD']._serialized_start=69
   _globals['_FIELD']._serialized_end=125
   _globals['_COMPARISONKEY']._serialized_start=127
   _globals['_COMPARISONKEY']._serialized_end=199
   _globals['_RESOURCE']._serialized_start=202
-  _globals['_RESOURCE']._serialized_end=732
-  _globals['_LISTRESOURCESREQUEST']._serialized_start=734
-  _globals['_LISTRESOURCESREQUEST']._serialized_end=756
-  _globals['_LISTRESOURCESRESPONSE']._serialized_start=758
-  _globals['_LISTRESOURCESRESPONSE']._serialized_end=820
-  _globals['_DESCRIBERESOURCEREQUEST']._serialized_start=822
-  _globals['_DESCRIBERESOURCEREQUEST']._serialized_end=868
-  _globals['_GETHASHKEYREQUEST']._serialized_start=870
-  _globals['_GETHASHKEYREQUEST']._serialized_end=934
-  _globals['_GETHASHKEYRESPONSE']._serialized_start=936
-  _globals['_GETHASHKEYRESPONSE']._serialized_end=1015
-  _globals['_CATALOGSERVICE']._serialized_start=1417
-  _globals['_CATALOGSERVICE']._serialized_end=1663
+  _globals['_RESOURCE']._serialized_end=772
+  _globals['_LISTRESOURCESREQUEST']._serialized_start=774
+  _globals['_LISTRESOURCESREQUEST']._serialized_end=796
+  _globals['_LISTRESOURCESRESPONSE']._serialized_start=798
+  _globals['_LISTRESOURCESRESPONSE']._serialized_end=860
+  _globals['_DESCRIBERESOURCEREQUEST']._serialized_start=862
+  _globals['_DESCRIBERESOURCEREQUEST']._serialized_end=908
+  _globals['_GETHASHKEYREQUEST']._serialized_start=910
+  _globals['_GETHASHKEYREQUEST']._serialized_end=974
+  _globals['_GETHASHKEYRESPONSE']._serialized_start=976
+  _globals['_GETHASHKEYRESPONSE']._serialized_end=1055
+  _globals['_CATALOGSERVICE']._serialized_start=1537
+  _globals['_CATALOGSERVICE']._serialized_end=1783
 # @@protoc_insertion_point(module_scope)

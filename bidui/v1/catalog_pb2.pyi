@@ -78,7 +78,7 @@ class _ModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Mode.ValueType],
     MODE_HASHED: _Mode.ValueType  # 1
     """HMAC-SHA-256 tags under a per-resource key"""
     MODE_BLINDED: _Mode.ValueType  # 2
-    """RFC 9497 VOPRF, ristretto255-SHA512"""
+    """RFC 9497 OPRF, ristretto255-SHA512 (the protocol mode: OprfMode)"""
 
 class Mode(_Mode, metaclass=_ModeEnumTypeWrapper): ...
 
@@ -86,8 +86,32 @@ MODE_UNSPECIFIED: Mode.ValueType  # 0
 MODE_HASHED: Mode.ValueType  # 1
 """HMAC-SHA-256 tags under a per-resource key"""
 MODE_BLINDED: Mode.ValueType  # 2
-"""RFC 9497 VOPRF, ristretto255-SHA512"""
+"""RFC 9497 OPRF, ristretto255-SHA512 (the protocol mode: OprfMode)"""
 Global___Mode: _TypeAlias = Mode  # noqa: Y015
+
+class _OprfMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OprfModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OprfMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OPRF_MODE_UNSPECIFIED: _OprfMode.ValueType  # 0
+    OPRF_MODE_OPRF: _OprfMode.ValueType  # 1
+    """modeOPRF (0x00), no proof: the default"""
+    OPRF_MODE_VOPRF: _OprfMode.ValueType  # 2
+    """modeVOPRF (0x01), one batched DLEQ proof against oprf_public_key"""
+
+class OprfMode(_OprfMode, metaclass=_OprfModeEnumTypeWrapper):
+    """The RFC 9497 protocol modes of blinded mode a resource offers; the request picks one
+    (ComparisonHeader.verifiable). Each has its own key (DeriveKeyPair with the mode).
+    """
+
+OPRF_MODE_UNSPECIFIED: OprfMode.ValueType  # 0
+OPRF_MODE_OPRF: OprfMode.ValueType  # 1
+"""modeOPRF (0x00), no proof: the default"""
+OPRF_MODE_VOPRF: OprfMode.ValueType  # 2
+"""modeVOPRF (0x01), one batched DLEQ proof against oprf_public_key"""
+Global___OprfMode: _TypeAlias = OprfMode  # noqa: Y015
 
 class _Answer:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -196,6 +220,7 @@ class Resource(_message.Message):
     OPRF_SUITE_FIELD_NUMBER: _builtins.int
     CANONICAL_VERSION_FIELD_NUMBER: _builtins.int
     ANSWERS_FIELD_NUMBER: _builtins.int
+    OPRF_MODES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     owner_department: _builtins.str
@@ -205,7 +230,9 @@ class Resource(_message.Message):
     update_period: _builtins.str
     """ISO 8601 duration of the declared update period, e.g. "P1D"."""
     oprf_public_key: _builtins.bytes
-    """RFC 9497 public key (serialized ristretto255 element) for blinded mode."""
+    """RFC 9497 modeVOPRF public key (serialized ristretto255 element); set only when oprf_modes
+    lists OPRF_MODE_VOPRF (modeOPRF needs no public key).
+    """
     key_version: _builtins.int
     record_count: _builtins.int
     """Only set where the operator allows it (never by default for conditional data)."""
@@ -228,6 +255,10 @@ class Resource(_message.Message):
     def answers(self) -> _containers.RepeatedScalarFieldContainer[Global___Answer.ValueType]:
         """The answers the resource offers: to any department (unconditional), or to apply for."""
 
+    @_builtins.property
+    def oprf_modes(self) -> _containers.RepeatedScalarFieldContainer[Global___OprfMode.ValueType]:
+        """Blinded mode's RFC 9497 protocol modes (empty unless modes lists MODE_BLINDED)."""
+
     def __init__(
         self,
         *,
@@ -248,10 +279,11 @@ class Resource(_message.Message):
         oprf_suite: _builtins.str = ...,
         canonical_version: _builtins.int = ...,
         answers: _abc.Iterable[Global___Answer.ValueType] | None = ...,
+        oprf_modes: _abc.Iterable[Global___OprfMode.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "last_refresh", b"last_refresh", "record_count", b"record_count"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "answers", b"answers", "canonical_version", b"canonical_version", "category", b"category", "comparison_keys", b"comparison_keys", "fields", b"fields", "id", b"id", "key_version", b"key_version", "last_refresh", b"last_refresh", "modes", b"modes", "name", b"name", "oprf_public_key", b"oprf_public_key", "oprf_suite", b"oprf_suite", "owner_department", b"owner_department", "record_count", b"record_count", "sharing_type", b"sharing_type", "update_period", b"update_period", "usage_conditions", b"usage_conditions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_record_count", b"_record_count", "answers", b"answers", "canonical_version", b"canonical_version", "category", b"category", "comparison_keys", b"comparison_keys", "fields", b"fields", "id", b"id", "key_version", b"key_version", "last_refresh", b"last_refresh", "modes", b"modes", "name", b"name", "oprf_modes", b"oprf_modes", "oprf_public_key", b"oprf_public_key", "oprf_suite", b"oprf_suite", "owner_department", b"owner_department", "record_count", b"record_count", "sharing_type", b"sharing_type", "update_period", b"update_period", "usage_conditions", b"usage_conditions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__record_count: _TypeAlias = _typing.Literal["record_count"]  # noqa: Y015
     _WhichOneofArgType__record_count: _TypeAlias = _typing.Literal["_record_count", b"_record_count"]  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from bidui.v1 import catalog_pb2 as bidui_dot_v1_dot_catalog__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62idui/v1/comparison.proto\x12\x08\x62idui.v1\x1a\x16\x62idui/v1/catalog.proto\"\xc4\x01\n\x10\x43omparisonHeader\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63omparison_key\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0bkey_version\x18\x05 \x01(\r\x12\x10\n\x08grant_id\x18\x06 \x01(\t\x12 \n\x06\x61nswer\x18\x07 \x01(\x0e\x32\x10.bidui.v1.Answer\x12\x15\n\rverify_fields\x18\x08 \x03(\t\"a\n\x0bMatchResult\x12\x12\n\nmatch_bits\x18\x01 \x01(\x0c\x12\x12\n\nitem_count\x18\x02 \x01(\r\x12\x13\n\x0bmatch_count\x18\x03 \x01(\r\x12\x15\n\rcomparison_id\x18\x04 \x01(\t\"\xb9\x01\n\x12VerificationResult\x12\x10\n\x08outcomes\x18\x01 \x01(\x0c\x12\x15\n\rmismatch_bits\x18\x02 \x01(\x0c\x12\x14\n\x0crecord_count\x18\x03 \x01(\r\x12\x17\n\x0fnot_found_count\x18\x04 \x01(\r\x12\x18\n\x10\x63onsistent_count\x18\x05 \x01(\r\x12\x1a\n\x12inconsistent_count\x18\x06 \x01(\r\x12\x15\n\rcomparison_id\x18\x07 \x01(\t\"M\n\x0b\x43ountResult\x12\x12\n\nitem_count\x18\x01 \x01(\r\x12\x13\n\x0bmatch_count\x18\x02 \x01(\r\x12\x15\n\rcomparison_id\x18\x03 \x01(\t\"P\n\x14\x43ompareHashedRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x1a.bidui.v1.ComparisonHeader\x12\x0c\n\x04tags\x18\x02 \x03(\x0c\"\\\n\x14\x42lindEvaluateRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x1a.bidui.v1.ComparisonHeader\x12\x18\n\x10\x62linded_elements\x18\x02 \x03(\x0c\"n\n\x15\x42lindEvaluateResponse\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x1a\n\x12\x65valuated_elements\x18\x02 \x03(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x04 \x01(\r\"=\n\x13MatchBlindedRequest\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x0f\n\x07outputs\x18\x02 \x03(\x0c\x32\x9b\x04\n\x11\x43omparisonService\x12\x46\n\rCompareHashed\x12\x1e.bidui.v1.CompareHashedRequest\x1a\x15.bidui.v1.MatchResult\x12P\n\rBlindEvaluate\x12\x1e.bidui.v1.BlindEvaluateRequest\x1a\x1f.bidui.v1.BlindEvaluateResponse\x12\x44\n\x0cMatchBlinded\x12\x1d.bidui.v1.MatchBlindedRequest\x1a\x15.bidui.v1.MatchResult\x12L\n\x0cVerifyHashed\x12\x1e.bidui.v1.CompareHashedRequest\x1a\x1c.bidui.v1.VerificationResult\x12L\n\rVerifyBlinded\x12\x1d.bidui.v1.MatchBlindedRequest\x1a\x1c.bidui.v1.VerificationResult\x12\x44\n\x0b\x43ountHashed\x12\x1e.bidui.v1.CompareHashedRequest\x1a\x15.bidui.v1.CountResult\x12\x44\n\x0c\x43ountBlinded\x12\x1d.bidui.v1.MatchBlindedRequest\x1a\x15.bidui.v1.CountResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62idui/v1/comparison.proto\x12\x08\x62idui.v1\x1a\x16\x62idui/v1/catalog.proto\"\xd8\x01\n\x10\x43omparisonHeader\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63omparison_key\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0bkey_version\x18\x05 \x01(\r\x12\x10\n\x08grant_id\x18\x06 \x01(\t\x12 \n\x06\x61nswer\x18\x07 \x01(\x0e\x32\x10.bidui.v1.Answer\x12\x15\n\rverify_fields\x18\x08 \x03(\t\x12\x12\n\nverifiable\x18\t \x01(\x08\"a\n\x0bMatchResult\x12\x12\n\nmatch_bits\x18\x01 \x01(\x0c\x12\x12\n\nitem_count\x18\x02 \x01(\r\x12\x13\n\x0bmatch_count\x18\x03 \x01(\r\x12\x15\n\rcomparison_id\x18\x04 \x01(\t\"\xb9\x01\n\x12VerificationResult\x12\x10\n\x08outcomes\x18\x01 \x01(\x0c\x12\x15\n\rmismatch_bits\x18\x02 \x01(\x0c\x12\x14\n\x0crecord_count\x18\x03 \x01(\r\x12\x17\n\x0fnot_found_count\x18\x04 \x01(\r\x12\x18\n\x10\x63onsistent_count\x18\x05 \x01(\r\x12\x1a\n\x12inconsistent_count\x18\x06 \x01(\r\x12\x15\n\rcomparison_id\x18\x07 \x01(\t\"M\n\x0b\x43ountResult\x12\x12\n\nitem_count\x18\x01 \x01(\r\x12\x13\n\x0bmatch_count\x18\x02 \x01(\r\x12\x15\n\rcomparison_id\x18\x03 \x01(\t\"P\n\x14\x43ompareHashedRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x1a.bidui.v1.ComparisonHeader\x12\x0c\n\x04tags\x18\x02 \x03(\x0c\"\\\n\x14\x42lindEvaluateRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x1a.bidui.v1.ComparisonHeader\x12\x18\n\x10\x62linded_elements\x18\x02 \x03(\x0c\"n\n\x15\x42lindEvaluateResponse\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x1a\n\x12\x65valuated_elements\x18\x02 \x03(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x04 \x01(\r\"=\n\x13MatchBlindedRequest\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x0f\n\x07outputs\x18\x02 \x03(\x0c\x32\x9b\x04\n\x11\x43omparisonService\x12\x46\n\rCompareHashed\x12\x1e.bidui.v1.CompareHashedRequest\x1a\x15.bidui.v1.MatchResult\x12P\n\rBlindEvaluate\x12\x1e.bidui.v1.BlindEvaluateRequest\x1a\x1f.bidui.v1.BlindEvaluateResponse\x12\x44\n\x0cMatchBlinded\x12\x1d.bidui.v1.MatchBlindedRequest\x1a\x15.bidui.v1.MatchResult\x12L\n\x0cVerifyHashed\x12\x1e.bidui.v1.CompareHashedRequest\x1a\x1c.bidui.v1.VerificationResult\x12L\n\rVerifyBlinded\x12\x1d.bidui.v1.MatchBlindedRequest\x1a\x1c.bidui.v1.VerificationResult\x12\x44\n\x0b\x43ountHashed\x12\x1e.bidui.v1.CompareHashedRequest\x1a\x15.bidui.v1.CountResult\x12\x44\n\x0c\x43ountBlinded\x12\x1d.bidui.v1.MatchBlindedRequest\x1a\x15.bidui.v1.CountResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bidui.v1.comparison_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMPARISONHEADER']._serialized_start=64
-  _globals['_COMPARISONHEADER']._serialized_end=260
-  _globals['_MATCHRESULT']._serialized_start=262
-  _globals['_MATCHRESULT']._serialized_end=359
-  _globals['_VERIFICATIONRESULT']._serialized_start=362
-  _globals['_VERIFICATIONRESULT']._serialized_end=547
-  _globals['_COUNTRESULT']._serialized_start=549
-  _globals['_COUNTRESULT']._serialized_end=626
-  _globals['_COMPAREHASHEDREQUEST']._serialized_start=628
-  _globals['_COMPAREHASHEDREQUEST']._serialized_end=708
-  _globals['_BLINDEVALUATEREQUEST']._serialized_start=710
-  _globals['_BLINDEVALUATEREQUEST']._serialized_end=802
-  _globals['_BLINDEVALUATERESPONSE']._serialized_start=804
-  _globals['_BLINDEVALUATERESPONSE']._serialized_end=914
-  _globals['_MATCHBLINDEDREQUEST']._serialized_start=916
-  _globals['_MATCHBLINDEDREQUEST']._serialized_end=977
-  _globals['_COMPARISONSERVICE']._serialized_start=980
-  _globals['_COMPARISONSERVICE']._serialized_end=1519
+  _globals['_COMPARISONHEADER']._serialized_end=280
+  _globals['_MATCHRESULT']._serialized_start=282
+  _globals['_MATCHRESULT']._serialized_end=379
+  _globals['_VERIFICATIONRESULT']._serialized_start=382
+  _globals['_VERIFICATIONRESULT']._serialized_end=567
+  _globals['_COUNTRESULT']._serialized_start=569
+  _globals['_COUNTRESULT']._serialized_end=646
+  _globals['_COMPAREHASHEDREQUEST']._serialized_start=648
+  _globals['_COMPAREHASHEDREQUEST']._serialized_end=728
+  _globals['_BLINDEVALUATEREQUEST']._serialized_start=730
+  _globals['_BLINDEVALUATEREQUEST']._serialized_end=822
+  _globals['_BLINDEVALUATERESPONSE']._serialized_start=824
+  _globals['_BLINDEVALUATERESPONSE']._serialized_end=934
+  _globals['_MATCHBLINDEDREQUEST']._serialized_start=936
+  _globals['_MATCHBLINDEDREQUEST']._serialized_end=997
+  _globals['_COMPARISONSERVICE']._serialized_start=1000
+  _globals['_COMPARISONSERVICE']._serialized_end=1539
 # @@protoc_insertion_point(module_scope)

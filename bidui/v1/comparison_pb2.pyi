@@ -35,6 +35,7 @@ class ComparisonHeader(_message.Message):
     GRANT_ID_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
     VERIFY_FIELDS_FIELD_NUMBER: _builtins.int
+    VERIFIABLE_FIELD_NUMBER: _builtins.int
     resource_id: _builtins.str
     comparison_key: _builtins.str
     purpose: _builtins.str
@@ -53,6 +54,10 @@ class ComparisonHeader(_message.Message):
     """What the comparison answers; must agree with the RPC (ANSWER_UNSPECIFIED: the RPC's own, and
     ANSWER_MATCH for BlindEvaluate). Step 2 of a blinded comparison is the RPC of this answer.
     """
+    verifiable: _builtins.bool
+    """Blinded mode: false asks for RFC 9497 modeOPRF (no proof), true for modeVOPRF (a batched
+    DLEQ proof against the catalog's oprf_public_key); the resource must offer it (oprf_modes).
+    """
     @_builtins.property
     def verify_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """ANSWER_VERIFY only: the fields verified against comparison_key, in the order of the items;
@@ -70,10 +75,11 @@ class ComparisonHeader(_message.Message):
         grant_id: _builtins.str = ...,
         answer: _catalog_pb2.Answer.ValueType = ...,
         verify_fields: _abc.Iterable[_builtins.str] | None = ...,
+        verifiable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "comparison_key", b"comparison_key", "grant_id", b"grant_id", "key_version", b"key_version", "purpose", b"purpose", "request_id", b"request_id", "resource_id", b"resource_id", "verify_fields", b"verify_fields"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "comparison_key", b"comparison_key", "grant_id", b"grant_id", "key_version", b"key_version", "purpose", b"purpose", "request_id", b"request_id", "resource_id", b"resource_id", "verifiable", b"verifiable", "verify_fields", b"verify_fields"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -245,7 +251,9 @@ class BlindEvaluateResponse(_message.Message):
     comparison_id: _builtins.str
     """Identifies the open comparison; MatchBlinded must follow within the session lifetime."""
     proof: _builtins.bytes
-    """One batched DLEQ proof (c || s, 64 bytes) for all elements."""
+    """header.verifiable only: one batched DLEQ proof (c || s, 64 bytes) for all elements; empty
+    for modeOPRF.
+    """
     key_version: _builtins.int
     @_builtins.property
     def evaluated_elements(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...

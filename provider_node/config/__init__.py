@@ -41,6 +41,7 @@ from provider_node.config.values import (
     Category,
     ComparisonMode,
     ConfigError,
+    OprfMode,
     SharingType,
     parse_address,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "KeysConfig",
     "NodeConfig",
     "NodeSection",
+    "OprfMode",
     "ResourceConfig",
     "SharingType",
     "SourceConfig",

@@ -45,6 +45,7 @@ from provider_node.config.values import (
     ConfigPath,
     DatabaseUrl,
     Duration,
+    OprfMode,
     SharingType,
     between,
     is_memory_sqlite,
@@ -288,6 +289,13 @@ class ResourceConfig(_Section):
         min_length=1,
         description='a non-empty list, e.g. ["hashed", "blinded"]',
     )
+    # Blinded mode's RFC 9497 protocol modes, each with its own key and index: "oprf" (no proof,
+    # the default), "voprf" (a batched DLEQ proof that the published key was used).
+    oprf_modes: tuple[OprfMode, ...] = Field(
+        (OprfMode.OPRF,),
+        min_length=1,
+        description='a non-empty list, e.g. ["oprf"] or ["oprf", "voprf"]',
+    )
     # What comparisons may answer (each its own permission): any department's (unconditional), or
     # what a department may apply for (conditional). "verify" needs the verify table below.
     answers: tuple[Answer, ...] = Field(
@@ -311,7 +319,7 @@ class ResourceConfig(_Section):
     )
     source: SourceConfig = Field(description="a table: { url = ..., query = ... } or { csv = ... }")
 
-    @field_validator("modes", "answers")
+    @field_validator("modes", "oprf_modes", "answers")
     @classmethod
     def _listed_once(cls, values: tuple[StrEnum, ...], info: ValidationInfo) -> tuple[StrEnum, ...]:
         for position, value in enumerate(values):

@@ -45,6 +45,7 @@ __all__ = [
     "ConfigPath",
     "DatabaseUrl",
     "Duration",
+    "OprfMode",
     "SharingType",
     "between",
     "is_memory_sqlite",
@@ -99,6 +100,14 @@ class Category(StrEnum):
 class ComparisonMode(StrEnum):
     HASHED = "hashed"
     BLINDED = "blinded"
+
+
+class OprfMode(StrEnum):
+    """Blinded mode's RFC 9497 protocol mode: ``oprf`` (modeOPRF, no proof, the default) or
+    ``voprf`` (modeVOPRF, a batched DLEQ proof against the published key)."""
+
+    OPRF = "oprf"
+    VOPRF = "voprf"
 
 
 class Answer(StrEnum):
@@ -230,6 +239,7 @@ ENUM_LABELS: dict[type[StrEnum], str] = {
     SharingType: "sharing type",
     Category: "category",
     ComparisonMode: "mode",
+    OprfMode: "OPRF mode",
     Answer: "answer",
     FieldType: "field type",
 }

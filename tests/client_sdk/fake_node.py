@@ -27,7 +27,7 @@ from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain, encod
 from comparator.fields import resident_id_check_character
 from comparator.index import pack_matches
 from comparator.keyed_hash import KeyedHasher, generate_hmac_key
-from comparator.oprf import SUITE_ID, Mode, VoprfServer, generate_key_pair
+from comparator.oprf import SUITE_ID, Mode, OprfServer, VoprfServer, generate_key_pair
 
 RESOURCE = "residents"
 KEY = "id_number"
@@ -56,12 +56,19 @@ class FakeNode:
         )
         self._hmac_key = generate_hmac_key()
         secret, public = generate_key_pair(Mode.VOPRF)
-        self._oprf = VoprfServer(secret)
+        # Both RFC 9497 modes, each its own key, chosen by the header's ``verifiable``.
+        self._servers: dict[bool, OprfServer | VoprfServer] = {
+            False: OprfServer(generate_key_pair(Mode.OPRF)[0]),
+            True: VoprfServer(secret),
+        }
         self._public_key = public
         encoded = encode_records(_DOMAIN, _COMPARISON_KEY, [{KEY: i} for i in present]).encoded
         self._tags = set(KeyedHasher(self._hmac_key, _DOMAIN).tags(encoded))
-        self._outputs = set(self._oprf.evaluate_batch(encoded))
-        self._sessions: dict[str, int] = {}
+        self._outputs = {
+            verifiable: set(server.evaluate_batch(encoded))
+            for verifiable, server in self._servers.items()
+        }
+        self._sessions: dict[str, tuple[int, bool]] = {}
         self._lock = threading.Lock()
         self.calls: collections.Counter[str] = collections.Counter()
         self.blinded_seen: list[list[bytes]] = []
@@ -121,6 +128,7 @@ class FakeNode:
             key_version=_DOMAIN.key_version,
             oprf_suite=SUITE_ID,
             oprf_public_key=self._public_key,
+            oprf_modes=[_catalog_pb2.OPRF_MODE_OPRF, _catalog_pb2.OPRF_MODE_VOPRF],
             canonical_version=CANONICAL_VERSION,
         )
 
@@ -176,10 +184,11 @@ class _Comparison(_comparison_pb2_grpc.ComparisonServiceServicer):
         node._enter("BlindEvaluate", context, request)
         blinded = list(request.blinded_elements)
         node.blinded_seen.append(blinded)
-        evaluation = node._oprf.blind_evaluate(blinded)
+        verifiable = request.header.verifiable
+        evaluation = node._servers[verifiable].blind_evaluate(blinded)
         comparison_id = str(uuid.uuid4())
         with node._lock:
-            node._sessions[comparison_id] = len(blinded)
+            node._sessions[comparison_id] = (len(blinded), verifiable)
         return _comparison_pb2.BlindEvaluateResponse(
             comparison_id=comparison_id,
             evaluated_elements=evaluation.elements,
@@ -191,11 +200,12 @@ class _Comparison(_comparison_pb2_grpc.ComparisonServiceServicer):
         node = self._node
         node._enter("MatchBlinded", context)
         with node._lock:
-            count = node._sessions.pop(request.comparison_id, None)
-        if count is None:  # the real node's words for a session it does not hold
+            session = node._sessions.pop(request.comparison_id, None)
+        if session is None:  # the real node's words for a session it does not hold
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "no open blinded comparison: it expired, was already answered, or never opened; "
                 "start again with BlindEvaluate",
             )
-        return _answer([output in node._outputs for output in request.outputs])
+        outputs = node._outputs[session[1]]
+        return _answer([output in outputs for output in request.outputs])

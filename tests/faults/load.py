@@ -24,7 +24,7 @@ from bidui.v1 import catalog_pb2, catalog_pb2_grpc, comparison_pb2, comparison_p
 from client_sdk import BiduiError, ComparisonClient
 from comparator.canonical import ComparisonKey, Domain, FieldSpec, encode_records
 from comparator.keyed_hash import KeyedHasher
-from comparator.oprf import Evaluation, VoprfClient
+from comparator.oprf import Evaluation, OprfClient
 from tests.faults.node_process import NodeDir
 from tests.integration.conftest import NodeUnderTest
 
@@ -141,7 +141,7 @@ class RawRequester:
         self._records = [{KEY: n} for n in (*present, *absent)]
         self._key = key
         self._hasher: KeyedHasher | None = None
-        self._voprf: VoprfClient | None = None
+        self._voprf: OprfClient | None = None
         self._encoded: list[bytes] = []
         self._key_version = 0
 
@@ -171,7 +171,7 @@ class RawRequester:
         assert not batch.errors, batch.errors
         self._encoded = batch.encoded
         self._hasher = KeyedHasher(hash_key.hmac_key, domain)
-        self._voprf = VoprfClient(entry.oprf_public_key)
+        self._voprf = OprfClient()  # modeOPRF, the default
 
     def list_resources(self, timeout: float = 5.0) -> float:
         """ListResources; returns how long it took (raises on failure)."""
@@ -250,7 +250,7 @@ class RawRequester:
         if not finish:
             return evaluated.comparison_id
         outputs = self._voprf.finalize(
-            blind.state, Evaluation(list(evaluated.evaluated_elements), evaluated.proof)
+            blind.state, Evaluation(list(evaluated.evaluated_elements), None)
         )
         result = self._call(
             ledger,

@@ -72,6 +72,7 @@ owner_department = "luzhou-psb"
 category = "basic"
 sharing_type = "unconditional"
 modes = ["hashed", "blinded"]
+oprf_modes = ["oprf", "voprf"]
 answers = ["match", "verify", "count"]
 fields = { id_number = "cn_resident_id", name = "person_name", birth_date = "date" }
 keys = { "id_number" = ["id_number"] }
@@ -141,6 +142,8 @@ def build_node_dir(directory: Path, *, audit_url: str | None = None) -> tuple[Pa
     init = init_node(directory, clients=(REQUESTER,))
     text = init.config_path.read_text(encoding="utf-8")
     text = text.replace("max_batch_items = 100000", f"max_batch_items = {MAX_BATCH}")
+    # residents offers both RFC 9497 modes: modeOPRF (the default) and modeVOPRF.
+    text = text.replace('oprf_modes = ["oprf"]', 'oprf_modes = ["oprf", "voprf"]')
     if audit_url is not None:
         text = text.replace('database_url = "sqlite:///audit.db"', f'database_url = "{audit_url}"')
     init.config_path.write_text(text + NOT_SHARED + CONDITIONAL + VERIFIABLE, encoding="utf-8")

@@ -1,10 +1,12 @@
-"""Both comparison modes end to end: SDK -> gRPC over mutual TLS -> node -> audit -> answer."""
+"""Both comparison modes end to end: SDK -> gRPC over mutual TLS -> node -> audit -> answer;
+blinded mode in RFC 9497 modeOPRF (the default) and modeVOPRF (``verifiable=True``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from client_sdk import ComparisonClient
+from bidui.v1 import catalog_pb2
+from client_sdk import ComparisonClient, InvalidRequestError
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest
 
@@ -28,13 +30,15 @@ def _records(node: NodeUnderTest) -> tuple[list[dict[str, str]], list[str]]:
     return rows, expected
 
 
-@pytest.mark.parametrize("mode", ["hashed", "blinded"])
+@pytest.mark.parametrize("mode", ["hashed", "blinded", "blinded-voprf"])
 @pytest.mark.parametrize("key", ["id_number", "id_number+name"])
 def test_compare_gives_match_bits_aligned_with_input(
     node: NodeUnderTest, mode: str, key: str
 ) -> None:
     rows, expected = _records(node)
     before = len(audit_records(node))
+    verifiable = mode == "blinded-voprf"
+    mode = mode.removesuffix("-voprf")
     with node.client() as client:
         result = client.compare(
             "residents",
@@ -42,6 +46,7 @@ def test_compare_gives_match_bits_aligned_with_input(
             key=key,
             mode=mode,  # type: ignore[arg-type]
             purpose=PURPOSE,
+            verifiable=verifiable,
         )
     want = [
         ("matched" if key == "id_number" else "not_matched") if e == "name-mismatch" else e
@@ -109,12 +114,53 @@ def test_catalog_lists_metadata_and_public_key_never_counts_by_default(
     with node.client() as client:
         resources = {r.id: r for r in client.list_resources()}
     residents = resources["residents"]
-    assert len(residents.oprf_public_key) == 32
+    assert len(residents.oprf_public_key) == 32  # modeVOPRF's: residents offers it
+    assert list(residents.oprf_modes) == [catalog_pb2.OPRF_MODE_OPRF, catalog_pb2.OPRF_MODE_VOPRF]
+    # modeOPRF only (the default): no public key to publish.
+    household = resources["household_register"]
+    assert list(household.oprf_modes) == [catalog_pb2.OPRF_MODE_OPRF]
+    assert household.oprf_public_key == b""
     assert residents.oprf_suite == "ristretto255-SHA512"
     assert {k.name for k in residents.comparison_keys} == {"id_number", "id_number+name"}
     assert residents.last_refresh.seconds > 0
     assert not residents.HasField("record_count")
     assert resources["sealed_records"].sharing_type == 3  # SHARING_TYPE_NOT_SHARED
+
+
+def test_a_mode_the_resource_does_not_offer_is_refused(node: NodeUnderTest) -> None:
+    """The SDK refuses before sending; the node refuses FAILED_PRECONDITION mode_not_offered."""
+    import grpc
+
+    from bidui.v1 import comparison_pb2, comparison_pb2_grpc
+    from comparator.oprf import OprfClient
+
+    rows = [{"id_number": node.residents[0][0]}]
+    with node.client() as client, pytest.raises(InvalidRequestError, match="it offers: oprf"):
+        client.compare(
+            "household_register", rows, key="id_number", purpose=PURPOSE, verifiable=True
+        )
+    pki = node.directory / "pki"
+    credentials = grpc.ssl_channel_credentials(
+        (pki / "ca.pem").read_bytes(),
+        (pki / "clients" / "luzhou-civil-affairs.key").read_bytes(),
+        (pki / "clients" / "luzhou-civil-affairs.pem").read_bytes(),
+    )
+    header = comparison_pb2.ComparisonHeader(
+        resource_id="household_register", comparison_key="id_number", purpose=PURPOSE,
+        key_version=1, verifiable=True,
+    )  # fmt: skip
+    with grpc.secure_channel(node.target, credentials) as channel:
+        stub = comparison_pb2_grpc.ComparisonServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.BlindEvaluate(
+                comparison_pb2.BlindEvaluateRequest(
+                    header=header, blinded_elements=OprfClient().blind([b"x"]).message
+                ),
+                timeout=20,
+            )
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "mode voprf (offered: oprf)" in (refused.value.details() or "")
+    assert audit_records(node)[-1]["outcome"] == "refused"
 
 
 @pytest.mark.parametrize("mode", ["hashed", "blinded"])

@@ -225,7 +225,21 @@ def test_blinded_second_step_checks(node: NodeUnderTest, stubs) -> None:  # type
             header=header(node), blinded_elements=valid_blinded(node)
         )
     )
-    assert len(opened.evaluated_elements) == 2 and len(opened.proof) == 64
+    # modeOPRF by default: no proof; modeVOPRF when the header asks.
+    assert len(opened.evaluated_elements) == 2 and opened.proof == b""
+    verifiable = comparison_pb2.ComparisonHeader()
+    verifiable.CopyFrom(header(node))
+    verifiable.verifiable = True
+    proven = compare.BlindEvaluate(
+        comparison_pb2.BlindEvaluateRequest(header=verifiable, blinded_elements=valid_blinded(node))
+    )
+    assert len(proven.evaluated_elements) == 2 and len(proven.proof) == 64
+    closed = compare.MatchBlinded(
+        comparison_pb2.MatchBlindedRequest(
+            comparison_id=proven.comparison_id, outputs=[bytes(64)] * 2
+        )
+    )
+    assert (closed.item_count, closed.match_count) == (2, 0)
     before = len(audit_records(node))
     expect(
         lambda: compare.MatchBlinded(

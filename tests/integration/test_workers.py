@@ -29,9 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bidui.v1 import catalog_pb2, catalog_pb2_grpc, comparison_pb2, comparison_pb2_grpc
 from comparator.canonical import Domain, encode_record
-from comparator.oprf import VoprfClient
+from comparator.oprf import OprfClient
 from provider_node.config import load_config
-from provider_node.keys import NodeKeys
 from provider_node.resources import build_catalog
 from tests.cli.operator import audited, bidui
 from tests.integration.conftest import build_node_dir
@@ -268,7 +267,6 @@ def test_an_open_blinded_comparison_lives_in_the_worker_that_opened_it(tmp_path:
     config_path, residents, _ = build_node_dir(tmp_path)
     config = load_config(config_path)
     resource = build_catalog(config)["residents"]
-    public_key = NodeKeys.load(config.keys.dir).oprf_key_pair("residents", 1)[1]
     domain = Domain("residents", "id_number", 1)
     inputs = [encode_record(domain, resource.comparison_key("id_number"), {"id_number": r[0]})
               for r in residents[:2]]  # fmt: skip
@@ -290,7 +288,7 @@ def test_an_open_blinded_comparison_lives_in_the_worker_that_opened_it(tmp_path:
         with grpc.secure_channel(target, credentials) as first:
             step_1 = comparison_pb2_grpc.ComparisonServiceStub(first).BlindEvaluate(
                 comparison_pb2.BlindEvaluateRequest(
-                    header=header, blinded_elements=VoprfClient(public_key).blind(inputs).message
+                    header=header, blinded_elements=OprfClient().blind(inputs).message
                 ),
                 timeout=20,
             )

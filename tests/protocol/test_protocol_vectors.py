@@ -45,6 +45,8 @@ from comparator.oprf import (
     SUITE_ID,
     Evaluation,
     Mode,
+    OprfClient,
+    OprfServer,
     VoprfClient,
     VoprfServer,
     derive_key_pair,
@@ -125,19 +127,23 @@ def test_resource_keys_are_derived_as_the_node_derives_them() -> None:
     secrets = RECORDS["test_secrets"]
     seed = bytes.fromhex(secrets["oprf_seed_hex"])
     keys = NodeKeys(Path("unused"), seed, bytes.fromhex(secrets["hmac_master_hex"]))
-    assert (RECORDS["suite"], RECORDS["oprf_mode"]) == (SUITE_ID, "modeVOPRF")
+    assert (RECORDS["suite"], RECORDS["oprf_mode"]) == (SUITE_ID, "modeOPRF")
     for resource in RECORDS["resources"]:
         rid, version = resource["resource_id"], resource["key_version"]
         assert resource["hmac_key_info_hex"] == key_info(b"hmac", rid, version).hex()
         assert resource["hmac_key_hex"] == keys.hmac_key(rid, version).hex()
         oprf_info = key_info(b"oprf", rid, version)
         assert resource["oprf_key_info_hex"] == oprf_info.hex()
-        sk, pk = keys.oprf_key_pair(rid, version)
-        assert (resource["oprf_private_key_hex"], resource["oprf_public_key_hex"]) == (
-            sk.hex(),
-            pk.hex(),
-        )
-        assert derive_key_pair(seed, oprf_info, Mode.VOPRF) == (sk, pk)
+        for prefix, mode in (("oprf", Mode.OPRF), ("voprf", Mode.VOPRF)):
+            sk, pk = keys.oprf_key_pair(rid, version, mode)
+            assert (
+                resource[f"{prefix}_private_key_hex"],
+                resource[f"{prefix}_public_key_hex"],
+            ) == (
+                sk.hex(),
+                pk.hex(),
+            )
+            assert derive_key_pair(seed, oprf_info, mode) == (sk, pk)
         for entry in resource["comparison_keys"]:
             domain = Domain(rid, entry["comparison_key"], version).encode()
             assert entry["domain_hex"] == domain.hex()
@@ -170,8 +176,10 @@ def test_record_vector(case: dict[str, Any]) -> None:
     # PROTOCOL.md section 6, with the standard library's HMAC.
     message = HASH_LABEL + domain.encode() + encoded
     assert hmac.new(hmac_key, message, hashlib.sha256).digest() == tag
-    server = VoprfServer(bytes.fromhex(resource["oprf_private_key_hex"]))
+    server = OprfServer(bytes.fromhex(resource["oprf_private_key_hex"]))
     assert server.evaluate(encoded).hex() == case["oprf_output_hex"]
+    verifiable = VoprfServer(bytes.fromhex(resource["voprf_private_key_hex"]))
+    assert verifiable.evaluate(encoded).hex() == case["voprf_output_hex"]
 
 
 def test_records_cover_every_field_type_and_multi_field_keys() -> None:
@@ -188,31 +196,44 @@ def test_records_cover_every_field_type_and_multi_field_keys() -> None:
 # ---- one blinded comparison step by step ---------------------------------------------------------
 
 
-def test_blinded_vector_every_step() -> None:
-    data = load("blinded")
-    suite = SUITES[Mode.VOPRF]
-    assert data["context_string_hex"] == context_string(Mode.VOPRF).hex()
+@pytest.mark.parametrize("mode", [Mode.OPRF, Mode.VOPRF])
+def test_blinded_vector_every_step(mode: Mode) -> None:
+    top = load("blinded")
+    data = top if mode is Mode.OPRF else top["voprf"]
+    suite = SUITES[mode]
+    assert data["oprf_mode"] == ("modeOPRF" if mode is Mode.OPRF else "modeVOPRF")
+    assert data["context_string_hex"] == context_string(mode).hex()
     assert data["hash_to_group_dst_hex"] == suite.hash_to_group_dst.hex()
     assert data["hash_to_scalar_dst_hex"] == suite.hash_to_scalar_dst.hex()
-    resource = resource_vector(data["resource_id"], data["key_version"])
-    assert data["oprf_public_key_hex"] == resource["oprf_public_key_hex"]
-    sk = bytes.fromhex(resource["oprf_private_key_hex"])
-    pk = bytes.fromhex(data["oprf_public_key_hex"])
-    key = _key(resource, data["comparison_key"])
-    domain = Domain(data["resource_id"], data["comparison_key"], data["key_version"])
+    resource = resource_vector(top["resource_id"], top["key_version"])
+    prefix = "oprf" if mode is Mode.OPRF else "voprf"
+    sk = bytes.fromhex(resource[f"{prefix}_private_key_hex"])
+    key = _key(resource, top["comparison_key"])
+    domain = Domain(top["resource_id"], top["comparison_key"], top["key_version"])
     items = data["items"]
     inputs = [encode_record(domain, key, item["record"]) for item in items]
     blinds = [bytes.fromhex(item["blind_hex"]) for item in items]
-    client = VoprfClient(pk)
-    blinded = blind_with(client, inputs, blinds)
-    proof = data["proof"]
-    evaluation = blind_evaluate_with_nonce(
-        VoprfServer(sk), blinded.message, bytes.fromhex(proof["nonce_hex"])
-    )
-    assert evaluation.proof is not None and len(evaluation.proof) == PROOF_LENGTH
-    assert evaluation.proof.hex() == proof["proof_hex"]
-    m, z = compute_composites(suite, pk, blinded.message, evaluation.elements)
-    assert (m.hex(), z.hex()) == (proof["composite_m_hex"], proof["composite_z_hex"])
+    server: OprfServer | VoprfServer
+    client: OprfClient | VoprfClient
+    if mode is Mode.VOPRF:
+        assert data["oprf_public_key_hex"] == resource["voprf_public_key_hex"]
+        pk = bytes.fromhex(data["oprf_public_key_hex"])
+        client, server = VoprfClient(pk), VoprfServer(sk)
+        blinded = blind_with(client, inputs, blinds)
+        proof = data["proof"]
+        evaluation = blind_evaluate_with_nonce(
+            server, blinded.message, bytes.fromhex(proof["nonce_hex"])
+        )
+        assert evaluation.proof is not None and len(evaluation.proof) == PROOF_LENGTH
+        assert evaluation.proof.hex() == proof["proof_hex"]
+        m, z = compute_composites(suite, pk, blinded.message, evaluation.elements)
+        assert (m.hex(), z.hex()) == (proof["composite_m_hex"], proof["composite_z_hex"])
+    else:
+        assert "proof" not in data and "oprf_public_key_hex" not in data
+        client, server = OprfClient(), OprfServer(sk)
+        blinded = blind_with(client, inputs, blinds)
+        evaluation = server.blind_evaluate(blinded.message)
+        assert evaluation.proof is None
     outputs = client.finalize(blinded.state, Evaluation(evaluation.elements, evaluation.proof))
     for i, item in enumerate(items):
         element = group.hash_to_group(inputs[i], suite.hash_to_group_dst)
@@ -221,7 +242,7 @@ def test_blinded_vector_every_step() -> None:
         assert item["blinded_element_hex"] == blinded.message[i].hex()
         assert item["evaluated_element_hex"] == evaluation.elements[i].hex()
         assert item["unblinded_element_hex"] == group.scalar_mult(sk, element).hex()
-        assert item["output_hex"] == outputs[i].hex() == VoprfServer(sk).evaluate(inputs[i]).hex()
+        assert item["output_hex"] == outputs[i].hex() == server.evaluate(inputs[i]).hex()
         assert len(outputs[i]) == OUTPUT_LENGTH
 
 

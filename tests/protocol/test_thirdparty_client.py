@@ -103,22 +103,38 @@ def test_record_bytes_tag_and_output_match_the_vectors(case: dict[str, Any]) -> 
     sk = bytes.fromhex(resource["oprf_private_key_hex"])
     evaluated = pysodium.crypto_scalarmult_ristretto255(sk, blinded)
     assert tp.finalize(encoded, r, evaluated).hex() == case["oprf_output_hex"]
+    # modeVOPRF: its own context string and key.
+    r, blinded = tp.blind(encoded, ctx=tp.VOPRF_CONTEXT)
+    sk = bytes.fromhex(resource["voprf_private_key_hex"])
+    evaluated = pysodium.crypto_scalarmult_ristretto255(sk, blinded)
+    assert tp.finalize(encoded, r, evaluated).hex() == case["voprf_output_hex"]
 
 
-def test_every_blinded_step_and_the_proof_match_the_vectors() -> None:
-    data = load("blinded")
-    assert tp.CONTEXT.hex() == data["context_string_hex"]
-    pk = bytes.fromhex(data["oprf_public_key_hex"])
+def _blinded_steps(data: dict[str, Any], ctx: bytes) -> tuple[list[bytes], list[bytes]]:
+    assert ctx.hex() == data["context_string_hex"]
     blinded, evaluated = [], []
     for item in data["items"]:
         encoded = bytes.fromhex(item["input_hex"])
-        assert tp.hash_to_group(encoded).hex() == item["input_element_hex"]
-        r, element = tp.blind(encoded, bytes.fromhex(item["blind_hex"]))
+        assert tp.hash_to_group(encoded, ctx).hex() == item["input_element_hex"]
+        r, element = tp.blind(encoded, bytes.fromhex(item["blind_hex"]), ctx)
         assert element.hex() == item["blinded_element_hex"]
         evaluation = bytes.fromhex(item["evaluated_element_hex"])
         assert tp.finalize(encoded, r, evaluation).hex() == item["output_hex"]
         blinded.append(element)
         evaluated.append(evaluation)
+    return blinded, evaluated
+
+
+def test_every_blinded_step_matches_the_vectors_in_modeoprf() -> None:
+    data = load("blinded")
+    assert data["oprf_mode"] == "modeOPRF" and "proof" not in data
+    _blinded_steps(data, tp.CONTEXT)
+
+
+def test_every_blinded_step_and_the_proof_match_the_vectors_in_modevoprf() -> None:
+    data = load("blinded")["voprf"]
+    pk = bytes.fromhex(data["oprf_public_key_hex"])
+    blinded, evaluated = _blinded_steps(data, tp.VOPRF_CONTEXT)
     proof = data["proof"]
     m, z = tp.composites(pk, blinded, evaluated)
     assert (m.hex(), z.hex()) == (proof["composite_m_hex"], proof["composite_z_hex"])
@@ -203,23 +219,38 @@ def _third_party(node: NodeUnderTest, *, with_certificate: bool = True) -> tp.Th
     )
 
 
-def _sdk_answers(node: NodeUnderTest, records: list[dict[str, Any]], key: str, mode: str) -> list:
+def _sdk_answers(
+    node: NodeUnderTest, records: list[dict[str, Any]], key: str, mode: str, verifiable: bool
+) -> list:
     with node.client() as client:
-        result = client.compare("residents", records, key=key, mode=mode, purpose=PURPOSE)  # type: ignore[arg-type]
+        result = client.compare(
+            "residents",
+            records,
+            key=key,
+            mode=mode,
+            purpose=PURPOSE,
+            verifiable=verifiable,  # type: ignore[arg-type]
+        )
     return [None if r.status == "error" else r.status == "matched" for r in result]
 
 
-@pytest.mark.parametrize("mode", ["hashed", "blinded"])
+@pytest.mark.parametrize("mode", ["hashed", "blinded", "blinded-voprf"])
 @pytest.mark.parametrize("key", ["id_number", "id_number+name", "name+birth_date"])
 def test_same_answers_as_the_sdk_from_a_real_node(node: NodeUnderTest, mode: str, key: str) -> None:
     records = _records(node)
     client = _third_party(node)
+    verifiable = mode == "blinded-voprf"
+    mode = mode.removesuffix("-voprf")
     try:
-        compare = client.compare_hashed if mode == "hashed" else client.compare_blinded
-        answers = compare("residents", key, records, purpose=PURPOSE)
+        if mode == "hashed":
+            answers = client.compare_hashed("residents", key, records, purpose=PURPOSE)
+        else:
+            answers = client.compare_blinded(
+                "residents", key, records, purpose=PURPOSE, verifiable=verifiable
+            )
     finally:
         client.close()
-    assert answers == _sdk_answers(node, records, key, mode)
+    assert answers == _sdk_answers(node, records, key, mode, verifiable)
     present, absent = answers[:30], answers[30:40]
     assert present == [True] * 30 and absent == [False] * 10
     wrong_name, bad, empty = answers[40:]
@@ -232,7 +263,7 @@ def test_blinded_mode_without_verifying_the_proof_is_a_client_choice(node: NodeU
     client = _third_party(node)
     try:
         answers = client.compare_blinded(
-            "residents", "id_number", records, purpose=PURPOSE, verify=False
+            "residents", "id_number", records, purpose=PURPOSE, verifiable=True, verify=False
         )
     finally:
         client.close()
@@ -257,7 +288,11 @@ def test_the_node_publishes_what_the_third_party_client_needs(node: NodeUnderTes
         client.close()
     assert entry.oprf_suite == tp.SUITE
     assert entry.canonical_version == tp.CANONICAL_VERSION
-    assert tp.valid_element(entry.oprf_public_key)
+    assert tp.valid_element(entry.oprf_public_key)  # residents offers modeVOPRF too
+    assert list(entry.oprf_modes) == [
+        tp.catalog_pb2.OPRF_MODE_OPRF,
+        tp.catalog_pb2.OPRF_MODE_VOPRF,
+    ]
     assert {f.type for f in entry.fields} <= TYPES
 
 

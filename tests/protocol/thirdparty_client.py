@@ -6,9 +6,10 @@ pysodium (libsodium's ristretto255). Section numbers below are PROTOCOL.md's.
 
 Field types implemented: ``cn_resident_id``, ``person_name`` and ``date``; a resource whose
 comparison key uses another type is refused. Canonical version 2 (section 4): a node whose catalog
-entry states another version is refused before anything is encoded. Both modes are implemented; in
-blinded mode the batched DLEQ proof is verified unless ``verify_proof=False`` (PROTOCOL.md 7.5: a
-client's choice).
+entry states another version is refused before anything is encoded. Both modes are implemented;
+blinded mode in RFC 9497 modeOPRF by default (no proof) and in modeVOPRF with ``verifiable=True``,
+where the batched DLEQ proof is verified unless ``verify=False`` (PROTOCOL.md 7.5: a client's
+choice).
 """
 
 from __future__ import annotations
@@ -267,10 +268,18 @@ def hmac_tag(key: bytes, domain_bytes: bytes, record: bytes) -> bytes:
     return hmac.new(key, b"bidui-hmac-v1" + domain_bytes + record, hashlib.sha256).digest()
 
 
-# ---- section 7: blinded mode (modeVOPRF) ---------------------------------------------------------
+# ---- section 7: blinded mode (modeOPRF, or modeVOPRF) --------------------------------------------
 
-MODE = 0x01  # 7.1: modeVOPRF
-CONTEXT = b"OPRFV1-" + bytes([MODE]) + b"-ristretto255-SHA512"
+MODE_OPRF, MODE_VOPRF = 0x00, 0x01  # 7.1
+
+
+def context(mode: int) -> bytes:
+    """7.1: the contextString of ``mode``."""
+    return b"OPRFV1-" + bytes([mode]) + b"-ristretto255-SHA512"
+
+
+CONTEXT = context(MODE_OPRF)  # the default mode's
+VOPRF_CONTEXT = context(MODE_VOPRF)
 SUITE = "ristretto255-SHA512"
 ORDER = 2**252 + 27742317777372353535851937790883648493
 IDENTITY = bytes(32)
@@ -291,13 +300,14 @@ def expand_message_xmd(msg: bytes, dst: bytes, length: int) -> bytes:
     return b"".join(blocks)[:length]
 
 
-def hash_to_group(data: bytes) -> bytes:
-    uniform = expand_message_xmd(data, b"HashToGroup-" + CONTEXT, 64)
+def hash_to_group(data: bytes, ctx: bytes = CONTEXT) -> bytes:
+    uniform = expand_message_xmd(data, b"HashToGroup-" + ctx, 64)
     return pysodium.crypto_core_ristretto255_from_hash(uniform)
 
 
-def hash_to_scalar(data: bytes) -> bytes:
-    uniform = expand_message_xmd(data, b"HashToScalar-" + CONTEXT, 64)
+def hash_to_scalar(data: bytes, ctx: bytes = VOPRF_CONTEXT) -> bytes:
+    """Used by the proof only, hence modeVOPRF's context by default."""
+    uniform = expand_message_xmd(data, b"HashToScalar-" + ctx, 64)
     return pysodium.crypto_core_ristretto255_scalar_reduce(uniform)
 
 
@@ -307,10 +317,13 @@ def valid_element(data: bytes) -> bool:
     return bool(pysodium.crypto_core_ristretto255_is_valid_point(data))
 
 
-def blind(data: bytes, blind_scalar: bytes | None = None) -> tuple[bytes, bytes]:
-    """RFC 9497 Blind: (blind, blindedElement). ``blind_scalar`` only for test vectors."""
+def blind(
+    data: bytes, blind_scalar: bytes | None = None, ctx: bytes = CONTEXT
+) -> tuple[bytes, bytes]:
+    """RFC 9497 Blind: (blind, blindedElement) in the mode of ``ctx``. ``blind_scalar`` only for
+    test vectors."""
     r = blind_scalar or pysodium.crypto_core_ristretto255_scalar_random()
-    element = hash_to_group(data)
+    element = hash_to_group(data, ctx)
     if element == IDENTITY:
         raise ValueError("the input hashes to the identity element")
     return r, pysodium.crypto_scalarmult_ristretto255(r, element)
@@ -335,7 +348,7 @@ def composites(
     public_key: bytes, blinded: Sequence[bytes], evaluated: Sequence[bytes]
 ) -> tuple[bytes, bytes]:
     """7.5: (M, Z)."""
-    seed_dst = b"Seed-" + CONTEXT
+    seed_dst = b"Seed-" + VOPRF_CONTEXT
     seed = hashlib.sha512(_lp(public_key) + _lp(seed_dst)).digest()
     m = z = None
     for i, (c, d) in enumerate(zip(blinded, evaluated, strict=True)):
@@ -449,7 +462,12 @@ class ThirdPartyClient:
         return positions, encoded
 
     def _header(
-        self, entry: catalog_pb2.Resource, key_name: str, key_version: int, purpose: str
+        self,
+        entry: catalog_pb2.Resource,
+        key_name: str,
+        key_version: int,
+        purpose: str,
+        verifiable: bool = False,
     ) -> comparison_pb2.ComparisonHeader:
         return comparison_pb2.ComparisonHeader(
             resource_id=entry.id,
@@ -457,6 +475,7 @@ class ThirdPartyClient:
             purpose=purpose,
             request_id=uuid.uuid4().hex,
             key_version=key_version,
+            verifiable=verifiable,
         )
 
     @staticmethod
@@ -503,19 +522,26 @@ class ThirdPartyClient:
         records: Sequence[Mapping[str, str | None]],
         *,
         purpose: str,
+        verifiable: bool = False,
         verify: bool = True,
     ) -> list[bool | None]:
-        """Section 2, blinded mode."""
+        """Section 2, blinded mode: modeOPRF, or modeVOPRF (``verifiable``), whose proof is
+        checked unless ``verify`` is False."""
         entry = self.describe(resource_id)
         if catalog_pb2.MODE_BLINDED not in entry.modes or entry.oprf_suite != SUITE:
             raise ValueError(f"{resource_id} offers no blinded mode this client speaks")
+        wanted = catalog_pb2.OPRF_MODE_VOPRF if verifiable else catalog_pb2.OPRF_MODE_OPRF
+        if wanted not in entry.oprf_modes:
+            raise ValueError(f"{resource_id} does not offer this RFC 9497 mode (7.1)")
+        verify = verify and verifiable
         if verify and not valid_element(entry.oprf_public_key):
             raise ValueError("the node publishes an invalid OPRF public key")
+        ctx = VOPRF_CONTEXT if verifiable else CONTEXT
         positions, inputs = self._encode_all(entry, key_name, entry.key_version, records)
-        blinds, blinded = zip(*(blind(x) for x in inputs), strict=True)
+        blinds, blinded = zip(*(blind(x, ctx=ctx) for x in inputs), strict=True)
         evaluation = self._comparison.BlindEvaluate(
             comparison_pb2.BlindEvaluateRequest(
-                header=self._header(entry, key_name, entry.key_version, purpose),
+                header=self._header(entry, key_name, entry.key_version, purpose, verifiable),
                 blinded_elements=list(blinded),
             ),
             timeout=self._timeout,

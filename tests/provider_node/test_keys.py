@@ -35,7 +35,9 @@ def test_generate_writes_two_0600_files_and_load_reads_them(tmp_path: Path) -> N
     assert not [p for p in (tmp_path / "keys").iterdir() if p.name.startswith(".")]
     loaded = NodeKeys.load(tmp_path / "keys")
     assert loaded.hmac_key("residents", 1) == keys.hmac_key("residents", 1)
-    assert loaded.oprf_key_pair("residents", 1) == keys.oprf_key_pair("residents", 1)
+    assert loaded.oprf_key_pair("residents", 1, oprf.Mode.OPRF) == keys.oprf_key_pair(
+        "residents", 1, oprf.Mode.OPRF
+    )
 
 
 def test_generate_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
@@ -88,20 +90,26 @@ def test_derived_keys_are_separated_by_resource_version_and_purpose(tmp_path: Pa
     }
     assert len(hmac_keys) == 3
     assert all(len(key) == 32 for key in hmac_keys)
-    sk1, pk1 = keys.oprf_key_pair("residents", 1)
-    sk2, pk2 = keys.oprf_key_pair("residents", 2)
+    sk1, pk1 = keys.oprf_key_pair("residents", 1, oprf.Mode.OPRF)
+    sk2, pk2 = keys.oprf_key_pair("residents", 2, oprf.Mode.OPRF)
     assert len(pk1) == oprf.ELEMENT_LENGTH and len(sk1) == oprf.SCALAR_LENGTH
     assert pk1 != pk2 and sk1 != sk2
-    assert keys.oprf_public_key("residents", 1) == pk1
+    assert keys.oprf_public_key("residents", 1, oprf.Mode.OPRF) == pk1
+    # Each RFC 9497 mode has its own key (DeriveKeyPair's DST names the mode).
+    sk_v, pk_v = keys.oprf_key_pair("residents", 1, oprf.Mode.VOPRF)
+    assert sk_v != sk1 and pk_v != pk1
+    assert (sk_v, pk_v) == oprf.derive_key_pair(
+        bytes(range(32)), key_info(b"oprf", "residents", 1), oprf.Mode.VOPRF
+    )
     # Deterministic: the same seed derives the same keys (what makes backups two small files).
     again = NodeKeys(tmp_path, bytes(range(32)), bytes(range(32, 64)))
-    assert again.oprf_key_pair("residents", 1) == (sk1, pk1)
+    assert again.oprf_key_pair("residents", 1, oprf.Mode.OPRF) == (sk1, pk1)
     assert again.hmac_key("residents", 1) == keys.hmac_key("residents", 1)
 
 
 def test_the_derived_oprf_key_matches_its_public_key(tmp_path: Path) -> None:
     keys = NodeKeys(tmp_path, bytes(32), bytes(32))
-    secret, public = keys.oprf_key_pair("residents", 1)
+    secret, public = keys.oprf_key_pair("residents", 1, oprf.Mode.VOPRF)
     server = oprf.VoprfServer(secret)
     assert server.public_key == public
     client = oprf.VoprfClient(public)

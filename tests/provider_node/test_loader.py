@@ -13,7 +13,7 @@ import pytest
 from comparator.canonical import CANONICAL_VERSION, Record, encode_records
 from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher
-from comparator.oprf import VoprfClient, VoprfServer
+from comparator.oprf import Mode, OprfClient, OprfServer, VoprfClient, VoprfServer
 from provider_node.config import NodeConfig, load_config
 from provider_node.keys import NodeKeys
 from provider_node.loader import (
@@ -76,6 +76,7 @@ category = "basic"
 sharing_type = "unconditional"
 fields = { id_number = "cn_resident_id", name = "person_name", birth_date = "date" }
 keys = { "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }
+oprf_modes = ["oprf", "voprf"]
 source = { url = "sqlite:///source.db", query = "SELECT * FROM residents ORDER BY rowid" }
 
 [[resources]]
@@ -133,9 +134,23 @@ def hashed_lookup(
 def blinded_lookup(
     index: MatchIndex, keys: NodeKeys, resource: Resource, key: str, records: Sequence[Record]
 ) -> list[bool]:
+    """modeOPRF, under modeOPRF's key (the ``blinded`` index)."""
     batch = encode_records(resource.domain(key), resource.comparison_key(key), records)
     assert not batch.errors
-    secret, public = keys.oprf_key_pair(resource.id, resource.key_version)
+    secret, _ = keys.oprf_key_pair(resource.id, resource.key_version, Mode.OPRF)
+    client = OprfClient()
+    blind = client.blind(batch.encoded)
+    outputs = client.finalize(blind.state, OprfServer(secret).blind_evaluate(blind.message))
+    return [bool(hit) for hit in index.contains([o[:ENTRY_LENGTH] for o in outputs])]
+
+
+def voprf_lookup(
+    index: MatchIndex, keys: NodeKeys, resource: Resource, key: str, records: Sequence[Record]
+) -> list[bool]:
+    """modeVOPRF, under modeVOPRF's key (the ``blinded-voprf`` index)."""
+    batch = encode_records(resource.domain(key), resource.comparison_key(key), records)
+    assert not batch.errors
+    secret, public = keys.oprf_key_pair(resource.id, resource.key_version, Mode.VOPRF)
     client = VoprfClient(public)
     blind = client.blind(batch.encoded)
     outputs = client.finalize(blind.state, VoprfServer(secret).blind_evaluate(blind.message))
@@ -155,8 +170,10 @@ def test_sql_source_builds_indexes_that_answer_membership(
     assert {(i.key, i.mode) for i in report.indexes} == {
         ("id_number", "hashed"),
         ("id_number", "blinded"),
+        ("id_number", "blinded-voprf"),
         ("id_number+name", "hashed"),
         ("id_number+name", "blinded"),
+        ("id_number+name", "blinded-voprf"),
     }
     by_key = {(i.key, i.mode): i.records for i in report.indexes}
     assert by_key[("id_number", "hashed")] == ROWS - len(BAD_ID_ROWS)
@@ -173,7 +190,12 @@ def test_sql_source_builds_indexes_that_answer_membership(
     records = present + absent + renamed
     expected_id = [True] * 4 + [False] * 2 + [True]
     expected_both = [True] * 4 + [False] * 2 + [False]
-    for mode, lookup in (("hashed", hashed_lookup), ("blinded", blinded_lookup)):
+    lookups = (
+        ("hashed", hashed_lookup),
+        ("blinded", blinded_lookup),
+        ("blinded-voprf", voprf_lookup),
+    )
+    for mode, lookup in lookups:
         assert lookup(indexes[("id_number", mode)], keys, resource, "id_number", records) == (
             expected_id
         )
@@ -260,6 +282,31 @@ def test_missing_or_stale_index_tells_the_operator_what_to_run(
     other_keys = NodeKeys(tmp_path, bytes(32), bytes(32))
     with pytest.raises(IndexMissingError, match="other keys"):
         load_indexes(resource, config, other_keys)
+
+
+def test_a_blinded_index_built_under_the_voprf_key_is_refused_with_the_load_command(
+    node: tuple[NodeConfig, NodeKeys],
+) -> None:
+    """Indexes built before modeOPRF had its own key (VOPRF's, under the name ``blinded``)."""
+    config, keys = node
+    resource = catalog(config)["residents"]
+    load_resource(resource, config, keys)
+    old = index_path(config, "residents", "id_number", "blinded-voprf")
+    path = index_path(config, "residents", "id_number", "blinded")
+    metadata = {**MatchIndex.load(old).metadata, "mode": "blinded"}
+    assert metadata["key_id"] != MatchIndex.load(path).metadata["key_id"]
+    MatchIndex.build([], metadata=metadata).save(path)
+    command = f"run `bidui provider load --config {config.path} --resource residents`"
+    try:
+        with pytest.raises(IndexMissingError) as refused:
+            load_indexes(resource, config, keys)
+        assert str(refused.value) == (
+            f"resource 'residents': index {path} was built under other keys than the node's "
+            f"current blinded key: {command}"
+        )
+    finally:
+        load_resource(resource, config, keys)
+    load_indexes(resource, config, keys)
 
 
 def test_an_index_of_another_canonical_version_is_refused_with_the_load_command(

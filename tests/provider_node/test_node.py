@@ -1,10 +1,13 @@
-"""ProviderNode without gRPC: blinded sessions, their lifetime, and the audit of abandoned ones."""
+"""ProviderNode without gRPC: blinded sessions, their lifetime, and the audit of abandoned ones;
+both RFC 9497 modes (modeOPRF by default, modeVOPRF when the header asks) and the refusal of a mode
+the resource does not offer."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,12 +16,19 @@ from sqlalchemy import text
 
 from comparator.canonical import Domain, encode_record
 from comparator.index import MatchIndex, unpack_matches
-from comparator.oprf import Mode, VoprfClient, VoprfServer, generate_key_pair
+from comparator.oprf import (
+    Mode,
+    OprfClient,
+    OprfServer,
+    VoprfClient,
+    VoprfServer,
+    generate_key_pair,
+)
 from provider_node import errors
 from provider_node.access import AccessPolicy, ItemsPerMinute
 from provider_node.audit import AuditLog
 from provider_node.auth import Caller
-from provider_node.config import load_config
+from provider_node.config import OprfMode, load_config
 from provider_node.messages import Header
 from provider_node.metrics import NodeMetrics
 from provider_node.node import NodeLimits, ProviderNode
@@ -40,6 +50,7 @@ sharing_type = "unconditional"
 update_period = "P1D"
 usage_conditions = ""
 modes = ["blinded"]
+oprf_modes = ["oprf", "voprf"]
 fields = { id_number = "cn_resident_id" }
 keys = { "id_number" = ["id_number"] }
 source = { csv = "residents.csv" }
@@ -68,17 +79,24 @@ def setup(
     (tmp_path / "node.toml").write_text(CONFIG)
     config = load_config(tmp_path / "node.toml")
     resource = build_catalog(config)["residents"]
-    sk, pk = generate_key_pair(Mode.VOPRF)
-    server = VoprfServer(sk)
+    sk, _ = generate_key_pair(Mode.OPRF)
+    sk_v, pk = generate_key_pair(Mode.VOPRF)
+    servers = {OprfMode.OPRF: OprfServer(sk), OprfMode.VOPRF: VoprfServer(sk_v)}
     key = resource.comparison_key("id_number")
     domain = resource.domain("id_number")
-    index = MatchIndex.build(server.evaluate_batch([encode_record(domain, key, [i]) for i in IDS]))
+    encoded = [encode_record(domain, key, [i]) for i in IDS]
+    indexes = {
+        ("id_number", "blinded"): MatchIndex.build(servers[OprfMode.OPRF].evaluate_batch(encoded)),
+        ("id_number", "blinded-voprf"): MatchIndex.build(
+            servers[OprfMode.VOPRF].evaluate_batch(encoded)
+        ),
+    }
     engine = make_engine(config.audit.database_url)
     migrate(engine)
     sessions = session_factory(engine)
     audit = AuditLog(sessions)
     clock = FakeClock()
-    served = ServedResource(resource, server, pk, b"k" * 32, {("id_number", "blinded"): index})
+    served = ServedResource(resource, servers, pk, b"k" * 32, indexes)
     per_minute = ItemsPerMinute(hashed=0, blinded=getattr(request, "param", 0))
     node = ProviderNode(
         {"residents": served},
@@ -97,12 +115,12 @@ def _records(audit: AuditLog) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def _blind(pk: bytes, ids: list[str]):  # type: ignore[no-untyped-def]
+def _blind(pk: bytes, ids: list[str], verifiable: bool = False):  # type: ignore[no-untyped-def]
     resource_key = Domain("residents", "id_number", 1)
     from comparator.canonical import ComparisonKey
 
     key = ComparisonKey.from_names("id_number", ["id_number"], {"id_number": "cn_resident_id"})
-    client = VoprfClient(pk)
+    client = VoprfClient(pk) if verifiable else OprfClient()
     return client, client.blind([encode_record(resource_key, key, [i]) for i in ids])
 
 
@@ -123,6 +141,48 @@ def test_blinded_comparison_is_one_audit_record(setup) -> None:  # type: ignore[
     _, record = _records(audit)
     assert record["comparison_id"] == opened.comparison_id == outcome.comparison_id
     assert (record["outcome"], record["item_count"], record["match_count"]) == ("answered", 3, 2)
+    assert node.open_sessions == 0
+
+
+def test_verifiable_comparisons_carry_a_proof_and_match_their_own_index(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, audit, pk = setup
+    header = replace(HEADER, verifiable=True)
+    client, blinded = _blind(pk, [IDS[0], "110105194912310038", IDS[2]], verifiable=True)
+    opened = node.blind_evaluate(CALLER, header, blinded.message)
+    assert opened.evaluation.proof is not None  # VoprfClient.finalize checks it
+    outputs = client.finalize(blinded.state, opened.evaluation)
+    outcome = node.match_blinded(CALLER, opened.comparison_id, outputs)
+    assert unpack_matches(outcome.match_bits, 3) == [True, False, True]
+    # modeOPRF: no proof, and its outputs (another key) are matched against the modeOPRF index.
+    plain, blinded = _blind(pk, [IDS[0], IDS[1]])
+    opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
+    assert opened.evaluation.proof is None
+    outputs = plain.finalize(blinded.state, opened.evaluation)
+    assert node.match_blinded(CALLER, opened.comparison_id, outputs).match_count == 2
+    assert [r["outcome"] for r in _records(audit)] == ["opened", "answered"] * 2
+
+
+def test_the_dleq_batch_limit_applies_to_voprf_only(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    node, _, _, pk = setup
+    monkeypatch.setattr("provider_node.node.MAX_VERIFIABLE_BATCH", 2)
+    _, blinded = _blind(pk, IDS)
+    node.blind_evaluate(CALLER, HEADER, blinded.message)  # modeOPRF: up to max_batch_items
+    _, blinded = _blind(pk, IDS, verifiable=True)
+    with pytest.raises(errors.BatchTooLargeError):
+        node.blind_evaluate(CALLER, replace(HEADER, verifiable=True), blinded.message)
+
+
+def test_a_mode_the_resource_does_not_offer_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
+    node, _, audit, pk = setup
+    served = node.resources["residents"]
+    only_oprf = replace(served.resource, oprf_modes=(OprfMode.OPRF,))
+    node.resources["residents"].resource = only_oprf  # type: ignore[misc]
+    _, blinded = _blind(pk, IDS[:1], verifiable=True)
+    with pytest.raises(errors.ModeNotOfferedError, match=r"mode voprf \(offered: oprf\)") as info:
+        node.blind_evaluate(CALLER, replace(HEADER, verifiable=True), blinded.message)
+    assert (info.value.reason, info.value.status) == ("mode_not_offered", "FAILED_PRECONDITION")
+    (record,) = _records(audit)
+    assert record["outcome"] == "refused" and "offered: oprf" in str(record)
     assert node.open_sessions == 0
 
 

@@ -18,12 +18,13 @@ from comparator.canonical import FieldSpec, encode_record
 from comparator.index import MatchIndex
 from comparator.keyed_hash import KeyedHasher
 from comparator.oprf import Mode as OprfMode
-from comparator.oprf import VoprfServer, generate_key_pair
+from comparator.oprf import OprfServer, generate_key_pair
 from comparator.verification import VerificationPlan, unpack_verdicts
 from provider_node import errors
 from provider_node.access import AccessPolicy, ItemsPerMinute
 from provider_node.audit import AuditEntry, AuditLog
 from provider_node.auth import Caller
+from provider_node.config import OprfMode as OfferedMode
 from provider_node.config import load_config
 from provider_node.messages import (
     Answer,
@@ -88,14 +89,15 @@ def node(tmp_path: Path) -> tuple[ProviderNode, dict[str, ServedResource], Audit
     (tmp_path / "node.toml").write_text(CONFIG)
     config = load_config(tmp_path / "node.toml")
     served: dict[str, ServedResource] = {}
-    sk, pk = generate_key_pair(OprfMode.VOPRF)
+    sk, _ = generate_key_pair(OprfMode.OPRF)
     for resource in build_catalog(config).values():
         indexes = {}
         for name, key in resource.index_keys.items():
             hasher = KeyedHasher(HMAC_KEY, resource.domain(name))
             encoded = [encode_record(resource.domain(name), key, r) for r in REGISTER]
             indexes[(name, "hashed")] = MatchIndex.build(hasher.tags(encoded))
-        served[resource.id] = ServedResource(resource, VoprfServer(sk), pk, HMAC_KEY, indexes)
+        servers = {OfferedMode.OPRF: OprfServer(sk)}
+        served[resource.id] = ServedResource(resource, servers, None, HMAC_KEY, indexes)
     engine = make_engine(config.audit.database_url)
     migrate(engine)
     sessions = session_factory(engine)

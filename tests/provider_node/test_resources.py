@@ -9,7 +9,7 @@ import pytest
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from comparator.canonical import CANONICAL_VERSION, Domain
-from provider_node.config import SharingType, load_config
+from provider_node.config import ConfigError, SharingType, load_config
 from provider_node.resources import (
     Resource,
     UnknownComparisonKeyError,
@@ -31,6 +31,7 @@ usage_conditions = "comparison only"
 key_version = 3
 fields = { id_number = "cn_resident_id", name = "person_name" }
 keys = { "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }
+oprf_modes = ["oprf", "voprf"]
 source = { csv = "residents.csv" }
 
 [[resources]]
@@ -95,6 +96,7 @@ def test_catalog_entry(catalog: dict[str, Resource]) -> None:
         ("id_number+name", ["id_number", "name"]),
     ]
     assert list(entry.modes) == [_catalog_pb2.MODE_HASHED, _catalog_pb2.MODE_BLINDED]
+    assert list(entry.oprf_modes) == [_catalog_pb2.OPRF_MODE_OPRF, _catalog_pb2.OPRF_MODE_VOPRF]
     assert entry.key_version == 3
     assert entry.oprf_public_key == b"\x01" * 32
     assert entry.oprf_suite == "ristretto255-SHA512"
@@ -111,7 +113,7 @@ def test_record_count_only_where_allowed(catalog: dict[str, Resource]) -> None:
     )
     assert licences.HasField("record_count") and licences.record_count == 12
     # Hashed-only resources publish no OPRF key; no refresh yet leaves the time unset.
-    assert licences.oprf_public_key == b""
+    assert licences.oprf_public_key == b"" and not licences.oprf_modes
     assert not licences.HasField("last_refresh")
     assert licences.sharing_type == _catalog_pb2.SHARING_TYPE_CONDITIONAL
     sealed = resource_to_proto(
@@ -119,6 +121,26 @@ def test_record_count_only_where_allowed(catalog: dict[str, Resource]) -> None:
     )
     assert sealed.sharing_type == _catalog_pb2.SHARING_TYPE_NOT_SHARED
     assert not sealed.HasField("record_count")
+
+
+def test_blinded_mode_is_modeoprf_by_default_with_no_public_key(tmp_path: Path) -> None:
+    config = CONFIG.replace('oprf_modes = ["oprf", "voprf"]\n', "")
+    (tmp_path / "node.toml").write_text(config, encoding="utf-8")
+    residents = build_catalog(load_config(tmp_path / "node.toml", environ={}))["residents"]
+    assert residents.index_modes == ("hashed", "blinded")
+    assert residents.offers_oprf(False) and not residents.offers_oprf(True)
+    entry = resource_to_proto(residents, oprf_public_key=b"\x01" * 32, last_refresh=None)
+    assert list(entry.oprf_modes) == [_catalog_pb2.OPRF_MODE_OPRF]
+    assert entry.oprf_public_key == b""  # modeOPRF needs none: only modeVOPRF's is published
+    for modes, problem in (('["voprf", "voprf"]', "listed twice"), ("[]", "non-empty")):
+        (tmp_path / "node.toml").write_text(
+            CONFIG.replace('["oprf", "voprf"]', modes), encoding="utf-8"
+        )
+        with pytest.raises(ConfigError, match=problem):
+            load_config(tmp_path / "node.toml", environ={})
+    (tmp_path / "node.toml").write_text(CONFIG.replace('"voprf"]', '"poprf"]'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="poprf"):
+        load_config(tmp_path / "node.toml", environ={})
 
 
 def test_naive_refresh_time_is_refused(catalog: dict[str, Resource]) -> None:
