@@ -81,8 +81,15 @@ resource, key, or refused by the node); 1 the service failed.
     type=click.Choice(["blinded", "hashed"]),
     default="blinded",
     show_default=True,
-    help="blinded: RFC 9497 VOPRF, the node never sees a query value; "
+    help="blinded: RFC 9497 OPRF, the node never sees a query value; "
     "hashed: HMAC tags under the node's key, faster.",
+)
+@click.option(
+    "--verifiable",
+    is_flag=True,
+    help="Blinded mode in RFC 9497 modeVOPRF: the node proves each evaluation used the key it "
+    "publishes (for outputs kept or compared across nodes; it does not prove the answer). "
+    "The resource must offer it.",
 )
 @click.option(
     "--purpose",
@@ -126,6 +133,7 @@ def compare(
     key_name: str,
     output_path: str,
     mode: str,
+    verifiable: bool,
     purpose: str,
     node: NodeAddress,
     timeout: float,
@@ -149,6 +157,7 @@ def compare(
             key_name=key_name,
             output_path=output_path,
             mode=mode,
+            verifiable=verifiable,
             purpose=purpose,
             node=node,
             timeout=timeout,
@@ -192,6 +201,7 @@ def _run(
     key_name: str,
     output_path: str,
     mode: str,
+    verifiable: bool,
     purpose: str,
     node: NodeAddress,
     timeout: float,
@@ -223,6 +233,7 @@ def _run(
                         purpose=purpose,
                         request_id=request_id,
                         grant_id=grant_id,
+                        verifiable=verifiable,
                     )
                     output.write(block, result)  # on disk before the next block is sent
                     tally.add(block, result)

@@ -89,3 +89,39 @@ def test_an_interrupted_run_keeps_its_answers_and_resumes(
     assert [row[2] for row in rows] == ["matched"] * 20 + ["not_matched"] * 15
     assert not partial.exists()
     assert output.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("verifiable", [False, True])
+def test_blinded_compare_in_either_rfc_9497_mode(
+    node: NodeUnderTest, tmp_path: Path, verifiable: bool
+) -> None:
+    """modeOPRF by default; ``--verifiable`` asks for modeVOPRF, which residents offers."""
+    people = [p[0] for p in node.residents[:3]] + [p[0] for p in node.absent[:2]]
+    source = tmp_path / "in.csv"
+    source.write_text("id_number\n" + "\n".join(people) + "\n", encoding="utf-8")
+    output = tmp_path / "out.csv"
+    result = bidui(
+        "compare", "--input", source, "--resource", "residents", "--key", "id_number",
+        "--purpose", "pension checks", "--output", output, "--target", node.target,
+        "--ca-cert", node.ca_cert, "--cert", node.client_cert, "--key-file", node.client_key,
+        "--quiet", *(["--verifiable"] if verifiable else []),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(output.open(encoding="utf-8")))[1:]
+    assert [row[1] for row in rows] == ["matched"] * 3 + ["not_matched"] * 2
+
+
+def test_verifiable_where_the_resource_offers_only_modeoprf_is_refused(
+    node: NodeUnderTest, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id_number\n" + node.residents[0][0] + "\n", encoding="utf-8")
+    result = bidui(
+        "compare", "--input", source, "--resource", RESOURCE, "--key", "id_number",
+        "--purpose", "pension checks", "--output", tmp_path / "out.csv", "--target", node.target,
+        "--ca-cert", node.ca_cert, "--cert", node.client_cert, "--key-file", node.client_key,
+        "--quiet", "--verifiable",
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "does not offer blinded mode voprf" in result.output
+    assert "it offers: oprf" in result.output
