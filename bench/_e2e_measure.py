@@ -43,8 +43,12 @@ def throughput(
     mode: SdkMode,
     queries: Queries,
     runs: int,
+    *,
+    verifiable: bool = False,
 ) -> dict[str, Any]:
-    """``runs`` calls of ``compare()`` over all of ``queries``; checks every answer."""
+    """``runs`` calls of ``compare()`` over all of ``queries``; checks every answer.
+    ``verifiable``: blinded mode in RFC 9497 modeVOPRF (default modeOPRF)."""
+    label = f"{mode}{' (VOPRF)' if verifiable else ''}"
     m = len(queries.records)
     seconds: list[float] = []
     client_cpu = node_cpu = 0.0
@@ -52,13 +56,15 @@ def throughput(
     before = server.rpc_counters()
     for run in range(runs):
         t0, c0, n0 = time.perf_counter(), time.process_time(), server.cpu_seconds()
-        result = client.compare(RESOURCE, queries.records, key=KEY, mode=mode, purpose=PURPOSE)
+        result = client.compare(
+            RESOURCE, queries.records, key=KEY, mode=mode, purpose=PURPOSE, verifiable=verifiable
+        )
         seconds.append(time.perf_counter() - t0)
         client_cpu += time.process_time() - c0
         node_cpu += server.cpu_seconds() - n0
-        check_result(result, queries, f"{mode} run {run + 1}")
+        check_result(result, queries, f"{label} run {run + 1}")
         requests = len(result.comparison_ids)
-        log(f"  {mode} run {run + 1}: {len(queries.records) / seconds[-1]:,.0f} items/s")
+        log(f"  {label} run {run + 1}: {len(queries.records) / seconds[-1]:,.0f} items/s")
     rpcs = rpc_breakdown(before, server.rpc_counters(), runs)
     return {
         "m": m,

@@ -33,12 +33,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from client_sdk import Credentials
 from provider_node.bootstrap import init_node
 from provider_node.checkpoints import CHECKPOINT_FILE
-from provider_node.config import ComparisonMode, load_config
+from provider_node.config import ComparisonMode, OprfMode, load_config
 from provider_node.keys import NodeKeys
 from provider_node.loader import LoaderError, load_indexes, load_resource
 from provider_node.resources import build_catalog
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: blinded indexes per RFC 9497 mode (blinded, blinded-voprf)
+OPRF_MODES_LINE = 'oprf_modes = ["oprf"]'
+OPRF_MODES_BENCH = 'oprf_modes = ["oprf", "voprf"]'
+
 # The id_number-only comparison key replaces the example keys of `bidui provider init`.
 KEYS_LINE = 'keys = { "id_number" = ["id_number"], "id_number+name" = ["id_number", "name"] }'
 KEYS_LINE_BENCH = 'keys = { "id_number" = ["id_number"] }'
@@ -105,9 +108,10 @@ def prepare_node(directory: Path, n: int, seed: int) -> Node:
     log(f"creating the node in {directory}")
     init = init_node(directory, department=PROVIDER, clients=(REQUESTER,))
     text = init.config_path.read_text(encoding="utf-8")
-    if KEYS_LINE not in text:
-        sys.exit("the node.toml template changed: update KEYS_LINE in bench/e2e.py")
-    init.config_path.write_text(text.replace(KEYS_LINE, KEYS_LINE_BENCH), encoding="utf-8")
+    if KEYS_LINE not in text or OPRF_MODES_LINE not in text:
+        sys.exit("the node.toml template changed: update KEYS_LINE or OPRF_MODES_LINE in bench")
+    text = text.replace(KEYS_LINE, KEYS_LINE_BENCH).replace(OPRF_MODES_LINE, OPRF_MODES_BENCH)
+    init.config_path.write_text(text, encoding="utf-8")
 
     log(f"generating {n:,} synthetic residents")
     t0 = time.perf_counter()
@@ -130,9 +134,15 @@ def prepare_node(directory: Path, n: int, seed: int) -> Node:
     keys = NodeKeys.load(config.keys.dir)
     resource = build_catalog(config)[RESOURCE]
     build: dict[str, Any] = {"generate_seconds": generate_seconds}
-    for mode in (ComparisonMode.HASHED, ComparisonMode.BLINDED):
+    builds = (
+        ("hashed", ComparisonMode.HASHED, OprfMode.OPRF),
+        ("blinded", ComparisonMode.BLINDED, OprfMode.OPRF),
+        ("blinded-voprf", ComparisonMode.BLINDED, OprfMode.VOPRF),
+    )
+    for mode, comparison_mode, oprf_mode in builds:
         log(f"building the {mode} index of {n:,} records (load_resource)")
-        report = load_resource(dataclasses.replace(resource, modes=(mode,)), config, keys)
+        one = dataclasses.replace(resource, modes=(comparison_mode,), oprf_modes=(oprf_mode,))
+        report = load_resource(one, config, keys)
         (index,) = report.indexes
         if index.records != n or report.invalid_rows:
             sys.exit(f"{mode} index: {index.records} records, {report.invalid_rows} invalid")

@@ -14,8 +14,9 @@ What runs:
 2. ``bidui provider serve`` in a subprocess (its own GIL, as deployed) on a free loopback port, with
    its audit log in a fresh SQLite database in a temporary folder; the benchmark waits for the
    health service to report SERVING.
-3. Through ``client_sdk.ComparisonClient`` (mTLS): blinded mode over M_blinded records and hashed
-   mode over M_hashed records (half present, half absent; every answer is checked), then
+3. Through ``client_sdk.ComparisonClient`` (mTLS): blinded mode over M_blinded records, in RFC 9497
+   modeOPRF (the default) and in modeVOPRF (``verifiable=True``), and hashed mode over M_hashed
+   records (half present, half absent; every answer is checked), then
    single-record latency over ``--latency-calls`` sequential ``compare()`` calls per mode.
 4. The node is stopped and its audit chain verified (``bidui audit verify``).
 5. OpenMined PSI (``bench/psi_baseline.py`` in ``.bench-venv``, created when missing) over the same
@@ -116,9 +117,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                         warm_up,
                         f"{mode} warm-up",
                     )
-                log(f"blinded: {args.m_blinded:,} records x {args.runs}")
+                log(f"blinded (modeOPRF): {args.m_blinded:,} records x {args.runs}")
                 results["blinded"] = throughput(
                     client, server, "blinded", blinded_queries, args.runs
+                )
+                log(f"blinded (modeVOPRF): {args.m_blinded:,} records x {args.runs}")
+                results["blinded_voprf"] = throughput(
+                    client, server, "blinded", blinded_queries, args.runs, verifiable=True
                 )
                 log(f"hashed: {args.m_hashed:,} records x {args.runs}")
                 results["hashed"] = throughput(client, server, "hashed", hashed_queries, args.runs)
