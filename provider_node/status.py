@@ -16,6 +16,7 @@ from provider_node import errors
 
 _log = logging.getLogger(__name__)
 
+
 def status_code(error: BaseException) -> grpc.StatusCode:
     """The gRPC status for ``error`` (its class's ``status``); INTERNAL for anything else."""
     if isinstance(error, errors.NodeError):
