@@ -22,7 +22,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from bidui_cli.options import config_option
-from provider_node.audit import AuditLog, AuditUnavailableError, ExportFormat
+from provider_node.audit import AuditLog, AuditUnavailableError
+from provider_node.audit_records import ExportFormat
 from provider_node.checkpoints import (
     CHECKPOINT_FILE,
     load_signing_key,

@@ -38,7 +38,7 @@ from provider_node import sharing
 from provider_node.config.values import ComparisonMode
 from provider_node.grant_fields import MAX_ITEMS_PER_DAY
 from provider_node.grants import ApplicationStatus
-from provider_node.store import Application, Grant
+from provider_node.models import Application, Grant
 from provider_node.workdays import china_date
 
 __all__ = ["applications", "grants"]

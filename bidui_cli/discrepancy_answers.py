@@ -29,7 +29,7 @@ from bidui_cli.terminal import days_until, moment, table
 from provider_node import discrepancies as answers
 from provider_node import discrepancy_records as store
 from provider_node.discrepancy_records import ReportStatus
-from provider_node.store import DiscrepancyReport
+from provider_node.models import DiscrepancyReport
 from provider_node.workdays import china_date
 
 __all__ = ["Answerable", "discrepancies", "positions_text", "standing"]

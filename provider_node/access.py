@@ -26,9 +26,10 @@ from provider_node.checks import quote
 from provider_node.config import SharingType
 from provider_node.grants import find_grant, get_grant
 from provider_node.messages import Header, Mode
+from provider_node.models import Grant
 from provider_node.quotas import consume_department_minute, consume_grant_day
 from provider_node.resources import ServedResource, index_mode
-from provider_node.store import Grant, bound_statements
+from provider_node.store import bound_statements
 from provider_node.store_gate import StoreGate
 from provider_node.workdays import china_date
 

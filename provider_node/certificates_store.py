@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from provider_node import errors
 from provider_node.config import DEPARTMENT_ID_RE
-from provider_node.store import Certificate
+from provider_node.models import Certificate
 from provider_node.workdays import as_utc
 
 __all__ = [

@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from provider_node.audit import AuditLog
 from provider_node.housekeeping import Periodic
 from provider_node.keys import write_secret_file
-from provider_node.store import HEAD_ROW_ID, AuditChainHead, AuditRecord, read_only_session
+from provider_node.models import HEAD_ROW_ID, AuditChainHead, AuditRecord
+from provider_node.store import read_only_session
 
 __all__ = [
     "CHECKPOINT_FILE",

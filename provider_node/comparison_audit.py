@@ -19,13 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provider_node import errors
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.auth import Caller
 from provider_node.checks import MAX_PURPOSE_CHARS
 from provider_node.messages import Action, Header, Outcome
 from provider_node.metrics import NodeMetrics
+from provider_node.models import AuditRecord
 from provider_node.oplog import ThrottledWarning
-from provider_node.store import AuditRecord
 from provider_node.store_gate import StoreBusyError, StoreGate, StoreTimeoutError
 from provider_node.verification import audit_reason
 

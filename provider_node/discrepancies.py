@@ -27,10 +27,11 @@ from sqlalchemy.orm import Session
 
 from provider_node import discrepancy_records as records
 from provider_node import errors
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.auth import Caller
 from provider_node.discrepancy_records import ReportStatus
-from provider_node.store import DiscrepancyReport
+from provider_node.models import DiscrepancyReport
 from provider_node.workdays import china_date
 
 __all__ = ["DiscrepancyDesk", "ReportStatus", "confirm", "correct", "reject"]

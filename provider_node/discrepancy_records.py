@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from provider_node import errors
 from provider_node import grant_fields as fields
 from provider_node.config import DEPARTMENT_ID_RE
-from provider_node.store import AuditRecord, DiscrepancyReport
+from provider_node.models import AuditRecord, DiscrepancyReport
 from provider_node.workdays import add_working_days, china_date
 
 __all__ = [

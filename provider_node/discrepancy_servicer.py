@@ -9,9 +9,9 @@ from bidui.v1 import discrepancy_pb2 as _discrepancy_pb2
 from bidui.v1 import discrepancy_pb2_grpc as _discrepancy_pb2_grpc
 from provider_node.auth import Authenticator
 from provider_node.discrepancies import DiscrepancyDesk, ReportStatus
+from provider_node.models import DiscrepancyReport
 from provider_node.node import ProviderNode
 from provider_node.servicer import _Base, _guarded, _timestamp
-from provider_node.store import DiscrepancyReport
 
 __all__ = ["DiscrepancyServicer"]
 

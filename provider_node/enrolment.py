@@ -23,11 +23,13 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.auth import MAX_CERTIFICATE_LIFETIME
 from provider_node.certificates_store import get_certificate, record_certificate
 from provider_node.certificates_store import revoke_certificate as _revoke_row
 from provider_node.errors import UnknownRecordError
+from provider_node.models import Certificate
 from provider_node.pki import (
     CERT_VALIDITY,
     CertificateAuthority,
@@ -36,7 +38,6 @@ from provider_node.pki import (
     serial_hex,
     sign_client_request,
 )
-from provider_node.store import Certificate
 
 __all__ = ["certificates", "revoke", "sign"]
 

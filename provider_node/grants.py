@@ -32,7 +32,7 @@ from provider_node import errors
 from provider_node import grant_fields as fields
 from provider_node.config import DEPARTMENT_ID_RE, RESOURCE_ID_RE
 from provider_node.errors import GrantRefusal, GrantRefusalReason
-from provider_node.store import Application, Base, Grant
+from provider_node.models import Application, Base, Grant
 from provider_node.workdays import add_working_days, china_date
 
 __all__ = [

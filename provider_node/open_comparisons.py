@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from provider_node.audit import AuditEntry, AuditLog
-from provider_node.store import AuditRecord
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
+from provider_node.models import AuditRecord
 
 __all__ = [
     "ComparisonStates",

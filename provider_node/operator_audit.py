@@ -7,7 +7,8 @@ with counts and versions only — never a source value, never a secret.
 
 from __future__ import annotations
 
-from provider_node.audit import AuditEntry, AuditLog, AuditUnavailableError
+from provider_node.audit import AuditLog, AuditUnavailableError
+from provider_node.audit_records import AuditEntry
 from provider_node.config import NodeConfig
 from provider_node.loader import LoadReport
 from provider_node.store import make_engine, migrate, session_factory

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from provider_node import errors
-from provider_node.store import QuotaUsage
+from provider_node.models import QuotaUsage
 from provider_node.workdays import CHINA_TZ, as_utc, china_date, china_midnight
 
 __all__ = [

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from provider_node import grants
-from provider_node.audit import AuditLog, ChainReport, SummaryRow
+from provider_node.audit import AuditLog, SummaryRow
+from provider_node.audit_records import ChainReport
 from provider_node.discrepancy_records import DiscrepancyCounts, report_counts
 from provider_node.grants import ApplicationCounts
 from provider_node.workdays import china_date

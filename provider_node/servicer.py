@@ -26,6 +26,7 @@ from provider_node.config import Answer, ComparisonMode
 from provider_node.errors import InvalidRequestError, UnauthenticatedError
 from provider_node.messages import CountOutcome, Header, MatchOutcome, VerificationOutcome
 from provider_node.metrics import NodeMetrics
+from provider_node.models import Application, Grant
 from provider_node.node import ProviderNode
 from provider_node.resources import (
     ANSWERS_TO_PROTO,
@@ -35,7 +36,6 @@ from provider_node.resources import (
 )
 from provider_node.sharing import SharingDesk
 from provider_node.status import abort_with
-from provider_node.store import Application, Grant
 
 _T = TypeVar("_T")
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from provider_node import errors, grants
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.auth import Caller
 from provider_node.checks import quote
 from provider_node.config import SharingType
+from provider_node.models import Application, Grant
 from provider_node.resources import ServedResource
-from provider_node.store import Application, Grant
 from provider_node.workdays import china_date
 
 __all__ = ["Decision", "SharingDesk", "approve", "refuse", "revoke"]

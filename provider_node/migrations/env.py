@@ -9,7 +9,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from provider_node.store import Base, make_engine
+from provider_node.models import Base
+from provider_node.store import make_engine
 
 target_metadata = Base.metadata
 

@@ -24,7 +24,7 @@ from client_sdk.errors import (
     ServiceError,
 )
 from client_sdk.retry import RetryPolicy, RpcFailure, call_with_retries, node_busy
-from provider_node import errors, quotas, store, workdays
+from provider_node import errors, models, quotas, workdays
 from provider_node.sessions import SessionTable
 from provider_node.status import status_code
 
@@ -47,7 +47,7 @@ def _sessions_full(*, department_share: bool) -> errors.NodeError:
 def _quota_used_up() -> errors.NodeError:
     """The node's refusal of 4 items when 2 of a grant's 5 a day remain."""
     engine = create_engine("sqlite://")
-    store.Base.metadata.create_all(engine)
+    models.Base.metadata.create_all(engine)
     with Session(engine) as session, pytest.raises(errors.QuotaExceededError) as refused:
         quotas.consume_grant_day(session, "grant-1", 5, 3, NOW)
         quotas.consume_grant_day(session, "grant-1", 5, 4, NOW)

@@ -28,7 +28,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from provider_node.audit import AuditLog, ChainReport
+from provider_node.audit import AuditLog
+from provider_node.audit_records import ChainReport
 from provider_node.store import make_engine, session_factory
 from tests.faults.load import Ledger
 

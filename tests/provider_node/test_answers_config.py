@@ -18,8 +18,8 @@ from provider_node.config import ConfigError, load_config
 from provider_node.grants import approve, find_grant, submit_application
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_path, load_indexes, load_resource
+from provider_node.models import Grant
 from provider_node.resources import build_catalog, resource_to_proto
-from provider_node.store import Grant
 from tests.provider_node.test_grants import DECIDED, DEPARTMENT, OFFICER, RESOURCE, application
 
 NODE = """

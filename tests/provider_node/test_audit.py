@@ -19,23 +19,17 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, insert, select, text
 
 from bidui_cli.audit import audit
-from provider_node.audit import (
+from provider_node.audit import AuditLog, AuditUnavailableError
+from provider_node.audit_records import (
     EXPORT_FIELDS,
     AuditEntry,
-    AuditLog,
-    AuditUnavailableError,
     ChainReport,
     compute_record_hash,
     read_export,
     verify_export,
 )
-from provider_node.store import (
-    GENESIS_HASH,
-    AuditRecord,
-    make_engine,
-    migrate,
-    session_factory,
-)
+from provider_node.models import GENESIS_HASH, AuditRecord
+from provider_node.store import make_engine, migrate, session_factory
 
 CLOSED_PORT_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

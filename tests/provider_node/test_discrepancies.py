@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from provider_node import discrepancies, errors, status
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.auth import Caller
 from provider_node.discrepancy_records import (
     MAX_POSITIONS,
@@ -24,7 +25,7 @@ from provider_node.discrepancy_records import (
     list_reports,
     report_counts,
 )
-from provider_node.store import AuditRecord, DiscrepancyReport
+from provider_node.models import AuditRecord, DiscrepancyReport
 
 CHINA = timezone(timedelta(hours=8))
 # Monday 2025-09-29, 10:00 in China: 3 working days later, across National Day, is Fri 2025-10-10.

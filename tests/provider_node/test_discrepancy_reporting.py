@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from provider_node import discrepancies
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.auth import Caller
 from provider_node.metrics import NodeMetrics
 from provider_node.report import build_report

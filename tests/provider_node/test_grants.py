@@ -29,7 +29,7 @@ from provider_node.grants import (
     revoke_grant,
     submit_application,
 )
-from provider_node.store import Application, Grant
+from provider_node.models import Application, Grant
 from provider_node.workdays import supported_years
 
 CHINA = timezone(timedelta(hours=8))

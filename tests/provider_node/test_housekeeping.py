@@ -18,10 +18,11 @@ from provider_node.config import load_config
 from provider_node.housekeeping import Periodic, QuotaPruner
 from provider_node.keys import NodeKeys
 from provider_node.loader import load_resource
+from provider_node.models import QuotaUsage
 from provider_node.quotas import consume_department_minute, consume_grant_day
 from provider_node.resources import build_catalog
 from provider_node.runtime import open_node, start_node
-from provider_node.store import QuotaUsage, make_engine, session_factory
+from provider_node.store import make_engine, session_factory
 
 GRANT = "7d5c4d1e-9c3b-4a52-8f9e-3f1f2b6a0c11"
 DEPARTMENT = "luzhou-civil-affairs"

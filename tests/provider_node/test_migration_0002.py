@@ -16,7 +16,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, MetaData, Table, insert, inspect, select, update
 
 import provider_node.store
-from provider_node.store import Base, make_engine
+from provider_node.models import Base
+from provider_node.store import make_engine
 
 REVISION_0001 = "0001_audit_log"
 REVISION_0002 = "0002_grants_quotas_certificates"

@@ -13,8 +13,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select
 
 import provider_node.store
-from provider_node.audit import AuditEntry, AuditLog
-from provider_node.store import AuditRecord, Base, session_factory
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
+from provider_node.models import AuditRecord, Base
+from provider_node.store import session_factory
 
 TABLE = "discrepancy_reports"
 

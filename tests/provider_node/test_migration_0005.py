@@ -17,7 +17,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, Table, insert, inspect, select
 
 import provider_node.store
-from provider_node.store import Base, make_engine
+from provider_node.models import Base
+from provider_node.store import make_engine
 
 TABLES = ("applications", "grants")
 DAY = dt.date(2026, 3, 2)

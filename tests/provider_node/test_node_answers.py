@@ -22,7 +22,8 @@ from comparator.oprf import OprfServer, generate_key_pair
 from comparator.verification import VerificationPlan, unpack_verdicts
 from provider_node import errors
 from provider_node.access import AccessPolicy, ItemsPerMinute
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.auth import Caller
 from provider_node.config import OprfMode as OfferedMode
 from provider_node.config import load_config

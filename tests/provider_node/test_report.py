@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bidui_cli.main import main
 from provider_node import grants, sharing
-from provider_node.audit import AuditEntry, AuditLog
+from provider_node.audit import AuditLog
+from provider_node.audit_records import AuditEntry
 from provider_node.bootstrap import init_node
 from provider_node.config import load_config
 from provider_node.operator_audit import open_audit
