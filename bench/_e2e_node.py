@@ -35,8 +35,9 @@ from provider_node.bootstrap import init_node
 from provider_node.checkpoints import CHECKPOINT_FILE
 from provider_node.config import ComparisonMode, OprfMode, load_config
 from provider_node.keys import NodeKeys
-from provider_node.loader import LoaderError, load_indexes, load_resource
+from provider_node.loader import load_indexes, load_resource
 from provider_node.resources import build_catalog
+from provider_node.source import LoaderError
 
 CACHE_FORMAT = 2  # 2: blinded indexes per RFC 9497 mode (blinded, blinded-voprf)
 OPRF_MODES_LINE = 'oprf_modes = ["oprf"]'

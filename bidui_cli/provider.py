@@ -27,9 +27,10 @@ from provider_node.bootstrap import (
 )
 from provider_node.config import ConfigError, load_config
 from provider_node.keys import KeyStoreError, NodeKeys
-from provider_node.loader import LoaderError, LoadReport, count_source_rows, load_resource
+from provider_node.loader import LoadReport, load_resource
 from provider_node.operator_audit import open_audit, record_index_load
 from provider_node.resources import build_catalog
+from provider_node.source import LoaderError, count_source_rows
 
 __all__ = ["provider"]
 

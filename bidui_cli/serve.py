@@ -22,10 +22,10 @@ from bidui_cli.errors import UserError
 from bidui_cli.options import config_option
 from provider_node.config import ConfigError, NodeConfig, load_config
 from provider_node.keys import KeyStoreError
-from provider_node.loader import LoaderError
 from provider_node.oplog import HandshakeFailureLog
 from provider_node.runtime import StartedNode, open_node, start_node
 from provider_node.server import SignalWaiter
+from provider_node.source import LoaderError
 from provider_node.workers import WorkerError, WorkerPool, WorkerSlot
 
 _log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ resource offers (``oprf_modes``). Each index records the id of the key it was bu
 built under another key (e.g. a ``blinded`` index from before modeOPRF had its own key) is refused
 with the ``bidui provider load`` command that rebuilds it.
 
-Source values stay in memory only while their chunk is processed: they are never written, logged
-or repeated in an error. An invalid source row is counted under its field and reason with its
-row number (1-based, header not counted), not its value, and left out of the index.
+The source is read by ``provider_node.source``. Source values stay in memory only while their
+chunk is processed: they are never written, logged or repeated in an error. An invalid source
+row is counted under its field and reason with its row number (1-based, header not counted), not
+its value, and left out of the index.
 
 A resource that offers verification (``verify`` in its configuration) also gets one index per
 verification key and mode (``verify:<key>:<field>``, see ``comparator.verification``), built in the
@@ -24,24 +25,16 @@ same pass: ``<key>.verify.<field>.<mode>.idx``.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import decimal
 import hashlib
 import hmac
-import itertools
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
 
 from comparator.canonical import CANONICAL_VERSION, encode_records
 from comparator.errors import IndexFormatError
-from comparator.fields import FieldType
 from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher
 from comparator.oprf import OprfServer, VoprfServer
@@ -49,6 +42,7 @@ from comparator.verification import VERIFY_PREFIX
 from provider_node.config import ComparisonMode, NodeConfig, OprfMode, SharingType
 from provider_node.keys import NodeKeys
 from provider_node.resources import OPRF_PROTOCOL_MODES, Resource, index_mode
+from provider_node.source import LoaderError, source_chunks
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -56,9 +50,6 @@ __all__ = [
     "IndexReport",
     "InvalidRows",
     "LoadReport",
-    "LoaderError",
-    "SourceError",
-    "count_source_rows",
     "index_built_at",
     "index_path",
     "load_indexes",
@@ -73,15 +64,6 @@ INDEX_FORMAT = "bidui-match-index"
 _UNSTAMPED_CANONICAL_VERSION = "1"
 
 Progress = Callable[[int], None]
-Record = dict[str, str | None]
-
-
-class LoaderError(Exception):
-    """A resource could not be loaded or its indexes opened; the message says what to do."""
-
-
-class SourceError(LoaderError):
-    """The resource's source cannot be read (connection, query, missing column, CSV syntax)."""
 
 
 class IndexMissingError(LoaderError):
@@ -160,141 +142,6 @@ def _key_id(keys: NodeKeys, resource: Resource, mode: str) -> str:
     return hmac.new(secret, b"bidui hmac key id", hashlib.sha256).hexdigest()[:32]
 
 
-# ---- reading sources -----------------------------------------------------------------------------
-
-
-# Field types whose normaliser accepts native values (dates, numbers) as a database returns them.
-_NATIVE_TYPES = frozenset({FieldType.DATE, FieldType.INTEGER, FieldType.PHONE})
-
-
-def _source_value(kind: FieldType, value: Any) -> Any:
-    """A source value as the comparator takes it: text, or a date or number where the type allows.
-
-    A number in a text-typed column (e.g. an ID number stored as an integer) becomes its digits.
-    """
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", errors="replace")
-    if kind in _NATIVE_TYPES:
-        return value
-    if isinstance(value, int | decimal.Decimal) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _required_fields(resource: Resource) -> list[str]:
-    needed: dict[str, None] = {}
-    for key in resource.index_keys.values():
-        for spec in key.fields:
-            needed[spec.name] = None
-    return list(needed)
-
-
-def _check_columns(resource: Resource, columns: Sequence[str], what: str) -> None:
-    missing = [name for name in _required_fields(resource) if name not in columns]
-    if missing:
-        raise SourceError(
-            f"resource {resource.id!r}: the {what} has no column {', '.join(map(repr, missing))} "
-            f"(columns: {', '.join(map(repr, columns)) or 'none'})"
-        )
-
-
-def _sql_chunks(resource: Resource, chunk_rows: int) -> Iterator[list[Record]]:
-    source = resource.source
-    assert source.url is not None and source.query is not None
-    names = _required_fields(resource)
-    kinds = {name: resource.fields[name] for name in names}
-    try:
-        engine = create_engine(source.url)
-    except ImportError as exc:
-        raise SourceError(
-            f"resource {resource.id!r}: the source URL needs a database driver that is not "
-            f"installed ({exc})"
-        ) from None
-    except (SQLAlchemyError, ValueError):
-        # Not repeated: the URL may carry a password.
-        raise SourceError(f"resource {resource.id!r}: the source URL is not usable") from None
-    try:
-        with engine.connect() as connection:
-            result = connection.execution_options(
-                stream_results=True, yield_per=chunk_rows
-            ).execute(text(source.query))
-            _check_columns(resource, list(result.keys()), "source query's result")
-            for partition in result.mappings().partitions(chunk_rows):
-                yield [
-                    {name: _source_value(kinds[name], row[name]) for name in names}
-                    for row in partition
-                ]
-    except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
-        raise SourceError(
-            f"resource {resource.id!r}: reading the source failed: {detail}"
-        ) from None
-    finally:
-        engine.dispose()
-
-
-def _csv_chunks(resource: Resource, chunk_rows: int) -> Iterator[list[Record]]:
-    path = resource.source.csv
-    assert path is not None
-    names = _required_fields(resource)
-    try:
-        handle = path.open("r", encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise SourceError(
-            f"resource {resource.id!r}: cannot open source CSV {path}: {exc.strerror}"
-        ) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        try:
-            _check_columns(resource, list(reader.fieldnames or []), f"CSV header of {path}")
-            while True:
-                chunk = [
-                    {name: row.get(name) for name in names}
-                    for row in itertools.islice(reader, chunk_rows)
-                ]
-                if not chunk:
-                    return
-                yield chunk
-        except (csv.Error, UnicodeDecodeError) as exc:
-            reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
-            raise SourceError(
-                f"resource {resource.id!r}: {path} near line {reader.line_num + 1}: "
-                f"not valid UTF-8 CSV ({reason})"
-            ) from None
-
-
-def _chunks(resource: Resource, chunk_rows: int) -> Iterator[list[Record]]:
-    if resource.source.csv is not None:
-        return _csv_chunks(resource, chunk_rows)
-    return _sql_chunks(resource, chunk_rows)
-
-
-def count_source_rows(resource: Resource) -> int | None:
-    """Rows in the source, for a progress bar; ``None`` when counting is not possible cheaply."""
-    source = resource.source
-    try:
-        if source.csv is not None:
-            with source.csv.open("rb") as handle:
-                lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-            return max(0, lines - 1)
-        if source.url is None or source.query is None:
-            return None
-        query = source.query.strip().rstrip(";")
-        engine = create_engine(source.url)
-        try:
-            with engine.connect() as connection:
-                value = connection.execute(
-                    text(f"SELECT COUNT(*) FROM ({query}) AS bidui_source")
-                ).scalar()
-        finally:
-            engine.dispose()
-        return int(value) if value is not None else None
-    except (OSError, SQLAlchemyError, ImportError, ValueError, TypeError):
-        return None
-
-
 # ---- building --------------------------------------------------------------------------------
 
 
@@ -336,7 +183,7 @@ def load_resource(
     entries = {(name, mode): bytearray() for name in index_keys for mode in modes}
     invalid = {name: InvalidRows() for name in index_keys}
     rows = 0
-    for chunk in _chunks(resource, chunk_rows):
+    for chunk in source_chunks(resource, chunk_rows):
         for name, key in index_keys.items():
             batch = encode_records(domains[name], key, chunk)
             for error in batch.errors:

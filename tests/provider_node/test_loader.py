@@ -18,14 +18,13 @@ from provider_node.config import NodeConfig, load_config
 from provider_node.keys import NodeKeys
 from provider_node.loader import (
     IndexMissingError,
-    SourceError,
-    count_source_rows,
     index_built_at,
     index_path,
     load_indexes,
     load_resource,
 )
 from provider_node.resources import Resource, build_catalog
+from provider_node.source import SourceError, count_source_rows
 
 ROWS = 200
 # Source rows (1-based) with a wrong check digit, and one with an empty name.
