@@ -33,7 +33,7 @@ from bidui_cli.terminal import (
     table,
     whole_number,
 )
-from provider_node import grants as store
+from provider_node import grant_lookup as store
 from provider_node import sharing
 from provider_node.config.values import ComparisonMode
 from provider_node.grant_fields import MAX_ITEMS_PER_DAY

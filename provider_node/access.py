@@ -24,7 +24,7 @@ from provider_node import errors
 from provider_node.auth import Caller
 from provider_node.checks import quote
 from provider_node.config import SharingType
-from provider_node.grants import find_grant, get_grant
+from provider_node.grant_lookup import find_grant, get_grant
 from provider_node.messages import Header, Mode
 from provider_node.models import Grant
 from provider_node.quotas import consume_department_minute, consume_grant_day

@@ -1,7 +1,7 @@
 """The quarterly sharing report (article 36): what the audit log says happened in a quarter.
 
 Built from ``AuditLog.summarise`` (grouped counts, never a record's purpose or payload) and the
-applications decided in the quarter or pending at its end (``grants.application_counts``), and
+applications decided in the quarter or pending at its end (``grant_lookup.application_counts``), and
 stamped with the result of verifying the chain, so a report from a tampered log says so. A page::
 
     comparisons answered                 requests, items, matches per requester, resource, mode
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from provider_node import grants
+from provider_node import grant_lookup
 from provider_node.audit import AuditLog, SummaryRow
 from provider_node.audit_records import ChainReport
 from provider_node.discrepancy_records import DiscrepancyCounts, report_counts
-from provider_node.grants import ApplicationCounts
+from provider_node.grant_lookup import ApplicationCounts
 from provider_node.workdays import china_date
 
 __all__ = ["QuarterlyReport", "build_report", "quarter_bounds"]
@@ -87,7 +87,7 @@ def build_report(log: AuditLog, quarter: str, department: str, *, now: datetime)
     rows = log.summarise(start, end)
     as_of = min(end, now)
     applications = log.read(
-        lambda session: grants.application_counts(
+        lambda session: grant_lookup.application_counts(
             session, china_date(as_of), decided_from=start, decided_before=end, as_of=as_of
         )
     )

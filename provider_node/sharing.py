@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from provider_node import errors, grants
+from provider_node import errors, grant_lookup, grants
 from provider_node.audit import AuditLog
 from provider_node.audit_records import AuditEntry
 from provider_node.auth import Caller
@@ -124,7 +124,7 @@ class SharingDesk:
         """The caller's own application and its grant; another's is reported as missing."""
         with self._audit.sessions() as session:
             try:
-                application = grants.get_application(session, application_id)
+                application = grant_lookup.get_application(session, application_id)
             except errors.InvalidRequestError:
                 raise errors.UnknownRecordError(f"no application {quote(application_id)}") from None
             if application.department != caller.department:
@@ -136,7 +136,7 @@ class SharingDesk:
     ) -> list[tuple[Application, Grant | None]]:
         """The caller's applications, oldest first, with their grants."""
         with self._audit.sessions() as session:
-            found = grants.list_applications(session, department=caller.department)
+            found = grant_lookup.list_applications(session, department=caller.department)
             return [
                 (a, _grant_of(session, a))
                 for a in found
@@ -145,7 +145,7 @@ class SharingDesk:
 
 
 def _grant_of(session: Session, application: Application) -> Grant | None:
-    for grant in grants.list_grants(session, application.department, application.resource_id):
+    for grant in grant_lookup.list_grants(session, application.department, application.resource_id):
         if grant.application_id == application.id:
             return grant
     return None
@@ -188,7 +188,7 @@ def approve(
         )
         session.expunge(grant)
         made.append(grant)
-        application = grants.get_application(session, application_id)
+        application = grant_lookup.get_application(session, application_id)
         on_time = "on time" if china_date(now) <= application.decision_deadline else "late"
         return _entry(
             grant.department,

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bidui.v1 import catalog_pb2
 from provider_node import errors
 from provider_node.config import ConfigError, load_config
-from provider_node.grants import approve, find_grant, submit_application
+from provider_node.grant_lookup import find_grant
+from provider_node.grants import approve, submit_application
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_path, load_indexes, load_resource
 from provider_node.models import Grant

@@ -13,18 +13,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from provider_node import errors, status
-from provider_node.grants import (
+from provider_node.grant_lookup import (
     ApplicationCounts,
-    ApplicationStatus,
     GrantRefusal,
     GrantRefusalReason,
     application_counts,
-    approve,
     find_grant,
     get_application,
     get_grant,
     list_applications,
     list_grants,
+)
+from provider_node.grants import (
+    ApplicationStatus,
+    approve,
     refuse,
     revoke_grant,
     submit_application,
