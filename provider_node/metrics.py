@@ -1,47 +1,33 @@
-"""Prometheus metrics of the provider node (article 34: process monitoring), on their own HTTP port.
+"""Prometheus metrics of the provider node (article 34: process monitoring).
 
 Every metric lives under ``bidui_``, in base units, counters end in ``_total``, and every label
 takes values from a bounded set: modes, outcomes and refusal reasons from fixed sets (anything else
 is counted as ``other``), requesters are authenticated department ids, resources the configured ones
 (``known_resources``; an unknown id from the network is counted as ``unknown``).
 
-Index age is computed at scrape time, from the index's ``built_at`` and an injectable clock; so are
-the applications (article 25), read from the database by ``ApplicationsCollector``::
-
-    bidui_applications_pending                   awaiting a decision
-    bidui_applications_overdue                   of those, past their 5-working-day deadline
-    bidui_applications_decided_total{deadline}   decided ever, "met" or "missed" their deadline
-    bidui_applications_scrape_errors_total       reads of those that failed or timed out
-
-and the discrepancy reports (article 26), by ``DiscrepanciesCollector``::
-
-    bidui_discrepancies_pending                  reports of doubted results awaiting an answer
-    bidui_discrepancies_overdue                  of those, past their 5-working-day deadline
-    bidui_discrepancies_answered_total{deadline} answered ever, "met" or "missed" their deadline
-    bidui_discrepancies_scrape_errors_total      reads of those that failed or timed out
-
-A scrape never waits on the database for long: see ``scraped.ScrapedCounts``.
+``NodeMetrics`` counts as the node works; what is computed at scrape time (index age, the
+applications and discrepancy reports read from the database) is in ``metrics_collectors``, and
+the ``/metrics`` HTTP endpoint on its own port in ``metrics_server``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import errors, grants
-from provider_node.config import parse_address
-from provider_node.discrepancy_records import DiscrepancyCounts, report_counts
-from provider_node.scraped import ScrapedCounts, snapshot_reader
+from provider_node import errors
+from provider_node.discrepancy_records import report_counts
+from provider_node.metrics_collectors import (
+    ApplicationsCollector,
+    CountsCollector,
+    DiscrepanciesCollector,
+    IndexCollector,
+    application_counts_reader,
+)
+from provider_node.scraped import snapshot_reader
 
 __all__ = [
     "ANSWERS",
@@ -49,12 +35,7 @@ __all__ = [
     "OUTCOMES",
     "REFUSAL_REASONS",
     "RPC_DURATION_BUCKETS",
-    "ApplicationsCollector",
-    "DiscrepanciesCollector",
-    "MetricsServer",
-    "MetricsTls",
     "NodeMetrics",
-    "start_metrics_server",
 ]
 
 MODES = frozenset({"hashed", "blinded"})
@@ -85,131 +66,6 @@ UNKNOWN = "unknown"
 
 def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
-
-
-class _IndexCollector(Collector):
-    """bidui_index_records and bidui_index_age_seconds, age computed at scrape time."""
-
-    def __init__(self, clock: Callable[[], _dt.datetime]) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._indexes: dict[tuple[str, str, str], tuple[int, _dt.datetime]] = {}
-
-    def set(self, labels: tuple[str, str, str], records: int, built_at: _dt.datetime) -> None:
-        if built_at.tzinfo is None:
-            raise ValueError("built_at must be timezone-aware")
-        with self._lock:
-            self._indexes[labels] = (records, built_at)
-
-    def remove(self, labels: tuple[str, str, str]) -> None:
-        with self._lock:
-            self._indexes.pop(labels, None)
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        names = ["resource", "key", "mode"]
-        records = GaugeMetricFamily(
-            "bidui_index_records", "Entries in the loaded match index.", labels=names
-        )
-        age = GaugeMetricFamily(
-            "bidui_index_age_seconds",
-            "Seconds since the loaded match index was built from its source.",
-            labels=names,
-        )
-        now = self._clock()
-        with self._lock:
-            items = list(self._indexes.items())
-        for labels, (count, built_at) in items:
-            records.add_metric(list(labels), count)
-            age.add_metric(list(labels), max(0.0, (now - built_at).total_seconds()))
-        yield records
-        yield age
-
-    def describe(self) -> Iterable[GaugeMetricFamily]:
-        return []
-
-
-#: The counts of applications on a date in China (``grants.application_counts``).
-ApplicationCountsReader = Callable[[_dt.date], grants.ApplicationCounts]
-
-
-def application_counts_reader(
-    sessions: sessionmaker[Session], *, statement_timeout: float = 5.0
-) -> ApplicationCountsReader:
-    """``grants.application_counts`` in a read-only snapshot that blocks no writer; on PostgreSQL
-    cancelled after ``statement_timeout`` seconds (a SQLite reader never waits for a writer)."""
-    return snapshot_reader(sessions, grants.application_counts, statement_timeout=statement_timeout)
-
-
-class ApplicationsCollector(ScrapedCounts[grants.ApplicationCounts]):
-    """bidui_applications_*, read with ``read`` at scrape time: a scrape waits for the database
-    ``wait_seconds`` at most, and failed reads are counted in
-    ``bidui_applications_scrape_errors_total`` (``scraped.ScrapedCounts``)."""
-
-    subject = "applications"
-    errors_metric = (
-        "bidui_applications_scrape_errors",
-        "Reads of the applications for the bidui_applications_* metrics that failed or were "
-        "cancelled for taking too long.",
-    )
-    empty = grants.ApplicationCounts(0, 0, 0, 0)
-
-    def families(self, counts: grants.ApplicationCounts) -> Iterator[Metric]:
-        return _application_families(counts)
-
-
-class DiscrepanciesCollector(ScrapedCounts[DiscrepancyCounts]):
-    """bidui_discrepancies_*, read at scrape time like the applications (article 26)."""
-
-    subject = "discrepancy reports"
-    errors_metric = (
-        "bidui_discrepancies_scrape_errors",
-        "Reads of the discrepancy reports for the bidui_discrepancies_* metrics that failed or "
-        "were cancelled for taking too long.",
-    )
-    empty = DiscrepancyCounts(0, 0, 0, 0, 0)
-
-    def families(self, counts: DiscrepancyCounts) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "bidui_discrepancies_pending",
-            "Reports of doubted results awaiting the provider's answer (article 26).",
-            value=counts.pending,
-        )
-        yield GaugeMetricFamily(
-            "bidui_discrepancies_overdue",
-            "Reports of doubted results still unanswered after their deadline of 5 working days.",
-            value=counts.overdue,
-        )
-        answered = CounterMetricFamily(
-            "bidui_discrepancies_answered",
-            "Reports of doubted results answered, by whether the answer met its deadline of 5 "
-            "working days (article 26).",
-            labels=["deadline"],
-        )
-        answered.add_metric(["met"], counts.answered_on_time)
-        answered.add_metric(["missed"], counts.answered - counts.answered_on_time)
-        yield answered
-
-
-def _application_families(counts: grants.ApplicationCounts) -> Iterator[Metric]:
-    yield GaugeMetricFamily(
-        "bidui_applications_pending",
-        "Applications for conditional sharing awaiting the provider's decision (article 25).",
-        value=counts.pending,
-    )
-    yield GaugeMetricFamily(
-        "bidui_applications_overdue",
-        "Applications still awaiting a decision after their deadline of 5 working days.",
-        value=counts.overdue,
-    )
-    decided = CounterMetricFamily(
-        "bidui_applications_decided",
-        "Applications approved or refused, by whether the decision met its deadline of 5 working "
-        "days (article 25).",
-        labels=["deadline"],
-    )
-    decided.add_metric(["met"], counts.decided_on_time)
-    decided.add_metric(["missed"], counts.decided - counts.decided_on_time)
-    yield decided
 
 
 class NodeMetrics:
@@ -281,7 +137,7 @@ class NodeMetrics:
             "Audit records that could not be committed (the comparison was not answered).",
             registry=registry,
         )
-        self._indexes = _IndexCollector(clock)
+        self._indexes = IndexCollector(clock)
         registry.register(self._indexes)
         # For alerting: 0 while audit writes have failed within the last STORE_DOWN_WINDOW.
         self._last_audit_failure: _dt.datetime | None = None
@@ -372,7 +228,7 @@ class NodeMetrics:
         """Export ``bidui_tls_handshake_failures_total{reason}`` from ``counts`` (kept by the
         operations log's reader of grpc's core, which starts before the node's metrics)."""
         self._registry.register(
-            _CountsCollector(
+            CountsCollector(
                 "bidui_tls_handshake_failures",
                 "TLS handshakes refused by grpc's mutual TLS (never an RPC, never audited).",
                 "reason",
@@ -393,66 +249,3 @@ class NodeMetrics:
         collector = DiscrepanciesCollector(read, clock=self._clock)
         self._registry.register(collector)
         return collector
-
-
-class _CountsCollector(Collector):
-    """A counter family read from a mapping kept elsewhere (e.g. before the registry existed)."""
-
-    def __init__(self, name: str, documentation: str, label: str, read: Callable[[], Any]) -> None:
-        self._name, self._documentation, self._label, self._read = name, documentation, label, read
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])
-        for value, count in sorted(self._read().items()):
-            family.add_metric([value], count)
-        yield family
-
-
-class MetricsServer:
-    """A running ``/metrics`` HTTP endpoint; ``shutdown()`` stops it and frees the port."""
-
-    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def shutdown(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-@dataclass(frozen=True)
-class MetricsTls:
-    """Serve /metrics over TLS to scrapers holding a client certificate from ``client_ca``."""
-
-    certfile: Path
-    keyfile: Path
-    client_ca: Path
-
-
-def start_metrics_server(
-    address: str, registry: CollectorRegistry, *, tls: MetricsTls | None = None
-) -> tuple[MetricsServer, int]:
-    """Serve ``registry`` at ``http(s)://address/metrics`` from a daemon thread.
-
-    ``address`` is ``host:port`` (``[v6]:port`` for IPv6); port 0 picks a free port, which is
-    returned. Raises ``OSError`` when the address cannot be bound, ``ValueError`` when malformed.
-    With ``tls``, prometheus_client's own TLS server requires a client certificate.
-    """
-    host, port = parse_address(address)
-    secure: dict[str, Any] = {}
-    if tls is not None:
-        secure = {
-            "certfile": str(tls.certfile),
-            "keyfile": str(tls.keyfile),
-            "client_cafile": str(tls.client_ca),
-            "client_auth_required": True,
-        }
-    # prometheus_client picks the address family from the host (IPv6 too) and logs no requests.
-    server, thread = start_http_server(port, addr=host, registry=registry, **secure)
-    handle = MetricsServer(server, thread)
-    return handle, handle.port

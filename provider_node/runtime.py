@@ -27,12 +27,8 @@ from provider_node.errors import AuditUnavailableError
 from provider_node.housekeeping import QuotaPruner
 from provider_node.keys import NodeKeys
 from provider_node.loader import index_built_at, load_indexes
-from provider_node.metrics import (
-    MetricsServer,
-    MetricsTls,
-    NodeMetrics,
-    start_metrics_server,
-)
+from provider_node.metrics import NodeMetrics
+from provider_node.metrics_server import MetricsServer, MetricsTls, start_metrics_server
 from provider_node.node import NodeLimits, ProviderNode
 from provider_node.resources import (
     OPRF_PROTOCOL_MODES,

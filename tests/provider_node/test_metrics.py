@@ -18,16 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import errors, grants
-from provider_node.metrics import (
-    REFUSAL_REASONS,
-    RPC_DURATION_BUCKETS,
-    ApplicationsCollector,
-    MetricsServer,
-    NodeMetrics,
-    application_counts_reader,
-    start_metrics_server,
-)
+from provider_node import errors, grant_lookup, grants
+from provider_node.metrics import REFUSAL_REASONS, RPC_DURATION_BUCKETS, NodeMetrics
+from provider_node.metrics_collectors import ApplicationsCollector, application_counts_reader
+from provider_node.metrics_server import MetricsServer, start_metrics_server
 from provider_node.store import make_engine, session_factory
 
 BUILT = _dt.datetime(2026, 1, 1, 12, 0, tzinfo=_dt.UTC)
@@ -363,13 +357,13 @@ class SlowReader:
     """A reader that blocks while ``gate`` is clear, then answers ``counts`` or raises."""
 
     def __init__(self) -> None:
-        self.counts = grants.ApplicationCounts(1, 0, 0, 0)
+        self.counts = grant_lookup.ApplicationCounts(1, 0, 0, 0)
         self.problem: Exception | None = None
         self.gate = threading.Event()
         self.gate.set()
         self.days: list[_dt.date] = []
 
-    def __call__(self, today: _dt.date) -> grants.ApplicationCounts:
+    def __call__(self, today: _dt.date) -> grant_lookup.ApplicationCounts:
         self.days.append(today)
         self.gate.wait(10)
         if self.problem is not None:
@@ -388,7 +382,7 @@ def test_a_slow_read_is_waited_for_briefly_and_stale_counts_are_not_exported(
     assert reader.days == [_dt.date(2026, 3, 2)]
 
     reader.gate.clear()
-    reader.counts = grants.ApplicationCounts(2, 0, 0, 0)
+    reader.counts = grant_lookup.ApplicationCounts(2, 0, 0, 0)
     clock.now += _dt.timedelta(seconds=10)
     started = time.monotonic()
     assert exposition(registry)[PENDING] == 1  # the last counts, after a 0.1 s wait
@@ -419,7 +413,7 @@ def test_metrics_over_tls_need_a_client_certificate_from_the_ca(tmp_path: Path) 
     import urllib.error
     import urllib.request
 
-    from provider_node.metrics import MetricsTls
+    from provider_node.metrics_server import MetricsTls
     from provider_node.pki import create_ca, issue_client_cert, issue_server_cert
 
     ca = create_ca(tmp_path, "metrics CA")
