@@ -5,9 +5,14 @@ environment overrides (``BIDUI_AUDIT_DATABASE_URL``, ``BIDUI_NODE_LISTEN``...), 
 paths and relative ``sqlite:///`` URLs against the configuration file's folder, and validates
 everything at once: a ``ConfigError`` carries one line per problem, naming the file and the key.
 
-``values.py``  value types (ids, addresses, paths, database URLs, durations) and their messages
-``models.py``  the sections as frozen pydantic models; each default is stated there, once
-``load.py``    TOML, environment, and pydantic's errors turned into the operator's problem list
+``values.py``           value types (ids, addresses, paths, database URLs, durations) and their
+                        messages
+``section.py``          the base of every model: unknown keys refused, frozen, defaults validated
+``models.py``           the sections and the whole file as frozen pydantic models; each default
+                        is stated there, once
+``resource_models.py``  the ``[[resources]]`` tables and their sources, likewise
+``load.py``             TOML, environment, and pydantic's errors turned into the operator's
+                        problem list
 
 TLS files are checked when the node starts serving (``TlsConfig.check_files``), not at parse time,
 so that ``bidui provider load`` works on a machine that holds no certificates.
@@ -21,11 +26,10 @@ from provider_node.config.models import (
     KeysConfig,
     NodeConfig,
     NodeSection,
-    ResourceConfig,
-    SourceConfig,
     TlsConfig,
     TransportConfig,
 )
+from provider_node.config.resource_models import ResourceConfig, SourceConfig
 from provider_node.config.values import (
     DEPARTMENT_ID_RE,
     DURATION_RE,
