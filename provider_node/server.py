@@ -39,17 +39,15 @@ from bidui.v1 import discrepancy_pb2_grpc as _discrepancy_pb2_grpc
 from bidui.v1 import sharing_pb2 as _sharing_pb2
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from provider_node.auth import Authenticator
+from provider_node.catalog_servicer import CatalogServicer
+from provider_node.comparison_servicer import ComparisonServicer
 from provider_node.discrepancies import DiscrepancyDesk
 from provider_node.discrepancy_servicer import DiscrepancyServicer
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
-from provider_node.servicer import (
-    CatalogServicer,
-    ComparisonServicer,
-    RpcMetricsInterceptor,
-    SharingServicer,
-)
+from provider_node.servicer import RpcMetricsInterceptor
 from provider_node.sharing import SharingDesk
+from provider_node.sharing_servicer import SharingServicer
 
 _log = logging.getLogger(__name__)
 

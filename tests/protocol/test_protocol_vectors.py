@@ -376,10 +376,16 @@ def test_protocol_md_states_the_code_constants() -> None:
 
 
 def _rpc_path_sources() -> list[str]:
-    """The source of ``provider_node.servicer`` and every provider_node module it imports,
-    directly or not."""
+    """The source of the servicers and every provider_node module they import, directly or
+    not."""
     seen: set[str] = set()
-    todo = ["provider_node.servicer", "provider_node.discrepancy_servicer"]
+    todo = [
+        "provider_node.servicer",
+        "provider_node.catalog_servicer",
+        "provider_node.comparison_servicer",
+        "provider_node.sharing_servicer",
+        "provider_node.discrepancy_servicer",
+    ]
     sources = []
     while todo:
         name = todo.pop()
