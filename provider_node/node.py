@@ -15,14 +15,13 @@ Blinded mode takes two RPCs. Step 1 evaluates the blinded elements and opens a s
 (sessions.py) once its ``opened`` record is committed; step 2, the RPC of the answer the header of
 step 1 asked for, matches the finalized outputs and closes it with the comparison's one audit
 record. A session not closed within its lifetime is audited as ``abandoned`` by
-``reap_expired_sessions``.
+``reap_expired_sessions`` (session_closing.py).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -54,8 +53,8 @@ from provider_node.messages import (
     Outcome,
 )
 from provider_node.metrics import NodeMetrics
-from provider_node.open_comparisons import ABANDONED_STATUS, close, reconcile
 from provider_node.resources import ServedResource
+from provider_node.session_closing import SessionCloser
 from provider_node.sessions import Session, SessionTable
 from provider_node.store_gate import StoreGate
 from provider_node.verification import (
@@ -69,8 +68,6 @@ from provider_node.verification import (
 )
 
 __all__ = ["MAX_PURPOSE_CHARS", "NodeLimits", "ProviderNode"]
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,6 +108,7 @@ class ProviderNode:
             max_open_per_department=limits.max_open_sessions_per_department,
             monotonic=monotonic,
         )
+        self._closer = SessionCloser(audit, self._record, metrics, self._sessions, clock)
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -327,59 +325,16 @@ class ProviderNode:
         A session is forgotten only once its ``abandoned`` record is committed: with the store
         down it stays, and the next round tries again.
         """
-        return self._abandon(
-            self._sessions.expired(), "finalized outputs never arrived within the session lifetime"
-        )
+        return self._closer.reap_expired()
 
     def abandon_open_sessions(self) -> int:
         """At a graceful stop, after in-flight RPCs finished: close every open comparison."""
-        return self._abandon(
-            self._sessions.all(), "the node stopped before the finalized outputs arrived"
-        )
+        return self._closer.abandon_all()
 
     def reconcile_open_comparisons(self, older_than: float) -> int:
         """Close comparisons opened more than ``older_than`` seconds ago that no process closed
         (a node killed between the two steps); safe to run in every node process."""
-        before = self._clock() - _dt.timedelta(seconds=older_than)
-        closed = reconcile(self._audit, before, open_here=self._sessions)
-        if closed:
-            _log.warning("closed %d blinded comparisons left open in the audit log", closed)
-        return closed
-
-    def _abandon(self, sessions: Mapping[str, Session], reason: str) -> int:
-        closed = 0
-        for cid, session in sessions.items():
-            records = record_count(session.header, session.item_count)
-            entry = self._record.entry(
-                session.caller,
-                session.header,
-                Mode.BLINDED,
-                session.started,
-                item_count=records,
-                outcome=Outcome.ABANDONED,
-                status=ABANDONED_STATUS,
-                message=reason,
-                payload_sha256=session.digest.hexdigest(),
-                comparison_id=cid,
-                grant_id=session.grant_id,
-            )
-            try:
-                wrote = close(self._audit, entry)
-            except errors.AuditUnavailableError:
-                self._metrics.record_audit_failure()
-                raise
-            self._sessions.forget(cid)
-            if wrote:
-                closed += 1
-                self._metrics.record_comparison(
-                    requester=session.caller.department,
-                    resource=session.header.resource_id,
-                    mode=Mode.BLINDED,
-                    outcome=Outcome.ABANDONED,
-                    items=records,
-                    matches=0,
-                )
-        return closed
+        return self._closer.reconcile(older_than)
 
     @property
     def open_sessions(self) -> int:
