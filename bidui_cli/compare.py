@@ -8,27 +8,23 @@ traceback.
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import click
 
 from bidui_cli.connection import NodeAddress, node_options, reported
+from bidui_cli.streamed import check_input, resume_option, stream_answers
 from client_sdk import csv_stream
 from client_sdk.client import comparison_key_for
+from client_sdk.csv_io import output_columns, output_row
 from client_sdk.csv_stream import CsvBlock
 from client_sdk.results import ComparisonResult
 
 __all__ = ["compare", "main"]
 
 _ERRORS_SHOWN = 5
-# Rows read and compared at a time (each block several requests of --batch-size): memory stays
-# bounded whatever the file's size, and a block's answers are on disk before the next is sent.
-_BLOCK_ROWS = 50_000
+
 
 _EPILOG = """\b
 Example:
@@ -120,12 +116,7 @@ resource, key, or refused by the node); 1 the service failed.
     help="The grant a conditional resource is compared under (`bidui applications`); "
     "default: the node finds the one that covers the key and mode today.",
 )
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue an interrupted run: the rows already answered in OUTPUT.partial are kept and "
-    "the comparison goes on after them.",
-)
+@resume_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compare(
     input_path: str,
@@ -211,73 +202,43 @@ def _run(
     resume: bool,
     quiet: bool,
 ) -> _Tally:
-    # One pass over the whole file first: a malformed row surfaces, by line, before any request.
-    with _progress(quiet, None, "checking") as checked:
-        table, total = csv_stream.check(input_path, progress=checked)
+    table, total = check_input(input_path, quiet)
     tally = _Tally(request_id=request_id)
+    columns, match_at, error_at = output_columns(table)
     with node.client(timeout=timeout, max_batch=batch_size) as client:
         entry = client.describe(resource)
         fields = [spec.name for spec in comparison_key_for(entry, key_name).fields]
         table.records(fields)  # every missing column named, before anything is sent
-        output = csv_stream.PartialOutput(output_path, table, resume=resume)
+        output = csv_stream.PartialOutput(output_path, table, columns, resume=resume)
         tally.resumed_after = output.done
-        try:
-            with _progress(quiet, total, "comparing", start=output.done) as compared:
-                size = max(batch_size, _BLOCK_ROWS)
-                for block in csv_stream.blocks(input_path, size, skip=output.done):
-                    result = client.compare(
-                        resource,
-                        block.records(table, fields),
-                        key=key_name,
-                        mode="hashed" if mode == "hashed" else "blinded",
-                        purpose=purpose,
-                        request_id=request_id,
-                        grant_id=grant_id,
-                        verifiable=verifiable,
-                    )
-                    output.write(block, result)  # on disk before the next block is sent
-                    tally.add(block, result)
-                    compared(output.done)
-        except BaseException:
-            output.close()
-            if output.done:
-                click.echo(
-                    f"interrupted: the {output.done:,} rows answered are in {output.path}; "
-                    "run the same command with --resume to go on",
-                    err=True,
-                )
-            raise
-        output.finish()
+
+        def answer(block: CsvBlock) -> list[list[str]]:
+            result = client.compare(
+                resource,
+                block.records(table, fields),
+                key=key_name,
+                mode="hashed" if mode == "hashed" else "blinded",
+                verifiable=verifiable,
+                purpose=purpose,
+                request_id=request_id,
+                grant_id=grant_id,
+            )
+            tally.add(block, result)
+            return [
+                output_row(values, len(columns), match_at, error_at, r.status, r.message)
+                for values, r in zip(block.rows, result, strict=True)
+            ]
+
+        stream_answers(
+            input_path,
+            output,
+            total,
+            quiet=quiet,
+            label="comparing",
+            batch_size=batch_size,
+            answer=answer,
+        )
     return tally
-
-
-@contextlib.contextmanager
-def _progress(
-    quiet: bool, total: int | None, label: str, *, start: int = 0
-) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr from the first second (rows done of ``total``, or a count)."""
-    if quiet:
-        yield lambda _done: None
-        return
-    if total is None:
-        last = [0.0]
-
-        def count(done: int) -> None:
-            if time.monotonic() - last[0] >= 1.0:
-                last[0] = time.monotonic()
-                click.echo(f"{label}: {done:,} rows", err=True)
-
-        yield count
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
-        bar.update(start)
-        seen = [start]
-
-        def update(done: int) -> None:
-            bar.update(done - seen[0])
-            seen[0] = done
-
-        yield update
 
 
 def _summary(tally: _Tally, output_path: str) -> None:

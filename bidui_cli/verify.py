@@ -9,17 +9,18 @@ permission of its own); 1 the service failed.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from dataclasses import dataclass, field
 
 import click
 
 from bidui_cli.connection import NodeAddress, node_options, reported
+from bidui_cli.streamed import check_input, resume_option, stream_answers
+from client_sdk import csv_stream
 from client_sdk.client import comparison_key_for
-from client_sdk.csv_io import CsvTable, read_csv
-from client_sdk.verification_csv import write_verification
+from client_sdk.csv_stream import CsvBlock
+from client_sdk.verification_csv import verification_columns, verification_rows
 from client_sdk.verification_results import LABELS, VerificationResult
 
 __all__ = ["verify"]
@@ -84,7 +85,7 @@ def _field_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
     type=click.Choice(["blinded", "hashed"]),
     default="blinded",
     show_default=True,
-    help="blinded: RFC 9497 VOPRF, the node never sees a query value; hashed: HMAC tags.",
+    help="blinded: RFC 9497 OPRF, the node never sees a query value; hashed: HMAC tags.",
 )
 @click.option(
     "--purpose",
@@ -114,6 +115,7 @@ def _field_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
     default=None,
     help="The grant a conditional resource is verified under (`bidui applications`).",
 )
+@resume_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify(
     input_path: str,
@@ -128,6 +130,7 @@ def verify(
     batch_size: int,
     request_id: str | None,
     grant_id: str | None,
+    resume: bool,
     quiet: bool,
 ) -> None:
     """Verify fields of a CSV's records against a provider node's resource (核验).
@@ -137,54 +140,82 @@ def verify(
     or a field, e.g. a resident ID number with a wrong check digit; it is
     never sent).
     """
+    tally = _Tally(request_id=request_id or uuid.uuid4().hex)
     with reported():
-        table = read_csv(input_path)  # mistakes in the file surface before any network call
+        table, total = check_input(input_path, quiet)
+        columns, at = verification_columns(table)
         with node.client(timeout=timeout, max_batch=batch_size) as client:
             entry = client.describe(resource)
             key_fields = [spec.name for spec in comparison_key_for(entry, key_name).fields]
-            records = table.records([*key_fields, *fields])
-            with _progress(quiet, len(records)) as progress:
+            needed = [*key_fields, *fields]
+            table.records(needed)  # every missing column named, before anything is sent
+            output = csv_stream.PartialOutput(output_path, table, columns, resume=resume)
+            tally.resumed_after = output.done
+
+            def answer(block: CsvBlock) -> list[list[str]]:
                 result = client.verify(
                     resource,
-                    records,
+                    block.records(table, needed),
                     key=key_name,
                     fields=fields,
                     mode="hashed" if mode == "hashed" else "blinded",
                     purpose=purpose,
-                    progress=progress,
-                    request_id=request_id or uuid.uuid4().hex,
+                    request_id=tally.request_id,
                     grant_id=grant_id,
                 )
-        write_verification(output_path, table, result)
-    _summary(table, result, output_path)
+                tally.add(block, result)
+                return list(verification_rows(block.rows, result, len(columns), at))
+
+            stream_answers(
+                input_path,
+                output,
+                total,
+                quiet=quiet,
+                label="verifying",
+                batch_size=batch_size,
+                answer=answer,
+            )
+    _summary(tally, output_path)
 
 
-@contextlib.contextmanager
-def _progress(quiet: bool, total: int) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr (none when quiet or empty)."""
-    if quiet or not total:
-        yield None
-        return
-    with click.progressbar(length=total, label="verifying", file=sys.stderr, show_pos=True) as bar:
-        seen = [0]
+@dataclass
+class _Tally:
+    """What the summary says, gathered block by block (never the rows themselves)."""
 
-        def update(done: int, _total: int) -> None:
-            bar.update(done - seen[0])
-            seen[0] = done
+    request_id: str
+    rows: int = 0
+    resumed_after: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    shown: list[str] = field(default_factory=list)
+    comparison_ids: list[str] = field(default_factory=list)
 
-        yield update
+    def add(self, block: CsvBlock, result: VerificationResult) -> None:
+        self.rows += len(result)
+        self.counts.update(
+            consistent=result.consistent_count,
+            inconsistent=result.inconsistent_count,
+            not_found=result.not_found_count,
+            error=result.error_count,
+        )
+        for record in result.errors[: max(0, _ERRORS_SHOWN - len(self.shown))]:
+            self.shown.append(f"  line {block.lines[record.index]}: {record.message}")
+        self.comparison_ids.extend(result.comparison_ids)
 
 
-def _summary(table: CsvTable, result: VerificationResult, output_path: str) -> None:
+def _summary(tally: _Tally, output_path: str) -> None:
+    counts = tally.counts
+    if tally.resumed_after:
+        click.echo(f"resumed after the {tally.resumed_after:,} rows answered before")
     click.echo(
-        f"rows: {len(result)}  {LABELS['consistent']} consistent: {result.consistent_count}  "
-        f"{LABELS['inconsistent']} inconsistent: {result.inconsistent_count}  "
-        f"{LABELS['not_found']} not found: {result.not_found_count}  errors: {result.error_count}"
+        f"rows: {tally.rows}  {LABELS['consistent']} consistent: {counts['consistent']}  "
+        f"{LABELS['inconsistent']} inconsistent: {counts['inconsistent']}  "
+        f"{LABELS['not_found']} not found: {counts['not_found']}  errors: {counts['error']}"
     )
-    errors = result.errors
-    for record in errors[:_ERRORS_SHOWN]:
-        click.echo(f"  line {table.line_of(record.index)}: {record.message}")
-    if len(errors) > _ERRORS_SHOWN:
-        click.echo(f"  ... and {len(errors) - _ERRORS_SHOWN} more (see the bidui_error column)")
+    for line in tally.shown:
+        click.echo(line)
+    if counts["error"] > len(tally.shown):
+        click.echo(
+            f"  ... and {counts['error'] - len(tally.shown)} more (see the bidui_error column)"
+        )
     click.echo(f"output: {output_path}")
-    click.echo(f"request id: {result.request_id} ({len(result.comparison_ids)} request(s))")
+    click.echo(f"request id: {tally.request_id} ({len(tally.comparison_ids)} request(s))")

@@ -10,7 +10,8 @@ no answered, audited batch is lost to the user::
                           OUTPUT when every row is answered. After an interruption the partial
                           file holds every answered row, and ``resume=True`` continues after them
 
-The output's columns are those of ``csv_io.write_results``.
+The caller gives the output's columns and each answered row (``csv_io.output_columns`` and
+``output_row`` for match bits, ``verification_csv`` for verification).
 """
 
 from __future__ import annotations
@@ -22,15 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from client_sdk.csv_io import (
-    CsvTable,
-    StrPath,
-    iter_rows,
-    output_columns,
-    output_row,
-)
+from client_sdk.csv_io import CsvTable, StrPath, iter_rows
 from client_sdk.errors import CsvInputError, CsvOutputError
-from client_sdk.results import ComparisonResult
 
 __all__ = ["CsvBlock", "PartialOutput", "blocks", "check"]
 
@@ -106,10 +100,12 @@ def blocks(path: StrPath, size: int, *, skip: int = 0) -> Iterator[CsvBlock]:
 class PartialOutput:
     """The output written as answers come: ``OUTPUT.partial`` until complete, then ``OUTPUT``."""
 
-    def __init__(self, path: StrPath, table: CsvTable, *, resume: bool) -> None:
+    def __init__(
+        self, path: StrPath, table: CsvTable, columns: Sequence[str], *, resume: bool
+    ) -> None:
         self.final = Path(os.fspath(path))
         self.path = self.final.with_name(self.final.name + PARTIAL_SUFFIX)
-        self._columns, self._match_at, self._error_at = output_columns(table)
+        self._columns = list(columns)
         self.done = 0
         if self.path.exists() and not resume:
             raise CsvOutputError(
@@ -144,24 +140,17 @@ class PartialOutput:
                 )
             return sum(1 for _ in reader)
 
-    def write(self, block: CsvBlock, result: ComparisonResult) -> None:
+    def write(self, rows: Sequence[Sequence[str]]) -> None:
         """Append a block's answered rows and push them to disk before the next block is sent."""
-        width = len(self._columns)
         try:
-            for values, record in zip(block.rows, result, strict=True):
-                self._writer.writerow(
-                    output_row(
-                        values, width, self._match_at, self._error_at, record.status,
-                        record.message,
-                    )
-                )  # fmt: skip
+            self._writer.writerows(rows)
             self._out.flush()
             os.fsync(self._out.fileno())
         except OSError as exc:
             raise CsvOutputError(
                 f"{self.path}: cannot write: {exc.strerror or type(exc).__name__}"
             ) from None
-        self.done += len(block.rows)
+        self.done += len(rows)
 
     def finish(self) -> None:
         """Every row answered: the partial file becomes the output."""

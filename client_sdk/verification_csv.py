@@ -10,22 +10,26 @@ are overwritten in place. Written atomically and readable by its owner only, as
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from client_sdk.csv_io import ERROR_COLUMN, CsvTable, StrPath, write_rows
 from client_sdk.verification_results import VerificationResult
 
-__all__ = ["MISMATCHED_COLUMN", "RESULT_COLUMN", "write_verification"]
+__all__ = [
+    "MISMATCHED_COLUMN",
+    "RESULT_COLUMN",
+    "verification_columns",
+    "verification_rows",
+    "write_verification",
+]
 
 RESULT_COLUMN = "bidui_result"
 MISMATCHED_COLUMN = "bidui_mismatched_fields"
 _SEPARATOR = ";"
 
 
-def write_verification(path: StrPath, table: CsvTable, result: VerificationResult) -> None:
-    """Write ``table`` with the verification columns, atomically (0600)."""
-    if len(result) != len(table):
-        raise ValueError(f"result has {len(result)} records, the table has {len(table)} rows")
+def verification_columns(table: CsvTable) -> tuple[list[str], list[int]]:
+    """The output header, and where the result, mismatched-fields and error columns are in it."""
     columns = list(table.columns)
     at: list[int] = []
     for name in (RESULT_COLUMN, MISMATCHED_COLUMN, ERROR_COLUMN):
@@ -34,13 +38,24 @@ def write_verification(path: StrPath, table: CsvTable, result: VerificationResul
             position = len(columns)
             columns.append(name)
         at.append(position)
+    return columns, at
 
-    def rows() -> Iterator[list[str]]:
-        for values, record in zip(table.rows, result, strict=True):
-            row = list(values) + [""] * (len(columns) - len(values))
-            cells = (record.status, _SEPARATOR.join(record.mismatched_fields), record.message)
-            for position, cell in zip(at, cells, strict=True):
-                row[position] = cell
-            yield row
 
-    write_rows(path, table, columns, rows())
+def verification_rows(
+    rows: Iterable[Sequence[str]], result: VerificationResult, width: int, at: Sequence[int]
+) -> Iterator[list[str]]:
+    """Each input row with its outcome in the columns ``at`` of a ``width``-column output."""
+    for values, record in zip(rows, result, strict=True):
+        row = list(values) + [""] * (width - len(values))
+        cells = (record.status, _SEPARATOR.join(record.mismatched_fields), record.message)
+        for position, cell in zip(at, cells, strict=True):
+            row[position] = cell
+        yield row
+
+
+def write_verification(path: StrPath, table: CsvTable, result: VerificationResult) -> None:
+    """Write ``table`` with the verification columns, atomically (0600)."""
+    if len(result) != len(table):
+        raise ValueError(f"result has {len(result)} records, the table has {len(table)} rows")
+    columns, at = verification_columns(table)
+    write_rows(path, table, columns, verification_rows(table.rows, result, len(columns), at))

@@ -1,0 +1,97 @@
+"""What ``bidui compare`` and ``bidui verify`` share: a CSV of any size, answered block by block.
+
+The file is checked whole first (a malformed row is reported by line before anything is sent),
+then read again ``BLOCK_ROWS`` rows at a time; each block's answered rows are on disk in
+``OUTPUT.partial`` before the next block is sent, and the file becomes ``OUTPUT`` once every row
+is answered. Interrupted, the partial file keeps what was answered and ``--resume`` goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import click
+
+from client_sdk import csv_stream
+from client_sdk.csv_io import CsvTable
+from client_sdk.csv_stream import CsvBlock, PartialOutput
+
+__all__ = ["BLOCK_ROWS", "check_input", "resume_option", "stream_answers"]
+
+# Rows read and answered at a time (each block several requests of --batch-size): memory stays
+# bounded whatever the file's size, and a block's answers are on disk before the next is sent.
+BLOCK_ROWS = 50_000
+
+resume_option = click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run: the rows already answered in OUTPUT.partial are kept and "
+    "the run goes on after them.",
+)
+
+
+def check_input(input_path: str, quiet: bool) -> tuple[CsvTable, int]:
+    """The file's header and row count, every row checked (by line) before anything is sent."""
+    with _progress(quiet, None, "checking") as checked:
+        return csv_stream.check(input_path, progress=checked)
+
+
+def stream_answers(
+    input_path: str,
+    output: PartialOutput,
+    total: int,
+    *,
+    quiet: bool,
+    label: str,
+    batch_size: int,
+    answer: Callable[[CsvBlock], Sequence[Sequence[str]]],
+) -> None:
+    """Answer the rows after ``output.done``, a block at a time, writing each block's rows."""
+    try:
+        with _progress(quiet, total, label, start=output.done) as answered:
+            size = max(batch_size, BLOCK_ROWS)
+            for block in csv_stream.blocks(input_path, size, skip=output.done):
+                output.write(answer(block))  # on disk before the next block is sent
+                answered(output.done)
+    except BaseException:
+        output.close()
+        if output.done:
+            click.echo(
+                f"interrupted: the {output.done:,} rows answered are in {output.path}; "
+                "run the same command with --resume to go on",
+                err=True,
+            )
+        raise
+    output.finish()
+
+
+@contextlib.contextmanager
+def _progress(
+    quiet: bool, total: int | None, label: str, *, start: int = 0
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr from the first second (rows done of ``total``, or a count)."""
+    if quiet:
+        yield lambda _done: None
+        return
+    if total is None:
+        last = [0.0]
+
+        def count(done: int) -> None:
+            if time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                click.echo(f"{label}: {done:,} rows", err=True)
+
+        yield count
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
+        bar.update(start)
+        seen = [start]
+
+        def update(done: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        yield update
