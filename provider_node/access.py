@@ -5,7 +5,7 @@ mode and an answer (match bits, verification, count: each its own permission): `
 never; ``unconditional`` for every identified department, for the answers the resource offers;
 ``conditional`` only under a grant that covers the key, the mode and the answer today (the audit
 record names it).
-``reserve`` then counts the request's items against the department's per-minute limit and the
+``charge`` then counts the request's items against the department's per-minute limit and the
 grant's items per day, in the node's database, so the counts are shared by every node process and
 survive restarts. A request that does not fit is refused whole, with what remains and when it
 resets; nothing of it is counted.
@@ -29,7 +29,6 @@ from provider_node.messages import Header, Mode
 from provider_node.models import Grant
 from provider_node.quotas import consume_department_minute, consume_grant_day
 from provider_node.resources import ServedResource, index_mode
-from provider_node.store import bound_statements
 from provider_node.store_gate import StoreGate
 from provider_node.workdays import china_date
 
@@ -142,26 +141,29 @@ class AccessPolicy:
                 )
             return named.id
 
-    def reserve(self, caller: Caller, mode: Mode, grant_id: str, items: int) -> None:
-        """Count ``items`` against the department's minute and the grant's day, or refuse whole."""
+    def charge(
+        self, caller: Caller, mode: Mode, grant_id: str, items: int
+    ) -> Callable[[Session], None] | None:
+        """The allowance charge of one request — ``items`` against the department's minute and
+        the grant's day, or ``QuotaExceededError`` and nothing counted — to run inside the
+        transaction that commits the request's audit record (one commit, one fsync, for both).
+        None when nothing limits the request."""
         per_minute = self._per_minute.of(mode)
-        if per_minute or grant_id:
-            self._gate.run(lambda: self._count(caller, mode, grant_id, items, per_minute))
-
-    def _count(
-        self, caller: Caller, mode: Mode, grant_id: str, items: int, per_minute: int
-    ) -> None:
+        if not per_minute and not grant_id:
+            return None
         now = self._clock()
-        with self._store() as session, session.begin():
-            bound_statements(session)
-            # Fixed order (department minute, then grant day): two transactions never wait on
-            # each other's rows.
+
+        def charge(session: Session) -> None:
+            # Fixed order (department minute, then grant day, then the audit chain head): two
+            # transactions never wait on each other's rows.
             if per_minute:
                 scope = f"{caller.department}/{mode}"
                 consume_department_minute(session, scope, per_minute, items, now)
             if grant_id:
                 grant = get_grant(session, grant_id)
                 consume_grant_day(session, grant_id, grant.items_per_day, items, now)
+
+        return charge
 
     def _store(self) -> _Store:
         return _Store(self._sessions)

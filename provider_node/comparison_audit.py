@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Container
 from dataclasses import replace
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -151,29 +152,50 @@ class ComparisonAudit:
         )
         self.append(entry)
 
-    def append(self, entry: AuditEntry, *, answers: bool = False) -> None:
+    def append(
+        self,
+        entry: AuditEntry,
+        *,
+        answers: bool = False,
+        also: Callable[[Session], None] | None = None,
+    ) -> None:
         """Commit ``entry`` within the store gate's deadline, or fail closed (UNAVAILABLE).
 
+        ``also`` runs first in the same transaction (the request's allowance charge); a refusal
+        it raises (``QuotaExceededError``) propagates as it is, and nothing is committed.
         ``answers``: the record releases an answer. If the write fails or ends after the deadline
         (the requester got UNAVAILABLE), the record may exist all the same (a commit whose
         acknowledgment was lost): it is in doubt until ``resolve_in_doubt`` finds out, and if it
         exists a follow-up record says the answer was withheld.
         """
         on_late = (lambda: self._doubt(entry)) if answers else None
+
+        def record(session: Session) -> AuditEntry:
+            if also is not None:
+                also(session)
+            return entry
+
         try:
-            self._gate.run(lambda: self._audit.append(entry), on_late=on_late)
+            self._gate.run(lambda: self._audit.append_action(record), on_late=on_late)
+        except errors.NodeError as refusal:
+            if not isinstance(refusal, errors.AuditUnavailableError):
+                raise  # refused by ``also``: rolled back, nothing was written
+            self._failed(refusal, entry, answers)
         except Exception as failure:  # the store's own errors too: fail closed all the same
-            if answers and not isinstance(failure, StoreBusyError | StoreTimeoutError):
-                self._doubt(entry)  # the write ended in an error: it may have committed
-            self._metrics.record_audit_failure()
-            detail = getattr(failure, "detail", None) or str(failure)
-            self._store_trouble.warn(f"audit log not writable, requests refused: {detail}")
-            if isinstance(failure, errors.AuditUnavailableError):
-                raise
-            raise errors.AuditUnavailableError(
-                "the audit log cannot be written, so no comparison is answered (article 35); "
-                "retry later"
-            ) from failure
+            self._failed(failure, entry, answers)
+
+    def _failed(self, failure: Exception, entry: AuditEntry, answers: bool) -> NoReturn:
+        if answers and not isinstance(failure, StoreBusyError | StoreTimeoutError):
+            self._doubt(entry)  # the write ended in an error: it may have committed
+        self._metrics.record_audit_failure()
+        detail = getattr(failure, "detail", None) or str(failure)
+        self._store_trouble.warn(f"audit log not writable, requests refused: {detail}")
+        if isinstance(failure, errors.AuditUnavailableError):
+            raise failure
+        raise errors.AuditUnavailableError(
+            "the audit log cannot be written, so no comparison is answered (article 35); "
+            "retry later"
+        ) from failure
 
     def _doubt(self, entry: AuditEntry) -> None:
         with self._doubt_lock:

@@ -27,6 +27,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from sqlalchemy.orm import Session as DbSession
+
 from comparator.errors import InvalidInputError
 from comparator.index import ENTRY_LENGTH
 from comparator.keyed_hash import TAG_LENGTH
@@ -171,17 +173,19 @@ class ProviderNode:
             served, grant_id = self._authorise(caller, header, Mode.HASHED, answer)
             check_items(tags, TAG_LENGTH, "tag", self._max_batch_items)
             check_width(header, len(tags))
-            self._access.reserve(caller, Mode.HASHED, grant_id, len(tags))
             answered = evaluate(served, header, Mode.HASHED, tags)
+            # The allowance is charged in the transaction that records the answer: one commit.
+            charge = self._access.charge(caller, Mode.HASHED, grant_id, len(tags))
+            return self._answer(
+                caller, header, Mode.HASHED, answered, digest, started, grant_id=grant_id,
+                charge=charge,
+            )  # fmt: skip
         except errors.NodeError as refusal:
             records = record_count(header, len(tags))
             self._record.refusal(
                 caller, header, Mode.HASHED, records, digest, started, refusal, grant_id=grant_id
             )
             raise
-        return self._answer(
-            caller, header, Mode.HASHED, answered, digest, started, grant_id=grant_id
-        )
 
     # -- blinded mode ------------------------------------------------------------------------
 
@@ -207,17 +211,13 @@ class ProviderNode:
             check_items(blinded, ELEMENT_LENGTH, "blinded element", limit)
             check_width(header, len(blinded))
             self._sessions.check_room(caller.department)
-            self._access.reserve(caller, Mode.BLINDED, grant_id, len(blinded))
-            try:
-                evaluation = server.blind_evaluate(blinded)
-            except InvalidInputError as bad:
-                raise errors.InvalidRequestError(str(bad)) from None
             comparison_id = str(uuid.uuid4())
             session = Session(caller, header, len(blinded), digest, started, 0.0, grant_id)
             self._sessions.open(comparison_id, session)
             # Fail closed: no evaluation leaves before its comparison is on record as opened (an
             # evaluation is an oracle answer, RFC 9497 section 7), and a comparison on record is
-            # always closed later: answered, refused, or abandoned.
+            # always closed later: answered, refused, or abandoned. The allowance is charged in
+            # the same transaction (one commit), and before the evaluation, the costly part.
             try:
                 self._record.append(
                     self._record.entry(
@@ -230,7 +230,8 @@ class ProviderNode:
                         payload_sha256=digest.hexdigest(),
                         related_id=comparison_id,
                         grant_id=grant_id,
-                    )
+                    ),
+                    also=self._access.charge(caller, Mode.BLINDED, grant_id, len(blinded)),
                 )
             except errors.NodeError:
                 self._sessions.forget(comparison_id)
@@ -247,6 +248,17 @@ class ProviderNode:
                 grant_id=grant_id,
             )
             raise
+        try:
+            evaluation = server.blind_evaluate(blinded)
+        except InvalidInputError as bad:
+            # On record as opened: closed by the refusal's record, under the comparison's id.
+            self._sessions.forget(comparison_id)
+            invalid = errors.InvalidRequestError(str(bad))
+            self._record.refusal(
+                caller, header, Mode.BLINDED, records, digest.hexdigest(), started, invalid,
+                comparison_id=comparison_id, grant_id=grant_id,
+            )  # fmt: skip
+            raise invalid from None
         return BlindOutcome(comparison_id, evaluation, served.resource.key_version)
 
     def match_blinded(
@@ -365,6 +377,7 @@ class ProviderNode:
         *,
         comparison_id: str = "",
         grant_id: str = "",
+        charge: Callable[[DbSession], None] | None = None,
     ) -> AnswerResult:
         cid = comparison_id or str(uuid.uuid4())
         # Fail closed: the answer exists only once its audit record is committed.
@@ -382,6 +395,7 @@ class ProviderNode:
                 grant_id=grant_id,
             ),
             answers=True,
+            also=charge,
         )
         self._metrics.record_comparison(
             requester=caller.department,

@@ -150,9 +150,16 @@ def test_invalid_blinded_elements_are_invalid_argument(
         grpc.StatusCode.INVALID_ARGUMENT,
         *words,
     )
-    (record,) = audit_records(node)[before:]
+    *opened, record = audit_records(node)[before:]
     assert (record["outcome"], record["status_code"]) == ("refused", "INVALID_ARGUMENT")
     assert record["item_count"] == 2
+    if len(element) == 32:
+        # A well-sized but invalid element is found by the (costly) evaluation, which comes after
+        # the charge and the opening record: the refusal closes the comparison under its id.
+        assert [o["outcome"] for o in opened] == ["opened"]
+        assert record["comparison_id"] == opened[0]["related_id"]
+    else:
+        assert opened == []  # refused by its length, before anything was recorded
 
 
 @pytest.mark.parametrize("length", [0, 31, 33, 64])
