@@ -23,7 +23,7 @@ def rpc_breakdown(before: Counters, after: Counters, compares: int) -> dict[str,
     """RPCs per ``compare()`` by method, and the node's handler time per ``compare()``.
 
     From the node's ``bidui_rpc_duration_seconds`` histogram (time inside the gRPC handler: not
-    the TLS front, the network or the client)."""
+    TLS, the network or the client)."""
     per_method: dict[str, dict[str, float]] = {}
     for method, (count, total) in after.items():
         calls = count - before.get(method, (0.0, 0.0))[0]
