@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import click
 
-from bidui_cli.connection import NodeAddress, node_options, reported
-from bidui_cli.streamed import check_input, resume_option, stream_answers
+from bidui_cli.connection import NodeAddress, reported
+from bidui_cli.streamed import check_input, run_options, stream_answers
 from client_sdk import csv_stream
 from client_sdk.client import comparison_key_for
 from client_sdk.csv_io import output_columns, output_row
@@ -87,37 +87,11 @@ resource, key, or refused by the node); 1 the service failed.
     "publishes (for outputs kept or compared across nodes; it does not prove the answer). "
     "The resource must offer it.",
 )
-@click.option(
-    "--purpose",
-    required=True,
-    help="The duty this comparison serves (required; recorded in the node's audit log).",
+@run_options(
+    "comparison",
+    min_batch=1,
+    batch_help="Records per request; larger inputs are split into several requests.",
 )
-@node_options
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="Seconds allowed for each request of at most --batch-size records, retries included.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=10_000,
-    show_default=True,
-    help="Records per request; larger inputs are split into several requests.",
-)
-@click.option("--request-id", default=None, help="Id grouping the requests in the audit log.")
-@click.option(
-    "--grant",
-    "grant_id",
-    metavar="GRANT_ID",
-    default=None,
-    help="The grant a conditional resource is compared under (`bidui applications`); "
-    "default: the node finds the one that covers the key and mode today.",
-)
-@resume_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def compare(
     input_path: str,
     resource: str,

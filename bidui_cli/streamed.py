@@ -12,25 +12,74 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import click
 
+from bidui_cli.connection import node_options
 from client_sdk import csv_stream
 from client_sdk.csv_io import CsvTable
 from client_sdk.csv_stream import CsvBlock, PartialOutput
 
-__all__ = ["BLOCK_ROWS", "check_input", "resume_option", "stream_answers"]
+__all__ = ["BLOCK_ROWS", "check_input", "run_options", "stream_answers"]
 
 # Rows read and answered at a time (each block several requests of --batch-size): memory stays
 # bounded whatever the file's size, and a block's answers are on disk before the next is sent.
 BLOCK_ROWS = 50_000
 
-resume_option = click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue an interrupted run: the rows already answered in OUTPUT.partial are kept and "
-    "the run goes on after them.",
-)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def run_options(what: str, *, min_batch: int, batch_help: str) -> Callable[[_F], _F]:
+    """The options a streamed run of ``what`` ("comparison", "verification") takes after its
+    own: purpose, the node, timeout, batch size, request id, grant, --resume and --quiet."""
+    options: list[Callable[[Any], Any]] = [
+        click.option(
+            "--purpose",
+            required=True,
+            help=f"The duty this {what} serves (required; recorded in the node's audit log).",
+        ),
+        node_options,
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=60.0,
+            show_default=True,
+            help="Seconds allowed for each request of at most --batch-size, retries included.",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=min_batch),
+            default=10_000,
+            show_default=True,
+            help=batch_help,
+        ),
+        click.option(
+            "--request-id", default=None, help="Id grouping the requests in the audit log."
+        ),
+        click.option(
+            "--grant",
+            "grant_id",
+            metavar="GRANT_ID",
+            default=None,
+            help=f"The grant a conditional resource's {what} runs under (`bidui applications`); "
+            "default: the node finds the one that covers the key and mode today.",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue an interrupted run: the rows already answered in OUTPUT.partial are "
+            "kept and the run goes on after them.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+
+    def decorate(command: _F) -> _F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def check_input(input_path: str, quiet: bool) -> tuple[CsvTable, int]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import click
 
-from bidui_cli.connection import NodeAddress, node_options, reported
-from bidui_cli.streamed import check_input, resume_option, stream_answers
+from bidui_cli.connection import NodeAddress, reported
+from bidui_cli.streamed import check_input, run_options, stream_answers
 from client_sdk import csv_stream
 from client_sdk.client import comparison_key_for
 from client_sdk.csv_stream import CsvBlock
@@ -87,36 +87,11 @@ def _field_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
     show_default=True,
     help="blinded: RFC 9497 OPRF, the node never sees a query value; hashed: HMAC tags.",
 )
-@click.option(
-    "--purpose",
-    required=True,
-    help="The duty this verification serves (required; recorded in the node's audit log).",
+@run_options(
+    "verification",
+    min_batch=2,
+    batch_help="Items per request (a record is 1 + the number of fields items).",
 )
-@node_options
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="Seconds allowed for each request, retries included.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=2),
-    default=10_000,
-    show_default=True,
-    help="Items per request (a record is 1 + the number of fields items).",
-)
-@click.option("--request-id", default=None, help="Id grouping the requests in the audit log.")
-@click.option(
-    "--grant",
-    "grant_id",
-    metavar="GRANT_ID",
-    default=None,
-    help="The grant a conditional resource is verified under (`bidui applications`).",
-)
-@resume_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify(
     input_path: str,
     resource: str,
