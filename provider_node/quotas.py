@@ -9,10 +9,12 @@ row of ``quota_usage`` keyed by (kind, scope, window start)::
 
 ``consume`` counts a request's items in one step that either takes all of them or none::
 
-    INSERT INTO quota_usage (kind, scope, window_start, used) VALUES (…, 0) ON CONFLICT DO NOTHING
     UPDATE quota_usage SET used = used + :items
      WHERE kind = … AND scope = … AND window_start = … AND used + :items <= :limit
-     RETURNING used                     -- no row: the request does not fit, nothing is counted
+     RETURNING used                     -- a row: counted (the usual case, one statement)
+    -- no row: the window is new, or the request does not fit; then
+    INSERT INTO quota_usage (kind, scope, window_start, used) VALUES (…, 0) ON CONFLICT DO NOTHING
+    UPDATE … (the same, once more)     -- still no row: it does not fit, nothing is counted
 
 so no request runs an allowance into debt, and two processes can never both pass the limit: on
 PostgreSQL the UPDATE locks the row and re-checks its condition on the committed value (READ
@@ -120,14 +122,12 @@ def consume(
     start = _check_window(kind, scope, window_start, now)
     _check_count("limit", limit)
     _check_count("items", items)
-    _insert_empty_window(session, kind, scope, start)
-    used = session.execute(
-        update(QuotaUsage)
-        .where(*_window_key(kind, scope, start), QuotaUsage.used + items <= limit)
-        .values(used=QuotaUsage.used + items)
-        .returning(QuotaUsage.used),
-        execution_options={"synchronize_session": False},
-    ).scalar_one_or_none()
+    # The window's row usually exists already: one UPDATE. Only when it takes nothing (no row
+    # yet, or the request does not fit) is the row made and the UPDATE tried once more.
+    used = _add(session, kind, scope, start, limit, items)
+    if used is None:
+        _insert_empty_window(session, kind, scope, start)
+        used = _add(session, kind, scope, start, limit, items)
     if used is not None:
         return Allowance(kind, scope, start, limit, used)
     current = session.execute(select(QuotaUsage.used).where(*_window_key(kind, scope, start)))
@@ -139,6 +139,20 @@ def consume(
         requested=items,
         resets_at=refused.resets_at,
     )
+
+
+def _add(
+    session: Session, kind: QuotaKind, scope: str, start: datetime, limit: int, items: int
+) -> int | None:
+    """``items`` added to the window's row if they fit, returning the new count; else None."""
+    used: int | None = session.execute(
+        update(QuotaUsage)
+        .where(*_window_key(kind, scope, start), QuotaUsage.used + items <= limit)
+        .values(used=QuotaUsage.used + items)
+        .returning(QuotaUsage.used),
+        execution_options={"synchronize_session": False},
+    ).scalar_one_or_none()
+    return used
 
 
 def consume_grant_day(
