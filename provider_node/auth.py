@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from provider_node.errors import AuditUnavailableError, UnauthenticatedError
+from provider_node.housekeeping import Periodic
 from provider_node.pki import CertificateIdentityError, department_from_extensions, serial_hex
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 MAX_CERTIFICATE_LIFETIME = _dt.timedelta(days=398)
 _CACHE_SIZE = 4096
 
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,13 +148,13 @@ class RevocationList:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
-        self._interval = interval
         self._max_stale = max_stale
         self._monotonic = monotonic
         self._serials: frozenset[str] = frozenset()
         self._loaded_at: float | None = None
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._refresher = Periodic(
+            "bidui-revocations", "refresh the certificate revocation list", self.refresh, interval
+        )
 
     def refresh(self) -> None:
         """Load the list now; raises what the store raises."""
@@ -165,27 +164,10 @@ class RevocationList:
     def start(self) -> None:
         """Load once (raising if the store is unreachable), then refresh in the background."""
         self.refresh()
-        self._thread = threading.Thread(target=self._run, name="bidui-revocations", daemon=True)
-        self._thread.start()
+        self._refresher.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stopped.wait(self._interval):
-            try:
-                self.refresh()
-            except Exception as problem:  # the store may be down; the next round retries
-                if not failing:
-                    _log.warning("cannot refresh the certificate revocation list: %s", problem)
-                failing = True
-            else:
-                if failing:
-                    _log.warning("certificate revocation list refreshed again")
-                failing = False
+        self._refresher.stop(timeout=5)
 
     def is_revoked(self, serial: str) -> bool:
         loaded = self._loaded_at

@@ -14,7 +14,6 @@ finish within the grace period and only then releases the port.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 import time
@@ -43,13 +42,12 @@ from provider_node.catalog_servicer import CatalogServicer
 from provider_node.comparison_servicer import ComparisonServicer
 from provider_node.discrepancies import DiscrepancyDesk
 from provider_node.discrepancy_servicer import DiscrepancyServicer
+from provider_node.housekeeping import Periodic
 from provider_node.metrics import NodeMetrics
 from provider_node.node import ProviderNode
 from provider_node.servicer import RpcMetricsInterceptor
 from provider_node.sharing import SharingDesk
 from provider_node.sharing_servicer import SharingServicer
-
-_log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
     _catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
@@ -181,41 +179,21 @@ def create_server(
     return RunningServer(server, port, health)
 
 
-class SessionReaper(threading.Thread):
+class SessionReaper(Periodic):
     """Every ``interval`` seconds until stopped: closes this process's expired blinded sessions
-    as abandoned, and any comparison left open in the audit log by a process that died."""
+    as abandoned, settles answers in doubt, and closes any comparison left open in the audit log
+    by a process that died."""
 
     def __init__(self, node: ProviderNode, lifetime: float, interval: float = 5.0) -> None:
-        super().__init__(name="bidui-session-reaper", daemon=True)
-        self._node = node
-        self._lifetime = lifetime
-        self._interval = interval
-        self._stopped = threading.Event()
+        def round_() -> None:
+            node.reap_expired_sessions()
+            node.resolve_answers_in_doubt()
+            # A little past the lifetime: a live process reaps its own first.
+            node.reconcile_open_comparisons(lifetime + 2 * interval)
 
-    def run(self) -> None:
-        failing = False
-        while not self._stopped.wait(self._interval):
-            try:
-                self._node.reap_expired_sessions()
-                self._node.resolve_answers_in_doubt()
-                # A little past the lifetime: a live process reaps its own first.
-                self._node.reconcile_open_comparisons(self._lifetime + 2 * self._interval)
-            except Exception as problem:  # the audit store may be down; the next round retries
-                if not failing:
-                    _log.warning(
-                        "cannot record abandoned blinded comparisons (%s); retrying every %.0f s",
-                        problem,
-                        self._interval,
-                    )
-                failing = True
-            else:
-                if failing:
-                    _log.warning("abandoned blinded comparisons are recorded again")
-                failing = False
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=self._interval + 30)
+        super().__init__(
+            "bidui-session-reaper", "record abandoned blinded comparisons", round_, interval
+        )
 
 
 class SignalWaiter:
