@@ -16,7 +16,6 @@ from collections.abc import Callable, Container
 from dataclasses import replace
 from typing import NoReturn
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provider_node import errors
@@ -26,7 +25,7 @@ from provider_node.auth import Caller
 from provider_node.checks import MAX_PURPOSE_CHARS
 from provider_node.messages import Action, Header, Outcome
 from provider_node.metrics import NodeMetrics
-from provider_node.models import AuditRecord
+from provider_node.open_comparisons import recorded
 from provider_node.oplog import ThrottledWarning
 from provider_node.store_gate import StoreBusyError, StoreGate, StoreTimeoutError
 from provider_node.verification import audit_reason
@@ -211,18 +210,10 @@ class ComparisonAudit:
         for entry in pending:
 
             def act(session: Session, entry: AuditEntry = entry) -> AuditEntry | None:
-                found = session.scalar(
-                    select(AuditRecord.seq).where(AuditRecord.comparison_id == entry.comparison_id)
-                )
-                if found is None:
+                if not recorded(session, entry.comparison_id):
                     return None  # never committed: nothing was answered, nothing to say
-                already = session.scalar(
-                    select(AuditRecord.seq).where(
-                        AuditRecord.related_id == entry.comparison_id,
-                        AuditRecord.outcome == str(Outcome.FAILED),
-                    )
-                )
-                return None if already is not None else _withheld(entry)
+                withheld = _withheld(entry)
+                return None if recorded(session, withheld.comparison_id) else withheld
 
             if self._audit.append_unless(act) is not None:
                 withheld += 1
@@ -242,5 +233,9 @@ def _withheld(answered: AuditEntry) -> AuditEntry:
         ),
         match_count=0,
         related_id=answered.comparison_id,
-        comparison_id="",
+        # Derived from the answer's id: written at most once, however often it is resolved.
+        comparison_id=str(uuid.uuid5(_WITHHELD, answered.comparison_id)),
     )
+
+
+_WITHHELD = uuid.UUID("6b1f0c2e-8f0a-4f58-9a55-bd1d6f2c0a11")  # namespace of withheld records

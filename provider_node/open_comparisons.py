@@ -33,10 +33,19 @@ __all__ = [
     "close",
     "comparison_states",
     "reconcile",
+    "recorded",
     "unclosed_openings",
 ]
 
 ABANDONED_STATUS = "DEADLINE_EXCEEDED"
+
+
+def recorded(session: Session, comparison_id: str) -> bool:
+    """Whether the log holds a record under ``comparison_id`` (unique in the audit table)."""
+    found = session.scalar(
+        select(AuditRecord.seq).where(AuditRecord.comparison_id == comparison_id)
+    )
+    return found is not None
 
 
 def close(audit: AuditLog, entry: AuditEntry) -> bool:
@@ -45,14 +54,12 @@ def close(audit: AuditLog, entry: AuditEntry) -> bool:
     Returns True if this call wrote it. Raises ``AuditUnavailableError`` if the store is down:
     the caller keeps what it knows and tries again later.
     """
-
-    def act(session: Session) -> AuditEntry | None:
-        taken = session.scalar(
-            select(AuditRecord.seq).where(AuditRecord.comparison_id == entry.comparison_id)
+    return (
+        audit.append_unless(
+            lambda session: None if recorded(session, entry.comparison_id) else entry
         )
-        return None if taken is not None else entry
-
-    return audit.append_unless(act) is not None
+        is not None
+    )
 
 
 def unclosed_openings(session: Session, before: _dt.datetime) -> list[AuditRecord]:
