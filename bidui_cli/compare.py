@@ -9,21 +9,17 @@ traceback.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 
 import click
 
 from bidui_cli.connection import NodeAddress, reported
-from bidui_cli.streamed import check_input, run_options, stream_answers
+from bidui_cli.streamed import Tally, check_input, run_options, stream_answers
 from client_sdk import csv_stream
 from client_sdk.client import comparison_key_for
 from client_sdk.csv_io import output_columns, output_row
 from client_sdk.csv_stream import CsvBlock
-from client_sdk.results import ComparisonResult
 
 __all__ = ["compare", "main"]
-
-_ERRORS_SHOWN = 5
 
 
 _EPILOG = """\b
@@ -115,120 +111,57 @@ def compare(
     Files of any size are read in a stream; the rows answered are written to
     OUTPUT.partial as they come, renamed to OUTPUT once all are answered.
     """
+    tally = Tally(request_id=request_id or uuid.uuid4().hex)
     with reported():
-        tally = _run(
-            input_path=input_path,
-            resource=resource,
-            key_name=key_name,
-            output_path=output_path,
-            mode=mode,
-            verifiable=verifiable,
-            purpose=purpose,
-            node=node,
-            timeout=timeout,
-            batch_size=batch_size,
-            request_id=request_id or uuid.uuid4().hex,
-            grant_id=grant_id,
-            resume=resume,
-            quiet=quiet,
-        )
-    _summary(tally, output_path)
+        table, total = check_input(input_path, quiet)
+        columns, match_at, error_at = output_columns(table)
+        with node.client(timeout=timeout, max_batch=batch_size) as client:
+            entry = client.describe(resource)
+            fields = [spec.name for spec in comparison_key_for(entry, key_name).fields]
+            table.records(fields)  # every missing column named, before anything is sent
+            output = csv_stream.PartialOutput(output_path, table, columns, resume=resume)
+            tally.resumed_after = output.done
 
+            def answer(block: CsvBlock) -> list[list[str]]:
+                result = client.compare(
+                    resource,
+                    block.records(table, fields),
+                    key=key_name,
+                    mode="hashed" if mode == "hashed" else "blinded",
+                    verifiable=verifiable,
+                    purpose=purpose,
+                    request_id=tally.request_id,
+                    grant_id=grant_id,
+                )
+                tally.add(
+                    block,
+                    result,
+                    matched=result.matched_count,
+                    not_matched=result.not_matched_count,
+                    error=result.error_count,
+                )
+                return [
+                    output_row(values, len(columns), match_at, error_at, r.status, r.message)
+                    for values, r in zip(block.rows, result, strict=True)
+                ]
 
-@dataclass
-class _Tally:
-    """What the summary says, gathered block by block (never the rows themselves)."""
-
-    rows: int = 0
-    matched: int = 0
-    not_matched: int = 0
-    errors: int = 0
-    resumed_after: int = 0
-    shown: list[str] = field(default_factory=list)
-    comparison_ids: list[str] = field(default_factory=list)
-    request_id: str = ""
-
-    def add(self, block: CsvBlock, result: ComparisonResult) -> None:
-        self.rows += len(result)
-        self.matched += result.matched_count
-        self.not_matched += result.not_matched_count
-        self.errors += result.error_count
-        for record in result.errors[: max(0, _ERRORS_SHOWN - len(self.shown))]:
-            self.shown.append(f"  line {block.lines[record.index]}: {record.message}")
-        self.comparison_ids.extend(result.comparison_ids)
-        self.request_id = result.request_id
-
-
-def _run(
-    *,
-    input_path: str,
-    resource: str,
-    key_name: str,
-    output_path: str,
-    mode: str,
-    verifiable: bool,
-    purpose: str,
-    node: NodeAddress,
-    timeout: float,
-    batch_size: int,
-    request_id: str,
-    grant_id: str | None,
-    resume: bool,
-    quiet: bool,
-) -> _Tally:
-    table, total = check_input(input_path, quiet)
-    tally = _Tally(request_id=request_id)
-    columns, match_at, error_at = output_columns(table)
-    with node.client(timeout=timeout, max_batch=batch_size) as client:
-        entry = client.describe(resource)
-        fields = [spec.name for spec in comparison_key_for(entry, key_name).fields]
-        table.records(fields)  # every missing column named, before anything is sent
-        output = csv_stream.PartialOutput(output_path, table, columns, resume=resume)
-        tally.resumed_after = output.done
-
-        def answer(block: CsvBlock) -> list[list[str]]:
-            result = client.compare(
-                resource,
-                block.records(table, fields),
-                key=key_name,
-                mode="hashed" if mode == "hashed" else "blinded",
-                verifiable=verifiable,
-                purpose=purpose,
-                request_id=request_id,
-                grant_id=grant_id,
+            stream_answers(
+                input_path,
+                output,
+                total,
+                quiet=quiet,
+                label="comparing",
+                batch_size=batch_size,
+                answer=answer,
             )
-            tally.add(block, result)
-            return [
-                output_row(values, len(columns), match_at, error_at, r.status, r.message)
-                for values, r in zip(block.rows, result, strict=True)
-            ]
-
-        stream_answers(
-            input_path,
-            output,
-            total,
-            quiet=quiet,
-            label="comparing",
-            batch_size=batch_size,
-            answer=answer,
-        )
-    return tally
-
-
-def _summary(tally: _Tally, output_path: str) -> None:
-    if tally.resumed_after:
-        click.echo(f"resumed after the {tally.resumed_after:,} rows answered before")
-    click.echo(
-        f"rows: {tally.rows}  matched: {tally.matched}  "
-        f"not matched: {tally.not_matched}  errors: {tally.errors}"
+    counts = tally.counts
+    tally.summary(
+        f"rows: {tally.rows}  matched: {counts['matched']}  "
+        f"not matched: {counts['not_matched']}  errors: {counts['error']}",
+        output_path,
     )
-    for line in tally.shown:
-        click.echo(line)
-    if tally.errors > len(tally.shown):
-        click.echo(f"  ... and {tally.errors - len(tally.shown)} more (see the bidui_error column)")
-    click.echo(f"output: {output_path}")
-    click.echo(f"request id: {tally.request_id} ({len(tally.comparison_ids)} request(s))")
-    click.echo(f"comparison ids (for bidui discrepancy file): {', '.join(tally.comparison_ids)}")
+    ids = ", ".join(tally.comparison_ids)
+    click.echo(f"comparison ids (for bidui discrepancy file): {ids}")
 
 
 def main() -> None:

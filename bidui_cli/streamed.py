@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -21,7 +23,9 @@ from client_sdk import csv_stream
 from client_sdk.csv_io import CsvTable
 from client_sdk.csv_stream import CsvBlock, PartialOutput
 
-__all__ = ["BLOCK_ROWS", "check_input", "run_options", "stream_answers"]
+__all__ = ["BLOCK_ROWS", "Tally", "check_input", "run_options", "stream_answers"]
+
+_ERRORS_SHOWN = 5
 
 # Rows read and answered at a time (each block several requests of --batch-size): memory stays
 # bounded whatever the file's size, and a block's answers are on disk before the next is sent.
@@ -80,6 +84,50 @@ def run_options(what: str, *, min_batch: int, batch_help: str) -> Callable[[_F],
         return command
 
     return decorate
+
+
+@dataclass
+class Tally:
+    """What a run's summary says, gathered block by block (never the rows themselves)."""
+
+    request_id: str
+    rows: int = 0
+    resumed_after: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    shown: list[str] = field(default_factory=list)
+    comparison_ids: list[str] = field(default_factory=list)
+
+    def add(self, block: CsvBlock, result: Answered, **counts: int) -> None:
+        """A block's ``result``: its rows, ``counts`` per outcome, the first errors by line."""
+        self.rows += len(result)
+        self.counts.update(counts)
+        for record in result.errors[: max(0, _ERRORS_SHOWN - len(self.shown))]:
+            self.shown.append(f"  line {block.lines[record.index]}: {record.message}")
+        self.comparison_ids.extend(result.comparison_ids)
+
+    def summary(self, counts_line: str, output_path: str) -> None:
+        if self.resumed_after:
+            click.echo(f"resumed after the {self.resumed_after:,} rows answered before")
+        click.echo(counts_line)
+        for line in self.shown:
+            click.echo(line)
+        hidden = self.counts["error"] - len(self.shown)
+        if hidden > 0:
+            click.echo(f"  ... and {hidden} more (see the bidui_error column)")
+        click.echo(f"output: {output_path}")
+        click.echo(f"request id: {self.request_id} ({len(self.comparison_ids)} request(s))")
+
+
+class Answered(Protocol):
+    """What ``Tally`` reads of a block's result (comparison or verification)."""
+
+    @property
+    def errors(self) -> Sequence[Any]: ...
+
+    @property
+    def comparison_ids(self) -> Sequence[str]: ...
+
+    def __len__(self) -> int: ...
 
 
 def check_input(input_path: str, quiet: bool) -> tuple[CsvTable, int]:

@@ -10,22 +10,19 @@ permission of its own); 1 the service failed.
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
 
 import click
 
 from bidui_cli.connection import NodeAddress, reported
-from bidui_cli.streamed import check_input, run_options, stream_answers
+from bidui_cli.streamed import Tally, check_input, run_options, stream_answers
 from client_sdk import csv_stream
 from client_sdk.client import comparison_key_for
 from client_sdk.csv_stream import CsvBlock
 from client_sdk.verification_csv import verification_columns, verification_rows
-from client_sdk.verification_results import LABELS, VerificationResult
+from client_sdk.verification_results import LABELS
 
 __all__ = ["verify"]
 
-_ERRORS_SHOWN = 5
 
 _EPILOG = """\b
 Example:
@@ -115,7 +112,7 @@ def verify(
     or a field, e.g. a resident ID number with a wrong check digit; it is
     never sent).
     """
-    tally = _Tally(request_id=request_id or uuid.uuid4().hex)
+    tally = Tally(request_id=request_id or uuid.uuid4().hex)
     with reported():
         table, total = check_input(input_path, quiet)
         columns, at = verification_columns(table)
@@ -138,7 +135,14 @@ def verify(
                     request_id=tally.request_id,
                     grant_id=grant_id,
                 )
-                tally.add(block, result)
+                tally.add(
+                    block,
+                    result,
+                    consistent=result.consistent_count,
+                    inconsistent=result.inconsistent_count,
+                    not_found=result.not_found_count,
+                    error=result.error_count,
+                )
                 return list(verification_rows(block.rows, result, len(columns), at))
 
             stream_answers(
@@ -150,47 +154,10 @@ def verify(
                 batch_size=batch_size,
                 answer=answer,
             )
-    _summary(tally, output_path)
-
-
-@dataclass
-class _Tally:
-    """What the summary says, gathered block by block (never the rows themselves)."""
-
-    request_id: str
-    rows: int = 0
-    resumed_after: int = 0
-    counts: Counter[str] = field(default_factory=Counter)
-    shown: list[str] = field(default_factory=list)
-    comparison_ids: list[str] = field(default_factory=list)
-
-    def add(self, block: CsvBlock, result: VerificationResult) -> None:
-        self.rows += len(result)
-        self.counts.update(
-            consistent=result.consistent_count,
-            inconsistent=result.inconsistent_count,
-            not_found=result.not_found_count,
-            error=result.error_count,
-        )
-        for record in result.errors[: max(0, _ERRORS_SHOWN - len(self.shown))]:
-            self.shown.append(f"  line {block.lines[record.index]}: {record.message}")
-        self.comparison_ids.extend(result.comparison_ids)
-
-
-def _summary(tally: _Tally, output_path: str) -> None:
     counts = tally.counts
-    if tally.resumed_after:
-        click.echo(f"resumed after the {tally.resumed_after:,} rows answered before")
-    click.echo(
+    tally.summary(
         f"rows: {tally.rows}  {LABELS['consistent']} consistent: {counts['consistent']}  "
         f"{LABELS['inconsistent']} inconsistent: {counts['inconsistent']}  "
-        f"{LABELS['not_found']} not found: {counts['not_found']}  errors: {counts['error']}"
+        f"{LABELS['not_found']} not found: {counts['not_found']}  errors: {counts['error']}",
+        output_path,
     )
-    for line in tally.shown:
-        click.echo(line)
-    if counts["error"] > len(tally.shown):
-        click.echo(
-            f"  ... and {counts['error'] - len(tally.shown)} more (see the bidui_error column)"
-        )
-    click.echo(f"output: {output_path}")
-    click.echo(f"request id: {tally.request_id} ({len(tally.comparison_ids)} request(s))")
