@@ -180,9 +180,13 @@ def bound_statements(session: Session) -> None:
     """On PostgreSQL, cancel any statement of this transaction that runs longer than a request
     may wait (the audit append, grants and allowances on the request path)."""
     connection = session.connection()
+    _limit_statements(connection, _timeouts.get(connection.engine, StoreTimeouts()).statement_s)
+
+
+def _limit_statements(connection: Connection, seconds: float) -> None:
+    """``SET LOCAL statement_timeout`` for the transaction (PostgreSQL; SQLite has none)."""
     if connection.dialect.name == "postgresql":
-        bounds = _timeouts.get(connection.engine, StoreTimeouts())
-        milliseconds = max(1, round(bounds.statement_s * 1000))
+        milliseconds = max(1, round(seconds * 1000))
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
 
 
@@ -198,9 +202,8 @@ def read_only_session(
     """
     with sessions() as session:
         connection = session.connection(execution_options=snapshot_options(session.get_bind()))
-        if statement_timeout is not None and connection.dialect.name == "postgresql":
-            milliseconds = max(1, round(statement_timeout * 1000))
-            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        if statement_timeout is not None:
+            _limit_statements(connection, statement_timeout)
         yield session
 
 
