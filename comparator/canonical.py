@@ -16,8 +16,9 @@ bytes: the encoding can be parsed back unambiguously. That is what stops ``("ab"
 matching ``("a", "bc")`` and a tag made for one resource from matching in another.
 
 The fixed part up to the value count depends only on the domain and the key, so it is computed once
-per batch; ``encode_records`` also binds each field's normaliser once, since a batch is usually
-hundreds of thousands of records and hashed mode must not wait for this step.
+per batch; ``encode_records`` canonicalises a batch a column at a time (``fields.normalize_column``)
+and prefixes fixed-length values with one shared prefix, since a batch is usually hundreds of
+thousands of records and hashed mode must not wait for this step.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from operator import itemgetter
+from typing import NamedTuple, cast
 
 from comparator.errors import ComparatorError, FieldError
-from comparator.fields import FieldType, Normalizer, normalizer
+from comparator.fields import FieldType, Normalizer, normalize_column, normalizer
 
 __all__ = [
     "CANONICAL_VERSION",
@@ -63,7 +65,6 @@ never a silent change."""
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _MAX_U32 = 2**32 - 1
-_MISSING = object()
 
 Record = Mapping[str, object] | Sequence[object]
 """A record: values by field name, or positional in the key's field order."""
@@ -236,7 +237,70 @@ def encode_record(domain: Domain, key: ComparisonKey, record: Record) -> bytes:
 
 
 def encode_records(domain: Domain, key: ComparisonKey, records: Iterable[Record]) -> EncodedBatch:
-    """Encode a batch; a bad record becomes a ``RecordError`` with its index, never an exception."""
+    """Encode a batch; a bad record becomes a ``RecordError`` with its index, never an exception.
+
+    The same encodings and errors as ``encode_record`` record by record. Records of one plain
+    shape (all dicts holding the key's fields, or all lists or tuples of its length: what the SDK,
+    the CSV reader and the loader pass) are canonicalised a column at a time
+    (``fields.normalize_column``) and encoded with one shared prefix per value length; any other
+    batch goes record by record."""
+    rows = records if isinstance(records, list) else list(records)
+    columns = _columns_of(key, rows)
+    if columns is None:
+        return _encode_each(domain, key, rows)
+    normalized = [
+        normalize_column(spec.type, column, spec.name)
+        for spec, column in zip(key.fields, columns, strict=True)
+    ]
+    # A record's error is that of its first invalid field in key order, as canonicalize raises.
+    first: dict[int, FieldError] = {}
+    for column_errors in normalized:
+        for index, error in column_errors.errors:
+            first.setdefault(index, error)
+    errors = [RecordError(i, first[i].field, first[i].reason) for i in sorted(first)]
+    if first:
+        positions = [i for i in range(len(rows)) if i not in first]
+        values = [[column.values[i] for i in positions] for column in normalized]
+    else:
+        positions = list(range(len(rows)))
+        values = [column.values for column in normalized]
+    header = _header(domain, len(key.fields))
+    # The header goes into the first value's prefix: one concatenation per record for one field.
+    pieces = [
+        _prefixed(header if number == 0 else b"", cast("list[str]", column))
+        for number, column in enumerate(values)
+    ]
+    encoded = pieces[0] if len(pieces) == 1 else list(map(b"".join, zip(*pieces, strict=True)))
+    return EncodedBatch(encoded, positions, errors)
+
+
+def _columns_of(key: ComparisonKey, rows: list[Record]) -> list[list[object]] | None:
+    """The key's fields as columns when every row has the same plain shape, else ``None``."""
+    kinds = set(map(type, rows))
+    if kinds == {dict}:
+        try:
+            return [list(map(itemgetter(name), rows)) for name in key.field_names]
+        except KeyError:  # a field missing somewhere: record by record says where
+            return None
+    width = len(key.fields)
+    if kinds and kinds <= {list, tuple} and set(map(len, rows)) == {width}:
+        return [list(map(itemgetter(i), rows)) for i in range(width)]
+    return None
+
+
+def _prefixed(prefix: bytes, values: list[str]) -> list[bytes]:
+    """``prefix || u32(len(value)) || value`` (UTF-8) for each value."""
+    raws = list(map(str.encode, values))
+    lengths = set(map(len, raws))
+    if len(lengths) == 1:  # fixed-length values (ID numbers, codes, dates): one shared prefix
+        shared = prefix + _U32.pack(lengths.pop())
+        return list(map(shared.__add__, raws))
+    pack = _U32.pack
+    return [prefix + pack(len(raw)) + raw for raw in raws]
+
+
+def _encode_each(domain: Domain, key: ComparisonKey, records: Iterable[Record]) -> EncodedBatch:
+    """``encode_records`` one record at a time, for batches of mixed or unusual record shapes."""
     header = _header(domain, len(key.fields))
     pack = _U32.pack
     plan = key._plan
@@ -245,21 +309,6 @@ def encode_records(domain: Domain, key: ComparisonKey, records: Iterable[Record]
     positions: list[int] = []
     errors: list[RecordError] = []
     add, add_position = encoded.append, positions.append
-    if len(plan) == 1:
-        # The common key (one ID number) gets a loop without per-field iteration.
-        ((name, fn),) = plan
-        for index, record in enumerate(records):
-            try:
-                value = record.get(name, _MISSING) if type(record) is dict else _MISSING
-                if value is _MISSING:
-                    value = _values_of(plan, record)[0]
-                raw = fn(value, name).encode("utf-8")
-            except FieldError as exc:
-                errors.append(RecordError(index, exc.field, exc.reason))
-                continue
-            add(header + pack(len(raw)) + raw)
-            add_position(index)
-        return EncodedBatch(encoded, positions, errors)
     for index, record in enumerate(records):
         try:
             if type(record) is dict and required <= record.keys():
