@@ -9,6 +9,8 @@ User mistakes end with one line on stderr and exit code 2; no command ever print
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +19,8 @@ import click
 from bidui_cli.errors import UserError
 from bidui_cli.errors import fail as _fail
 from bidui_cli.options import config_option
-from provider_node.audit import AuditUnavailableError
+from comparator.oprf import set_workers
+from provider_node.audit import AuditLog, AuditUnavailableError
 from provider_node.bootstrap import (
     DEFAULT_CLIENT,
     DEFAULT_DEPARTMENT,
@@ -25,11 +28,12 @@ from provider_node.bootstrap import (
     InitResult,
     init_node,
 )
-from provider_node.config import ConfigError, load_config
+from provider_node.config import ConfigError, NodeConfig, load_config
+from provider_node.distributed_load import CONNECT_TIMEOUT, ClusterError, cluster_runner
 from provider_node.keys import KeyStoreError, NodeKeys
-from provider_node.loader import LoadReport, load_resource
+from provider_node.loader import ChunkRunner, LoadReport, load_resource, run_locally
 from provider_node.operator_audit import open_audit, record_index_load
-from provider_node.resources import build_catalog
+from provider_node.resources import Resource, build_catalog
 from provider_node.source import LoaderError, count_source_rows
 
 __all__ = ["provider"]
@@ -134,11 +138,48 @@ def _print_report(report: LoadReport) -> None:
     metavar="ID",
     help="Load only this resource (repeatable; default: every resource).",
 )
-def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Threads each chunk's blinded-mode evaluation is split across on this machine "
+    "(default: BIDUI_OPRF_WORKERS, or every local core).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Do the per-chunk work on the Dask cluster of this scheduler (tcp://host:8786, "
+    'tls://...; needs pip install "bidui[cluster]"); this machine reads the source and writes '
+    "the indexes.",
+)
+@click.option(
+    "--scheduler-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=CONNECT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to try reaching the scheduler, and then to wait for a worker.",
+)
+def load(
+    config_path: Path,
+    resource_ids: tuple[str, ...],
+    workers: int | None,
+    scheduler: str | None,
+    scheduler_timeout: float,
+) -> None:
     """Build the hashed and blinded match indexes of the node's resources from their sources.
 
     Source values are read in chunks and never written anywhere; invalid rows are counted by
-    field and reason with their row numbers, and left out of the indexes."""
+    field and reason with their row numbers, and left out of the indexes. With --scheduler, the
+    chunks are canonicalised, tagged and evaluated by the cluster's workers, which send back only
+    the 32-byte index entries: the indexes are the same as a local load's."""
+    if scheduler is not None and workers is not None:
+        _fail(
+            "--workers sets this machine's threads; with --scheduler the work is done by the "
+            "cluster's `dask worker` processes (their --nthreads)"
+        )
     try:
         config = load_config(config_path)
         keys = NodeKeys.load(config.keys.dir)
@@ -157,26 +198,49 @@ def load(config_path: Path, resource_ids: tuple[str, ...]) -> None:
         audit = open_audit(config)
     except AuditUnavailableError as exc:
         _fail(exc.detail)
-    for resource_id in resource_ids or tuple(catalog):
-        resource = catalog[resource_id]
-        total = count_source_rows(resource)
-        try:
-            with click.progressbar(
-                length=total or 0,
-                label=f"loading {resource_id}",
-                file=sys.stderr,
-            ) as bar:
-                report = load_resource(resource, config, keys, progress=bar.update)
-        except LoaderError as exc:
-            _fail(str(exc))
-        except OSError as exc:
-            # Not the operator's input: the machine (disk full, permissions on data_dir).
-            raise UserError(f"cannot write the indexes of {resource_id!r}: {exc}") from None
-        _print_report(report)
-        try:
-            record_index_load(audit, config, report)
-        except AuditUnavailableError as exc:
-            _fail(
-                f"the indexes of {resource_id!r} were built, but the audit log refused the "
-                f"record of it: {exc}"
+    with contextlib.ExitStack() as stack:
+        run_chunks: ChunkRunner = run_locally
+        if scheduler is not None:
+            try:
+                run_chunks = stack.enter_context(
+                    cluster_runner(scheduler, timeout=scheduler_timeout)
+                )
+            except ClusterError as exc:
+                _fail(str(exc))
+        elif workers is not None or not os.environ.get("BIDUI_OPRF_WORKERS"):
+            set_workers(workers or os.cpu_count() or 1)
+        for resource_id in resource_ids or tuple(catalog):
+            _load_one(catalog[resource_id], config, keys, audit, run_chunks)
+
+
+def _load_one(
+    resource: Resource,
+    config: NodeConfig,
+    keys: NodeKeys,
+    audit: AuditLog,
+    run_chunks: ChunkRunner,
+) -> None:
+    resource_id = resource.id
+    total = count_source_rows(resource)
+    try:
+        with click.progressbar(
+            length=total or 0,
+            label=f"loading {resource_id}",
+            file=sys.stderr,
+        ) as bar:
+            report = load_resource(
+                resource, config, keys, progress=bar.update, run_chunks=run_chunks
             )
+    except LoaderError as exc:  # ClusterError too: the cluster failed on some rows
+        _fail(str(exc))
+    except OSError as exc:
+        # Not the operator's input: the machine (disk full, permissions on data_dir).
+        raise UserError(f"cannot write the indexes of {resource_id!r}: {exc}") from None
+    _print_report(report)
+    try:
+        record_index_load(audit, config, report)
+    except AuditUnavailableError as exc:
+        _fail(
+            f"the indexes of {resource_id!r} were built, but the audit log refused the "
+            f"record of it: {exc}"
+        )

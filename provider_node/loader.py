@@ -21,6 +21,13 @@ its value, and left out of the index.
 A resource that offers verification (``verify`` in its configuration) also gets one index per
 verification key and mode (``verify:<key>:<field>``, see ``comparator.verification``), built in the
 same pass: ``<key>.verify.<field>.<mode>.idx``.
+
+The work on one chunk (canonicalise, then tag or Evaluate, per index key and mode) is
+``index_chunk``: a function of the chunk and a picklable ``ChunkWork`` (the index keys and the
+resource's derived keys), returning only the chunk's 32-byte entries and its invalid rows (field,
+reason, row). ``load_resource`` runs it on each chunk in this process (``run_locally``), or hands
+the chunks to another ``ChunkRunner`` (``provider_node.distributed_load``: Dask workers); either
+way the results are added in source order and the indexes written the same way.
 """
 
 from __future__ import annotations
@@ -29,11 +36,11 @@ import datetime as _dt
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comparator.canonical import CANONICAL_VERSION, encode_records
+from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain, encode_records
 from comparator.errors import IndexFormatError
 from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher
@@ -42,18 +49,24 @@ from comparator.verification import VERIFY_PREFIX
 from provider_node.config import ComparisonMode, NodeConfig, OprfMode, SharingType
 from provider_node.keys import NodeKeys
 from provider_node.resources import OPRF_PROTOCOL_MODES, Resource, index_mode
-from provider_node.source import LoaderError, source_chunks
+from provider_node.source import LoaderError, Record, source_chunks
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "ChunkResult",
+    "ChunkRunner",
+    "ChunkWork",
     "IndexMissingError",
     "IndexReport",
     "InvalidRows",
     "LoadReport",
+    "chunk_work",
     "index_built_at",
+    "index_chunk",
     "index_path",
     "load_indexes",
     "load_resource",
+    "run_locally",
 ]
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -145,6 +158,85 @@ def _key_id(keys: NodeKeys, resource: Resource, mode: str) -> str:
 # ---- building --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ChunkWork:
+    """What the work on one chunk needs, and nothing else of the node's: the index keys, the index
+    modes and the resource's derived keys (its HMAC key, each RFC 9497 mode's private key; never
+    the master secrets). Picklable, for ``provider_node.distributed_load``; its repr shows no key.
+    """
+
+    index_keys: tuple[tuple[str, Domain, ComparisonKey], ...]
+    modes: tuple[str, ...]
+    hmac_key: bytes | None = field(default=None, repr=False)
+    #: (blinded index mode, private key), one per RFC 9497 mode the resource offers.
+    oprf_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk's outcome: no source value, only the entries and where rows were invalid."""
+
+    rows: int
+    #: Per (index key, mode): the valid rows' ``ENTRY_LENGTH``-byte entries, joined, in row order.
+    entries: dict[tuple[str, str], bytes]
+    #: Per index key: (row in the chunk, 0-based; field; reason) of each row left out.
+    errors: dict[str, tuple[tuple[int, str, str], ...]]
+
+
+#: Runs ``index_chunk`` on each chunk and yields the results in the chunks' order.
+ChunkRunner = Callable[[ChunkWork, Iterable[Sequence[Record]]], Iterator[ChunkResult]]
+
+
+def chunk_work(resource: Resource, keys: NodeKeys) -> ChunkWork:
+    """The ``ChunkWork`` of ``resource`` under the node's current keys."""
+    modes = resource.index_modes  # hashed, blinded (modeOPRF), blinded-voprf (modeVOPRF)
+    hmac_key = None
+    if ComparisonMode.HASHED in modes:
+        hmac_key = keys.hmac_key(resource.id, resource.key_version)
+    # Each RFC 9497 mode has its own key, and its context string in HashToGroup's DST.
+    oprf_keys = tuple(
+        (mode, _oprf_key_pair(keys, resource, mode)[0])
+        for mode in modes
+        if mode in _BLINDED_INDEXES
+    )
+    return ChunkWork(
+        index_keys=tuple(
+            (name, resource.domain(name), key) for name, key in resource.index_keys.items()
+        ),
+        modes=tuple(str(mode) for mode in modes),
+        hmac_key=hmac_key,
+        oprf_keys=oprf_keys,
+    )
+
+
+def index_chunk(work: ChunkWork, chunk: Sequence[Record]) -> ChunkResult:
+    """Canonicalise ``chunk``'s rows per index key, then tag (hashed) or Evaluate (blinded) them."""
+    servers: dict[str, OprfServer | VoprfServer] = {}
+    for mode, secret in work.oprf_keys:
+        kind = VoprfServer if _BLINDED_INDEXES[mode] is OprfMode.VOPRF else OprfServer
+        servers[mode] = kind(secret)
+    entries: dict[tuple[str, str], bytes] = {}
+    errors: dict[str, tuple[tuple[int, str, str], ...]] = {}
+    for name, domain, key in work.index_keys:
+        batch = encode_records(domain, key, chunk)
+        errors[name] = tuple((error.index, error.field, error.reason) for error in batch.errors)
+        for mode in work.modes:
+            outputs: list[bytes] = []
+            if mode == ComparisonMode.HASHED:
+                assert work.hmac_key is not None
+                outputs = KeyedHasher(work.hmac_key, domain).tags(batch.encoded)
+            elif batch.encoded:
+                outputs = servers[mode].evaluate_batch(batch.encoded)
+            entries[(name, mode)] = b"".join(output[:ENTRY_LENGTH] for output in outputs)
+    return ChunkResult(len(chunk), entries, errors)
+
+
+def run_locally(work: ChunkWork, chunks: Iterable[Sequence[Record]]) -> Iterator[ChunkResult]:
+    """``index_chunk`` in this process, one chunk at a time (blinded batches on all its threads)."""
+    for chunk in chunks:
+        yield index_chunk(work, chunk)
+
+
 def load_resource(
     resource: Resource,
     config: NodeConfig,
@@ -153,12 +245,14 @@ def load_resource(
     progress: Progress | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
+    run_chunks: ChunkRunner = run_locally,
 ) -> LoadReport:
     """Read the source once; build and save every (index key, mode) index the resource offers
     (``Resource.index_keys``: the comparison keys and the verification keys).
 
-    ``progress`` is called with the number of source rows just processed. Resources catalogued as
-    ``not_shared`` are never compared, so no index is built for them.
+    ``progress`` is called with the number of source rows just processed. ``run_chunks`` does the
+    work on the chunks (default: here). Resources catalogued as ``not_shared`` are never compared,
+    so no index is built for them.
     """
     started = time.perf_counter()
     built_at = clock().astimezone(_dt.UTC)
@@ -167,37 +261,19 @@ def load_resource(
             resource.id, resource.key_version, built_at, 0, 0.0, (), {},
             skipped_reason="not shared (article 24): catalogued, never compared, no index built",
         )  # fmt: skip
-    modes = resource.index_modes  # hashed, blinded (modeOPRF), blinded-voprf (modeVOPRF)
-    index_keys = resource.index_keys  # comparison keys, then verification keys
-    domains = {name: resource.domain(name) for name in index_keys}
-    hashers = {}
-    if ComparisonMode.HASHED in modes:
-        hmac_key = keys.hmac_key(resource.id, resource.key_version)
-        hashers = {name: KeyedHasher(hmac_key, domain) for name, domain in domains.items()}
-    # Each RFC 9497 mode has its own key, and its context string in HashToGroup's DST.
-    servers: dict[str, OprfServer | VoprfServer] = {}
-    for mode in modes:
-        if mode in _BLINDED_INDEXES:
-            kind = VoprfServer if _BLINDED_INDEXES[mode] is OprfMode.VOPRF else OprfServer
-            servers[mode] = kind(_oprf_key_pair(keys, resource, mode)[0])
-    entries = {(name, mode): bytearray() for name in index_keys for mode in modes}
-    invalid = {name: InvalidRows() for name in index_keys}
+    work = chunk_work(resource, keys)
+    entries = {(name, mode): bytearray() for name, _, _ in work.index_keys for mode in work.modes}
+    invalid = {name: InvalidRows() for name, _, _ in work.index_keys}
     rows = 0
-    for chunk in source_chunks(resource, chunk_rows):
-        for name, key in index_keys.items():
-            batch = encode_records(domains[name], key, chunk)
-            for error in batch.errors:
-                invalid[name].add(rows + error.index + 1, error.field, error.reason)
-            if name in hashers:
-                for tag in hashers[name].tags(batch.encoded):
-                    entries[(name, ComparisonMode.HASHED)] += tag[:ENTRY_LENGTH]
-            for mode, server in servers.items():
-                if batch.encoded:
-                    for output in server.evaluate_batch(batch.encoded):
-                        entries[(name, mode)] += output[:ENTRY_LENGTH]
-        rows += len(chunk)
+    for result in run_chunks(work, source_chunks(resource, chunk_rows)):
+        for name, errors in result.errors.items():
+            for position, field_name, reason in errors:
+                invalid[name].add(rows + position + 1, field_name, reason)
+        for label, joined in result.entries.items():
+            entries[label] += joined
+        rows += result.rows
         if progress is not None:
-            progress(len(chunk))
+            progress(result.rows)
     reports = []
     for (name, mode), buffer in entries.items():
         records = len(buffer) // ENTRY_LENGTH
