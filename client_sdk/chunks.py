@@ -25,7 +25,6 @@ from client_sdk.catalog import ComparisonMode
 from client_sdk.errors import ServiceError
 from client_sdk.results import ComparisonResult, result_from_arrays
 from comparator.canonical import ComparisonKey, Domain, EncodedBatch, RecordError, encode_records
-from comparator.index import unpack_matches
 
 __all__ = [
     "ChunkSender",
@@ -101,8 +100,13 @@ def match_bits(result: _comparison_pb2.MatchResult, count: int) -> npt.NDArray[n
             f"the node answered for {result.item_count} item(s) in {len(result.match_bits)} "
             f"byte(s); {count} item(s) were sent"
         )
-    bits = np.array(unpack_matches(result.match_bits, count), dtype=bool)
-    if int(bits.sum()) != result.match_count:
+    # Unpacked as an array (comparator.index.unpack_matches makes a list: a Python object per
+    # item); bit i % 8 of byte i // 8, least significant first, as the node packs them.
+    flags = np.unpackbits(np.frombuffer(result.match_bits, dtype=np.uint8), bitorder="little")
+    if flags[count:].any():
+        raise ServiceError("the node set padding bits after the last match bit")
+    bits = flags[:count].astype(bool)
+    if int(np.count_nonzero(bits)) != result.match_count:
         raise ServiceError("the node's match count disagrees with its match bits")
     return bits
 
@@ -174,7 +178,11 @@ def collect_chunks(
                     collect()
                 report(len(chunk))
                 continue
-            collected.positions.append(np.asarray(batch.positions, dtype=np.int64) + chunk.start)
+            if len(batch.positions) == len(chunk):  # every record valid: no list to convert
+                positions = np.arange(chunk.start, chunk.stop, dtype=np.int64)
+            else:
+                positions = np.asarray(batch.positions, dtype=np.int64) + chunk.start
+            collected.positions.append(positions)
             pending.append((sender.submit(send, prepare(batch.encoded), header), len(chunk)))
             if len(pending) > 1:
                 collect()

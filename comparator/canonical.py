@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple, cast
 
+import numpy as np
+
 from comparator.errors import ComparatorError, FieldError
 from comparator.fields import FieldType, Normalizer, normalize_column, normalizer
 
@@ -290,13 +292,22 @@ def _columns_of(key: ComparisonKey, rows: list[Record]) -> list[list[object]] | 
 
 def _prefixed(prefix: bytes, values: list[str]) -> list[bytes]:
     """``prefix || u32(len(value)) || value`` (UTF-8) for each value."""
-    raws = list(map(str.encode, values))
-    lengths = set(map(len, raws))
-    if len(lengths) == 1:  # fixed-length values (ID numbers, codes, dates): one shared prefix
-        shared = prefix + _U32.pack(lengths.pop())
-        return list(map(shared.__add__, raws))
+    lengths = set(map(len, values))
+    joined = "".join(values)
+    if len(lengths) == 1 and 0 not in lengths and joined.isascii():
+        # Values of one length in ASCII (ID numbers, codes, dates) are the rows of a byte matrix
+        # after one shared prefix; numpy cuts the rows into bytes objects without a Python loop.
+        (size,) = lengths
+        head = prefix + _U32.pack(size)
+        rows = np.empty((len(values), len(head) + size), dtype=np.uint8)
+        rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+        rows[:, len(head) :] = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(
+            len(values), size
+        )
+        encoded: list[bytes] = rows.view(f"V{rows.shape[1]}").ravel().tolist()
+        return encoded
     pack = _U32.pack
-    return [prefix + pack(len(raw)) + raw for raw in raws]
+    return [prefix + pack(len(raw)) + raw for raw in map(str.encode, values)]
 
 
 def _encode_each(domain: Domain, key: ComparisonKey, records: Iterable[Record]) -> EncodedBatch:
