@@ -32,11 +32,21 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TextIO, TypeVar
+from typing import Any, NamedTuple, TextIO, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +64,19 @@ from provider_node.audit_records import (
 )
 from provider_node.models import HEAD_ROW_ID, AuditChainHead, AuditRecord
 from provider_node.store import bound_statements, read_only_session, snapshot_options
+
+_HEADS = cast(Table, AuditChainHead.__table__)
+_LOCK_HEAD = (
+    select(_HEADS.c.last_seq, _HEADS.c.last_hash)
+    .where(_HEADS.c.id == HEAD_ROW_ID)
+    .with_for_update()
+)
+_INSERT_RECORD = insert(cast(Table, AuditRecord.__table__))
+_MOVE_HEAD = (
+    update(_HEADS)
+    .where(_HEADS.c.id == HEAD_ROW_ID)
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+)
 
 __all__ = [
     "AuditLog",
@@ -183,15 +206,16 @@ class AuditLog:
             time.sleep(random.uniform(0.005, 0.02) * attempt)  # jitter, not crypto
 
     def _append_in(self, session: Session, entry: AuditEntry, comparison_id: str) -> None:
-        head = session.scalars(
-            select(AuditChainHead).where(AuditChainHead.id == HEAD_ROW_ID).with_for_update()
-        ).one_or_none()
+        # Prebuilt Core statements with bound parameters, not ORM objects or ``.values(...)``:
+        # this runs once per comparison before its answer, and building the statement anew
+        # (coercing each of the ~25 values) was most of its CPU time.
+        head = session.execute(_LOCK_HEAD).one_or_none()
         if head is None:
             raise AuditUnavailableError("the audit chain head row is missing")
         occurred_at = self._clock()
         if occurred_at.tzinfo is None:
             raise ValueError("the audit clock must return timezone-aware datetimes")
-        fields: dict[str, Any] = asdict(entry)
+        fields: dict[str, Any] = {f.name: getattr(entry, f.name) for f in dataclass_fields(entry)}
         fields.update(
             seq=head.last_seq + 1,
             comparison_id=comparison_id,
@@ -199,9 +223,8 @@ class AuditLog:
             prev_hash=head.last_hash,
         )
         record_hash = compute_record_hash(fields)
-        session.add(AuditRecord(**fields, record_hash=record_hash))
-        head.last_seq = fields["seq"]
-        head.last_hash = record_hash
+        session.execute(_INSERT_RECORD, {**fields, "record_hash": record_hash})
+        session.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": record_hash})
 
     def verify(self) -> ChainReport:
         """Check the whole chain in ``seq`` order, streaming, in one consistent snapshot."""
