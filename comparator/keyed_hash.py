@@ -15,8 +15,11 @@ so a key reused by mistake across resources or versions still yields unrelated t
 
 HMAC is computed from its RFC 2104 definition, ``H((K ^ opad) || H((K ^ ipad) || m))``, with the
 two SHA-256 states after ``K ^ ipad || prefix`` and ``K ^ opad`` computed once; each tag then costs
-two state copies and two small hashes (about twice the speed of ``hmac.new`` per item). The tests
-check it against RFC 4231 and the standard library's ``hmac``.
+two state copies and two small hashes. Measured per tag (Python 3.11, OpenSSL 3.0, 2026-12):
+0.65 µs this way, 1.5 µs with ``hmac.new(...).digest()``, 1.7 µs with the one-shot ``hmac.digest``
+(OpenSSL 3 looks the digest up again on every call), 1.1 µs copying an ``hmac.HMAC`` keyed once,
+0.77 µs hashing ``K ^ ipad`` again each time. The tests check it against RFC 4231 and the standard
+library's ``hmac``.
 """
 
 from __future__ import annotations

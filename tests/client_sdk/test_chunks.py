@@ -58,6 +58,7 @@ def test_match_bits_are_unpacked_least_significant_first() -> None:
         (b"\x01", 9, 1),  # one byte for nine items
         (b"\x01\x00\x00", 9, 1),  # three bytes
         (b"\x01\x01", 9, 1),  # match count disagrees
+        (b"\x01\x02", 9, 2),  # a padding bit set after the ninth
     ],
 )
 def test_malformed_answers_are_refused(bits: bytes, item_count: int, match_count: int) -> None:
