@@ -92,9 +92,10 @@ def port_is_free(port: int) -> bool:
 class NodeProcess:
     """One ``bidui provider serve`` process on 127.0.0.1:``port``."""
 
-    def __init__(self, node: NodeDir, port: int, name: str) -> None:
+    def __init__(self, node: NodeDir, port: int, name: str, *args: str) -> None:
         self.node = node
         self.port = port
+        self.args = args  # more ``serve`` options, e.g. ``--workers 2``
         self.log = node.directory / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -121,6 +122,7 @@ class NodeProcess:
             "127.0.0.1:0",
             "--grace",
             "10",
+            *self.args,
         ]
         started = time.monotonic()
         with self.log.open("ab") as out:
