@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from comparator.errors import FieldError
 
@@ -467,8 +468,8 @@ def normalize_column(
 # reads four numbers off the 17 digits of every row at once: the province (digits 1-2), the birth
 # year (7-10), the birth month and day as MMDD (11-14) and the weighted sum of ISO 7064 MOD 11-2,
 # whose weights are 2^(17-i) mod 11 (the base-13 trick of resident_id_check_character has no array
-# form; the tests check both against each other). Float64 products of digits are exact.
-_ID_NUMBERS = np.zeros((17, 4), dtype=np.float64)
+# form; the tests check both against each other). Float32 sums are exact here: below 2^24.
+_ID_NUMBERS = np.zeros((17, 4), dtype=np.float32)
 _ID_NUMBERS[0:2, 0] = (10, 1)
 _ID_NUMBERS[6:10, 1] = (1000, 100, 10, 1)
 _ID_NUMBERS[10:14, 2] = (1000, 100, 10, 1)
@@ -480,6 +481,7 @@ _ID_PROVINCE_OK[[int(code) for code in _PROVINCES]] = True
 _ID_MONTH_DAY_OK = np.zeros(10_000, dtype=bool)  # indexed by MMDD as a number
 _ID_MONTH_DAY_OK[[int(month_day) for month_day in _MONTH_DAYS]] = True
 _ID_EARLIEST_YEAR = int(_ID_EARLIEST_BIRTH_YEAR)
+_ID_BLOCK_ROWS = 4096
 _ZERO, _UPPER_X, _LOWER_X = np.uint8(ord("0")), ord("X"), ord("x")
 
 
@@ -516,24 +518,40 @@ def _plain_resident_ids(column: list[Any]) -> list[int]:
         positions = np.flatnonzero(candidate)
         text = "".join([column[i] for i in positions.tolist()])
     codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, 18)
-    body = codes[:, :17] - _ZERO  # a non-digit wraps around to above 9
-    last = codes[:, 17]
-    ok = ((body > 9).astype(np.float32) @ _ID_ONES) == 0
-    ok &= ((last - _ZERO) <= 9) | (last == _UPPER_X) | (last == _LOWER_X)
-    province, year, month_day, weighted = (body @ _ID_NUMBERS).astype(np.int64).T
-    # A row already refused may hold any numbers: look the tables up at 0 for it.
-    ok &= _ID_PROVINCE_OK[np.where(ok, province, 0)]
-    ok &= _ID_MONTH_DAY_OK[np.where(ok, month_day, 0)]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    ok &= (month_day != 229) | leap
     # Read the clock once per column: a birth date after it is left to the per-value rule, which
     # reads the clock again before calling it the future.
     _today[0] = max(_today[0], _dt.date.today().strftime("%Y%m%d"))
-    ok &= (year >= _ID_EARLIEST_YEAR) & (year * 10_000 + month_day <= int(_today[0]))
-    check = np.where(last == _LOWER_X, _UPPER_X, last)
-    ok &= _ID_CHECK_CODES[weighted % 11] == check
+    today = int(_today[0])
+    # In blocks that keep the temporaries in the CPU cache (a loader's batch is 100,000s of rows).
+    ok = np.concatenate(
+        [
+            _plain_resident_id_rows(codes[start : start + _ID_BLOCK_ROWS], today)
+            for start in range(0, len(codes), _ID_BLOCK_ROWS)
+        ]
+        or [np.zeros(0, dtype=bool)]
+    )
+    last = codes[:, 17]
     for i in positions[ok & (last == _LOWER_X)].tolist():
         column[i] = column[i][:17] + "X"
     left = np.ones(n, dtype=bool)
     left[positions[ok]] = False
     return np.flatnonzero(left).tolist()
+
+
+def _plain_resident_id_rows(codes: npt.NDArray[np.uint8], today: int) -> npt.NDArray[np.bool_]:
+    """Which rows of 18 ASCII codes pass every check of ``_resident_id`` (birth up to ``today``,
+    a number YYYYMMDD)."""
+    body = codes[:, :17] - _ZERO  # a non-digit wraps around to above 9
+    last = codes[:, 17]
+    ok: npt.NDArray[np.bool_] = ((body > 9).astype(np.float32) @ _ID_ONES) == 0
+    ok &= ((last - _ZERO) <= 9) | (last == _UPPER_X) | (last == _LOWER_X)
+    province, year, month_day, weighted = (body.astype(np.float32) @ _ID_NUMBERS).astype(np.int64).T
+    # A row already refused may hold any numbers: look the tables up at 0 for it.
+    ok &= _ID_PROVINCE_OK[np.where(ok, province, 0)]
+    ok &= _ID_MONTH_DAY_OK[np.where(ok, month_day, 0)]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    ok &= (month_day != 229) | leap
+    ok &= (year >= _ID_EARLIEST_YEAR) & (year * 10_000 + month_day <= today)
+    check = np.where(last == _LOWER_X, _UPPER_X, last)
+    ok &= _ID_CHECK_CODES[weighted % 11] == check
+    return ok
