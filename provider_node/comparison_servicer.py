@@ -94,7 +94,9 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
         def call() -> _T:
             caller = self._caller(context, "comparison", request.header.resource_id)
             header = _header(request.header, answer)
-            return result(self._node.compare_hashed(caller, header, request.tags, answer))
+            # One list: each pass over a repeated field makes its bytes objects anew.
+            tags = list(request.tags)
+            return result(self._node.compare_hashed(caller, header, tags, answer))
 
         return _guarded(context, call)
 
@@ -108,7 +110,7 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
         def call() -> _T:
             caller = self._caller(context, "comparison")
             outcome = self._node.match_blinded(
-                caller, request.comparison_id, request.outputs, answer
+                caller, request.comparison_id, list(request.outputs), answer
             )
             return result(outcome)
 
@@ -135,7 +137,7 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
         def call() -> _comparison_pb2.BlindEvaluateResponse:
             caller = self._caller(context, "comparison", request.header.resource_id)
             outcome = self._node.blind_evaluate(
-                caller, _header(request.header, Answer.MATCH), request.blinded_elements
+                caller, _header(request.header, Answer.MATCH), list(request.blinded_elements)
             )
             return _comparison_pb2.BlindEvaluateResponse(
                 comparison_id=outcome.comparison_id,
