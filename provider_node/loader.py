@@ -275,7 +275,8 @@ def load_resource(
         if progress is not None:
             progress(result.rows)
     reports = []
-    for (name, mode), buffer in entries.items():
+    for name, mode in list(entries):
+        buffer = entries.pop((name, mode))  # the index sorts it in place and keeps it
         records = len(buffer) // ENTRY_LENGTH
         metadata = {
             "format": INDEX_FORMAT,
@@ -290,11 +291,11 @@ def load_resource(
             "source_rows": str(rows),
             "invalid_rows": str(invalid[name].count),
         }
-        index = _build_index(buffer, metadata)
-        del buffer[:]
+        index = MatchIndex.from_buffer(buffer, metadata=metadata)
         path = index_path(config, resource.id, name, mode)
         path.parent.mkdir(parents=True, exist_ok=True)
         index.save(path)
+        del index, buffer  # one index's entries in memory at a time
         reports.append(IndexReport(name, str(mode), records, path))
     return LoadReport(
         resource_id=resource.id,
@@ -305,16 +306,6 @@ def load_resource(
         indexes=tuple(reports),
         invalid=invalid,
     )
-
-
-def _build_index(buffer: bytearray, metadata: dict[str, str]) -> MatchIndex:
-    """Stream the fixed-size entries to ``MatchIndex.build``, never a list of a million of them."""
-    with memoryview(buffer) as view:
-        entries = (
-            bytes(view[offset : offset + ENTRY_LENGTH])
-            for offset in range(0, len(view), ENTRY_LENGTH)
-        )
-        return MatchIndex.build(entries, metadata=metadata)
 
 
 # ---- serving ---------------------------------------------------------------------------------

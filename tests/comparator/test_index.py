@@ -183,3 +183,19 @@ def test_unpack_refuses_wrong_sizes_and_padding() -> None:
     with pytest.raises(InvalidInputError):
         unpack_matches(b"", -1)
     assert unpack_matches(b"", 0) == []
+
+
+def test_from_buffer_is_build_without_a_copy() -> None:
+    rng = random.Random(5)
+    entries = [rng.randbytes(ENTRY_LENGTH) for _ in range(5_000)]
+    entries += entries[:100]  # repeated entries are kept once, as by build
+    rng.shuffle(entries)
+    buffer = bytearray(b"".join(entries))
+    built = MatchIndex.build(entries, metadata={"mode": "hashed"})
+    taken = MatchIndex.from_buffer(buffer, metadata={"mode": "hashed"})
+    assert len(taken) == len(built) == 5_000
+    assert list(taken.contains(entries)) == [True] * len(entries)
+    assert not taken.contains([rng.randbytes(ENTRY_LENGTH)])[0]
+    assert bytes(buffer[:ENTRY_LENGTH]) == min(entries)  # sorted in place, not copied
+    with pytest.raises(InvalidInputError, match="not whole entries"):
+        MatchIndex.from_buffer(bytearray(ENTRY_LENGTH + 1))
