@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.node_process import NodeProcess
 from tests.faults.throwaway_postgres import ThrowawayPostgres, throwaway_postgres
 from tests.integration.conftest import NodeUnderTest, start
 
@@ -35,3 +36,12 @@ def node(postgres: ThrowawayPostgres, tmp_path: Path) -> Iterator[NodeUnderTest]
     yield running
     postgres.ensure_running()  # whatever the test did to it
     running.started.stop(grace=1.0)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[NodeProcess]]:
+    """The ``bidui provider serve`` processes a test starts: none is left running after it."""
+    started: list[NodeProcess] = []
+    yield started
+    for process in started:
+        process.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,6 @@ HOLDERS = 3
 def node_dir(postgres: ThrowawayPostgres, tmp_path: Path) -> NodeDir:
     url = postgres.create_database("killed")
     return make_node_dir(tmp_path / "node", url, session_seconds=SESSION_SECONDS)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for process in started:
-        process.close()
 
 
 def test_kill_9_leaves_open_comparisons_that_the_next_node_closes_and_the_log_agrees(

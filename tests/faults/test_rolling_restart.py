@@ -10,7 +10,6 @@ every attempt the restart cut off is closed (abandoned by the stopping node), ne
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,6 @@ WORKERS = ("sdk-hashed", "sdk-blinded")
 @pytest.fixture
 def node_dir(postgres: ThrowawayPostgres, tmp_path: Path) -> NodeDir:
     return make_node_dir(tmp_path / "node", postgres.create_database("rolling"))
-
-
-@pytest.fixture
-def processes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for process in started:
-        process.close()
 
 
 def test_rolling_restart_costs_the_sdk_no_comparison_and_the_log_agrees(

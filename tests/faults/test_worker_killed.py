@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,6 @@ REQUESTERS = 8  # each its own connection: the kernel spreads them over the two 
 def node_dir(postgres: ThrowawayPostgres, tmp_path: Path) -> NodeDir:
     url = postgres.create_database("worker_killed")
     return make_node_dir(tmp_path / "node", url, session_seconds=SESSION_SECONDS)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for process in started:
-        process.close()
 
 
 def _worker_pids(node: NodeProcess) -> dict[int, int]:
