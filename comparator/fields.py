@@ -482,6 +482,7 @@ _ID_MONTH_DAY_OK = np.zeros(10_000, dtype=bool)  # indexed by MMDD as a number
 _ID_MONTH_DAY_OK[[int(month_day) for month_day in _MONTH_DAYS]] = True
 _ID_EARLIEST_YEAR = int(_ID_EARLIEST_BIRTH_YEAR)
 _ID_BLOCK_ROWS = 4096
+_ID_ARRAY_MIN_ROWS = 16  # a single-record comparison: 5 µs per value against 60 µs of numpy
 _ZERO, _UPPER_X, _LOWER_X = np.uint8(ord("0")), ord("X"), ord("x")
 
 
@@ -497,8 +498,8 @@ def _plain_resident_ids(column: list[Any]) -> list[int]:
     per-value rule, with its reason.
     """
     n = len(column)
-    if not n:
-        return []
+    if n < _ID_ARRAY_MIN_ROWS:
+        return list(range(n))  # a few values: the per-value rule is quicker than numpy's setup
     joined: str | None = None
     if set(map(type, column)) == {str}:
         joined = "".join(column)
