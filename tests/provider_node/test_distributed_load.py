@@ -4,7 +4,6 @@ load, invalid rows are reported the same, and the command's mistakes are one lin
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
 import socket
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provider_node.bootstrap import init_node
-from provider_node.config import NodeConfig, load_config
+from provider_node.config import NodeConfig
 from provider_node.distributed_load import (
     ClusterError,
     SourceRows,
@@ -27,7 +26,7 @@ from provider_node.keys import NodeKeys
 from provider_node.loader import LoadReport, chunk_work, load_resource
 from provider_node.resources import build_catalog
 from tests.cli.operator import audited, provider, refused
-from tests.provider_node.test_loader import person, resident_id
+from tests.provider_node.test_loader import person, resident_id, write_node
 
 distributed = pytest.importorskip("distributed")
 
@@ -93,19 +92,7 @@ def cluster() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeConfig, NodeKeys]:
-    directory = tmp_path_factory.mktemp("node")
-    (directory / "node.toml").write_text(CONFIG, encoding="utf-8")
-    rows = source_rows()
-    with sqlite3.connect(directory / "source.db") as connection:
-        connection.execute("CREATE TABLE residents (id_number TEXT, name TEXT, birth_date TEXT)")
-        connection.executemany("INSERT INTO residents VALUES (?, ?, ?)", rows)
-    connection.close()
-    with (directory / "residents.csv").open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["name", "id_number", "birth_date"])
-        writer.writerows((name, id_number, born) for id_number, name, born in rows)
-    config = load_config(directory / "node.toml", environ={})
-    return config, NodeKeys.generate(directory / "keys")
+    return write_node(tmp_path_factory.mktemp("node"), CONFIG, source_rows())
 
 
 def built(report: LoadReport) -> dict[tuple[str, str], bytes]:

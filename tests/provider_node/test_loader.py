@@ -99,11 +99,13 @@ source = { csv = "absent.csv" }
 """
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeConfig, NodeKeys]:
-    directory = tmp_path_factory.mktemp("node")
-    (directory / "node.toml").write_text(CONFIG, encoding="utf-8")
-    rows = source_rows()
+def write_node(
+    directory: Path, config: str, rows: list[tuple[str, str, str]]
+) -> tuple[NodeConfig, NodeKeys]:
+    """A node folder with ``config`` as its node.toml, ``rows`` (id_number, name, birth_date) as
+    the SQLite table ``residents`` in source.db and as residents.csv (columns in another order),
+    and fresh keys."""
+    (directory / "node.toml").write_text(config, encoding="utf-8")
     with sqlite3.connect(directory / "source.db") as connection:
         connection.execute("CREATE TABLE residents (id_number TEXT, name TEXT, birth_date TEXT)")
         connection.executemany("INSERT INTO residents VALUES (?, ?, ?)", rows)
@@ -112,8 +114,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeConfig, NodeKeys
         writer = csv.writer(handle)
         writer.writerow(["name", "id_number", "birth_date"])
         writer.writerows((name, id_number, born) for id_number, name, born in rows)
-    config = load_config(directory / "node.toml", environ={})
-    return config, NodeKeys.generate(directory / "keys")
+    return load_config(directory / "node.toml", environ={}), NodeKeys.generate(directory / "keys")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeConfig, NodeKeys]:
+    return write_node(tmp_path_factory.mktemp("node"), CONFIG, source_rows())
 
 
 def catalog(config: NodeConfig) -> dict[str, Resource]:
