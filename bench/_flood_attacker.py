@@ -11,6 +11,11 @@ Two kinds of peers, each reconnecting as soon as the node closes it, all in one 
   before the node has checked the (absent) certificate, so a peer is "held" until the node's
   alert or close arrives. Any application data from the node would mean a cert-less peer got in:
   it is counted (``tls_got_data``; must stay 0).
+- with ``--stall``, the cert-less peers instead **hold their connection open**: raw TCP sending
+  the whole ClientHello at once, then nothing more (never the client's second flight, which would
+  carry the absent certificate), reading what the node sends until it closes the connection at its
+  handshake timeout, then reconnecting. Such a peer costs the node one server handshake flight per
+  handshake timeout instead of a full refused handshake each time it reconnects.
 - **slow handshakes** (``--slow``): raw TCP sending a real ClientHello (its bytes taken from an
   ``ssl.MemoryBIO`` handshake) one byte every ``--slow-interval`` seconds, until the node closes.
 
@@ -112,6 +117,9 @@ class Attacker:
             await asyncio.wait_for(self.stopping.wait(), self.args.error_pause)
 
     async def certless(self) -> None:
+        if self.args.stall:
+            await self.stalled()
+            return
         stats, args = self.stats, self.args
         while not self.stopping.is_set():
             stats.tls_in_flight += 1
@@ -145,6 +153,38 @@ class Attacker:
             finally:
                 if held:
                     stats.tls_held -= 1
+                if writer is not None:
+                    writer.transport.abort()
+                stats.tls_in_flight -= 1
+            if failed:
+                await self._pause_after_error()
+
+    async def stalled(self) -> None:
+        """A cert-less peer that sends its ClientHello and then holds the connection open."""
+        stats, args = self.stats, self.args
+        while not self.stopping.is_set():
+            stats.tls_in_flight += 1
+            stats.totals["tls_attempts"] += 1
+            writer: asyncio.StreamWriter | None = None
+            failed = False
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(args.host, args.port), args.timeout
+                )
+                writer.write(self.hello)
+                await writer.drain()
+                stats.tls_held += 1
+                try:
+                    while await asyncio.wait_for(reader.read(65536), args.timeout):
+                        pass  # the node's handshake flight: never answered
+                finally:
+                    stats.tls_held -= 1
+                stats.totals["tls_closed_by_node"] += 1
+            except (OSError, TimeoutError) as problem:
+                stats.totals["tls_failed"] += 1
+                stats.errors[_error_name(problem)] += 1
+                failed = not isinstance(problem, ConnectionResetError)
+            finally:
                 if writer is not None:
                     writer.transport.abort()
                 stats.tls_in_flight -= 1
@@ -228,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--server-name", default="localhost", help="SNI and name checked")
     parser.add_argument("--connections", type=int, default=1100, help="cert-less TLS peers")
     parser.add_argument("--slow", type=int, default=50, help="slow-handshake peers")
+    parser.add_argument(
+        "--stall", action="store_true", help="cert-less peers hold the connection after the hello"
+    )
     parser.add_argument("--slow-interval", type=float, default=1.0, help="seconds per byte")
     parser.add_argument("--timeout", type=float, default=30.0, help="per connect/handshake/read")
     parser.add_argument("--error-pause", type=float, default=0.05, help="seconds after an error")

@@ -117,10 +117,20 @@ def audit_difference(before: dict[str, int], after: dict[str, int]) -> dict[str,
 class AttackerProcess:
     """``_flood_attacker.py`` in its own process; its JSON lines, kept with their arrival time."""
 
-    def __init__(self, port: int, ca: Path, connections: int, slow: int, *, nice: int = 0) -> None:
+    def __init__(
+        self,
+        port: int,
+        ca: Path,
+        connections: int,
+        slow: int,
+        *,
+        nice: int = 0,
+        stall: bool = False,
+    ) -> None:
         command = [
             sys.executable, str(ATTACKER), "--port", str(port), "--ca", str(ca),
             "--connections", str(connections), "--slow", str(slow), "--report-every", "0.25",
+            *(["--stall"] if stall else []),
         ]  # fmt: skip
         self.connections, self.slow = connections, slow
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

@@ -47,7 +47,9 @@ def render(results: dict[str, Any]) -> str:
         f"N = {args['n']:,} residents · {args['rounds']} rounds of (idle, flood), each"
         f" {args['calls']:,} single-record calls per mode (after {args['warmup']} warm-up) and"
         f" {args['connects']} new connections; percentiles over all rounds' calls"
-        f" · attacker: {args['connections']:,} cert-less TLS peers + {args['slow']} slow"
+        f" · attacker: {args['connections']:,} cert-less TLS peers"
+        f"{' holding their connection after the ClientHello' if args.get('stall') else ''}"
+        f" + {args['slow']} slow"
         f" handshakes (1 byte/s), in its own process (nice {args['attacker_nice']}), fd limit"
         f" {att['fd_limit']} · load average {mc['load_average_at_start']} at start,"
         f" {results['load_average_at_end']} at end",

@@ -238,7 +238,7 @@ class FloodRun:
         log(f"attacker: {args.connections:,} cert-less TLS + {args.slow} slow handshakes")
         self.attacker = attacker = AttackerProcess(
             self.server.port, self.node.ca_cert, args.connections, args.slow,
-            nice=args.attacker_nice,
+            nice=args.attacker_nice, stall=args.stall,
         )  # fmt: skip
         ramp = attacker.wait_ramped(args.ramp_timeout)
         log(f"  ramped up in {ramp:.1f} s: {attacker.latest()}")
@@ -288,6 +288,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=20_000, help="provider records")
     parser.add_argument("--connections", type=int, default=1100, help="cert-less TLS peers")
     parser.add_argument("--slow", type=int, default=50, help="slow-handshake peers")
+    parser.add_argument(
+        "--stall",
+        action="store_true",
+        help="the cert-less peers send their ClientHello and hold the connection open until the "
+        "node's handshake timeout, instead of completing their side and reconnecting at once",
+    )
     parser.add_argument("--calls", type=int, default=300, help="single-record calls per mode")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (idle, flood)")
     parser.add_argument("--warmup", type=int, default=30, help="warm-up calls per mode")
