@@ -26,7 +26,7 @@ from provider_node.keys import NodeKeys
 from provider_node.loader import LoadReport, chunk_work, load_resource
 from provider_node.resources import build_catalog
 from tests.cli.operator import audited, provider, refused
-from tests.provider_node.test_loader import person, resident_id, write_node
+from tests.provider_node.test_loader import person, resident_id, source_rows, write_node
 
 distributed = pytest.importorskip("distributed")
 
@@ -65,18 +65,6 @@ source = { csv = "residents.csv" }
 """
 
 
-def source_rows() -> list[tuple[str, str, str]]:
-    rows = []
-    for row in range(1, ROWS + 1):
-        id_number, name, born = person(row)
-        if row in BAD_ID_ROWS:
-            id_number = resident_id(row, valid=False)
-        if row in EMPTY_NAME_ROWS:
-            name = ""
-        rows.append((id_number, name, born))
-    return rows
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A scheduler and two single-threaded worker processes on loopback; its address."""
@@ -92,7 +80,9 @@ def cluster() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeConfig, NodeKeys]:
-    return write_node(tmp_path_factory.mktemp("node"), CONFIG, source_rows())
+    return write_node(
+        tmp_path_factory.mktemp("node"), CONFIG, source_rows(ROWS, BAD_ID_ROWS, EMPTY_NAME_ROWS)
+    )
 
 
 def built(report: LoadReport) -> dict[tuple[str, str], bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pytest
@@ -51,13 +51,19 @@ def person(serial: int) -> tuple[str, str, str]:
     return resident_id(serial), name, born.isoformat()
 
 
-def source_rows() -> list[tuple[str, str, str]]:
+def source_rows(
+    count: int = ROWS,
+    bad_ids: Collection[int] = BAD_ID_ROWS,
+    empty_names: Collection[int] = (EMPTY_NAME_ROW,),
+) -> list[tuple[str, str, str]]:
+    """(id_number, name, birth_date) of rows 1 to ``count``: a wrong check digit in the rows
+    ``bad_ids``, an empty name in the rows ``empty_names``."""
     rows = []
-    for row in range(1, ROWS + 1):
+    for row in range(1, count + 1):
         id_number, name, born = person(row)
-        if row in BAD_ID_ROWS:
+        if row in bad_ids:
             id_number = resident_id(row, valid=False)
-        if row == EMPTY_NAME_ROW:
+        if row in empty_names:
             name = ""
         rows.append((id_number, name, born))
     return rows
