@@ -296,6 +296,17 @@ def requester_for(
     return requester
 
 
+def answers_both_modes(node: NodeDir, target: str, ledger: Ledger, *, rounds: int = 1) -> None:
+    """A fresh requester at ``target`` gets ``rounds`` hashed and blinded answers, each recorded."""
+    fresh = requester_for(node, target)
+    try:
+        for _ in range(rounds):
+            assert fresh.hashed(ledger, "after")
+            assert fresh.blinded(ledger, "after")
+    finally:
+        fresh.close()
+
+
 class Load:
     """Threads each repeating one step until ``stop``; a step's exception is kept, not lost."""
 

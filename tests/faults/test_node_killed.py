@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from tests.faults.accounting import audit_log, check_agreement, unclosed_openings
-from tests.faults.load import Ledger, Load, RawRequester, requester_for, show
+from tests.faults.load import (
+    Ledger,
+    Load,
+    RawRequester,
+    answers_both_modes,
+    requester_for,
+    show,
+)
 from tests.faults.node_process import NodeDir, NodeProcess, make_node_dir, port_is_free
 from tests.faults.throwaway_postgres import ThrowawayPostgres, free_port
 
@@ -92,13 +99,7 @@ def test_kill_9_leaves_open_comparisons_that_the_next_node_closes_and_the_log_ag
         assert "found open in the audit log" in record["reason"], record
 
     # The new node answers, both modes.
-    fresh = requester_for(node_dir, second.target)
-    try:
-        for _ in range(3):
-            assert fresh.hashed(ledger, "after")
-            assert fresh.blinded(ledger, "after")
-    finally:
-        fresh.close()
+    answers_both_modes(node_dir, second.target, ledger, rounds=3)
     assert second.terminate() == 0, second.output()
     assert port_is_free(port)
 
