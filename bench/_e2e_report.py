@@ -53,7 +53,8 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _verdict(ok: bool) -> str:
+def verdict(ok: bool) -> str:
+    """A target's cell in the tables of every bench script: met, or MISSED in bold."""
     return "met" if ok else "**MISSED**"
 
 
@@ -89,7 +90,7 @@ def render(results: dict[str, Any]) -> str:
     ok = hashed["items_per_second"] >= TARGET_HASHED_ITEMS_S
     lines.append(
         f"| hashed, M = {hashed['m']:,}, end to end | **{hashed['items_per_second']:,.0f} "
-        f"items/s** | >= {TARGET_HASHED_ITEMS_S:,} | {_verdict(ok)} |"
+        f"items/s** | >= {TARGET_HASHED_ITEMS_S:,} | {verdict(ok)} |"
     )
     voprf = results["blinded_voprf"]
     psi = results.get("psi")
@@ -99,10 +100,10 @@ def render(results: dict[str, Any]) -> str:
     )
     for label, r, factor in rows:
         target = f">= {factor * psi['items_per_second']:,.0f} ({factor}x PSI)" if psi else ""
-        verdict = _verdict(r["items_per_second"] >= factor * psi["items_per_second"]) if psi else ""
+        met = verdict(r["items_per_second"] >= factor * psi["items_per_second"]) if psi else ""
         lines.append(
             f"| {label}, M = {r['m']:,}, end to end | **{r['items_per_second']:,.0f} "
-            f"items/s** | {target} | {verdict} |"
+            f"items/s** | {target} | {met} |"
         )
     if psi:
         lines.append(
@@ -113,7 +114,7 @@ def render(results: dict[str, Any]) -> str:
             ratio = r["items_per_second"] / psi["items_per_second"]
             lines.append(
                 f"| ratio bidui {label} / PSI | **{ratio:.2f}x** | >= {factor}x | "
-                f"{_verdict(ratio >= factor)} |"
+                f"{verdict(ratio >= factor)} |"
             )
     for label, r in (("hashed", hashed), ("blinded", blinded), ("blinded VOPRF", voprf)):
         lines.append(
@@ -132,7 +133,7 @@ def render(results: dict[str, Any]) -> str:
         lat = results[f"latency_{mode}"]
         lines.append(
             f"| single record, {mode}: p50 / p99 | {lat['p50_ms']:.2f} / **{lat['p99_ms']:.2f} "
-            f"ms** | p99 <= {limit:g} ms | {_verdict(lat['p99_ms'] <= limit)} |"
+            f"ms** | p99 <= {limit:g} ms | {verdict(lat['p99_ms'] <= limit)} |"
         )
     if psi:
         lines.append(

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from _e2e_report import verdict
 from _e2e_scenario import SDK_MODES
 
 TARGET_P99_RATIO = 2.0  # flood p99 / idle p99, per mode
 TARGET_ATTACKER_AUDIT_RECORDS = 0
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**MISSED**"
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -81,19 +78,19 @@ def render(results: dict[str, Any]) -> str:
         t = tg[f"p99_ratio_{mode}"]
         lines.append(
             f"| {mode}: flood p99 / idle p99 | ≤ {TARGET_P99_RATIO:g}× (no failed call) |"
-            f" {t['value']:.2f}× | {_verdict(t['met'])} |"
+            f" {t['value']:.2f}× | {verdict(t['met'])} |"
         )
     t = tg["attacker_audit_records"]
     lines += [
         f"| audit records added by the attacker | {TARGET_ATTACKER_AUDIT_RECORDS} |"
-        f" {t['value']} | {_verdict(t['met'])} |",
+        f" {t['value']} | {verdict(t['met'])} |",
         f"| audit records added during the flood | the department's {aud['department_calls']:,}"
         f" comparisons: {aud['expected']:,} records | {aud['added']:,} |"
-        f" {_verdict(not aud['unexpected'])} |",
+        f" {verdict(not aud['unexpected'])} |",
         f"| cert-less peers the node sent data to | 0 | {att['totals'].get('tls_got_data', 0)} |"
-        f" {_verdict(not att['totals'].get('tls_got_data', 0))} |",
+        f" {verdict(not att['totals'].get('tls_got_data', 0))} |",
         f"| node still SERVING after the flood | yes | {results['serving_after']} |"
-        f" {_verdict(results['serving_after'] == 'yes')} |",
+        f" {verdict(results['serving_after'] == 'yes')} |",
         "",
         "| attacker (mean over the flood measurement, counted in the attacker) | value |",
         "| --- | ---: |",

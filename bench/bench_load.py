@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _e2e_report import machine_info  # bench/_e2e_report.py, beside this script
+from _e2e_report import machine_info, verdict  # bench/_e2e_report.py, beside this script
 from _e2e_scenario import REPO
 from _load_data import invalid_rows, write_csv, write_sqlite
 
@@ -316,10 +316,6 @@ def check_result(
 # ---- report ----------------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**MISSED**"
-
-
 def render(results: dict[str, Any]) -> str:
     mc, p = results["machine"], results["parameters"]
     n = p["n"]
@@ -349,7 +345,7 @@ def render(results: dict[str, Any]) -> str:
         rate_target, rate_ok = "—", ""
         if r["mode"] == "blinded":
             rate_target = f">= {TARGET_BLINDED_RECORDS_S:,}"
-            rate_ok = _verdict(r["records_per_second"] >= TARGET_BLINDED_RECORDS_S)
+            rate_ok = verdict(r["records_per_second"] >= TARGET_BLINDED_RECORDS_S)
         peak = max(r["peak_rss_polled_mib"], r["ru_maxrss_mib"])
         memory = f"{r['peak_rss_polled_mib']:,.0f} / {r['ru_maxrss_mib']:,.0f}"
         if r["cluster_workers_peak_rss_mib"] is not None:
@@ -357,7 +353,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"| {r['mode']} | {r['via']} | {r['n']:,} | {r['wall_seconds']:.1f} | "
             f"{r['records_per_second']:,} | {rate_target} | {rate_ok} | {memory} | "
-            f"<= {TARGET_PEAK_RSS_MIB:,} | {_verdict(peak <= TARGET_PEAK_RSS_MIB)} | "
+            f"<= {TARGET_PEAK_RSS_MIB:,} | {verdict(peak <= TARGET_PEAK_RSS_MIB)} | "
             f"{r['cpu_us_per_record']:.1f} | {r['cores_busy']:.2f} |"
         )
     lines += [
