@@ -136,10 +136,7 @@ class MatchIndex:
         del chunk
         if progress is not None:
             progress(count)
-        array = np.frombuffer(buffer, dtype=_ENTRY_DTYPE).copy()
-        del buffer
-        array.sort()
-        return cls(_distinct(array), meta)
+        return cls.from_buffer(buffer, metadata=meta)
 
     @classmethod
     def from_buffer(
@@ -147,9 +144,9 @@ class MatchIndex:
     ) -> MatchIndex:
         """Build from ``buffer``, the entries laid end to end (``ENTRY_LENGTH`` bytes each).
 
-        The buffer is sorted in place and the index keeps it: no copy of the entries, where
-        ``build`` holds two (a loader's N = 10,000,000 records are 320 MB an index). The caller
-        must not use or resize ``buffer`` afterwards.
+        The buffer is sorted in place and the index keeps it: no copy of the entries (a loader's
+        N = 10,000,000 records are 320 MB an index). The caller must not use or resize
+        ``buffer`` afterwards.
         """
         meta = _check_metadata(metadata or {})
         if len(buffer) % ENTRY_LENGTH:
