@@ -146,9 +146,9 @@ def _add(
     session: Session, kind: QuotaKind, scope: str, start: datetime, limit: int, items: int
 ) -> int | None:
     """``items`` added to the window's row if they fit, returning the new count; else None."""
-    window = {"w_kind": kind.value, "w_scope": scope, "w_start": start}
     used: int | None = session.execute(
-        _ADD_IF_FITS, {**window, "items": items, "limit": limit}
+        _ADD_IF_FITS,
+        {"w_kind": kind.value, "w_scope": scope, "w_start": start, "items": items, "limit": limit},
     ).scalar_one_or_none()
     return used
 
@@ -197,16 +197,17 @@ def prune(session: Session, before: datetime) -> int:
 
 
 _USAGE = cast(Table, QuotaUsage.__table__)
-_IN_WINDOW = (
-    _USAGE.c.kind == bindparam("w_kind"),
-    _USAGE.c.scope == bindparam("w_scope"),
-    _USAGE.c.window_start == bindparam("w_start"),
-)
-# Built once with bound parameters: a charge runs in every request's transaction, and building
-# the statement anew each time cost more CPU than running it.
+# Built once with bound parameters (the window as ``_window_key`` names it): a charge runs in
+# every request's transaction, and building the statement anew each time cost more CPU than
+# running it.
 _ADD_IF_FITS = (
     update(_USAGE)
-    .where(*_IN_WINDOW, _USAGE.c.used + bindparam("items") <= bindparam("limit"))
+    .where(
+        _USAGE.c.kind == bindparam("w_kind"),
+        _USAGE.c.scope == bindparam("w_scope"),
+        _USAGE.c.window_start == bindparam("w_start"),
+        _USAGE.c.used + bindparam("items") <= bindparam("limit"),
+    )
     .values(used=_USAGE.c.used + bindparam("items"))
     .returning(_USAGE.c.used)
 )
