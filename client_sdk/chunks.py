@@ -25,6 +25,8 @@ from client_sdk.catalog import ComparisonMode
 from client_sdk.errors import ServiceError
 from client_sdk.results import ComparisonResult, result_from_arrays
 from comparator.canonical import ComparisonKey, Domain, EncodedBatch, RecordError, encode_records
+from comparator.errors import InvalidInputError
+from comparator.index import unpack_match_array
 
 __all__ = [
     "ChunkSender",
@@ -100,12 +102,10 @@ def match_bits(result: _comparison_pb2.MatchResult, count: int) -> npt.NDArray[n
             f"the node answered for {result.item_count} item(s) in {len(result.match_bits)} "
             f"byte(s); {count} item(s) were sent"
         )
-    # Unpacked as an array (comparator.index.unpack_matches makes a list: a Python object per
-    # item); bit i % 8 of byte i // 8, least significant first, as the node packs them.
-    flags = np.unpackbits(np.frombuffer(result.match_bits, dtype=np.uint8), bitorder="little")
-    if flags[count:].any():
-        raise ServiceError("the node set padding bits after the last match bit")
-    bits = flags[:count].astype(bool)
+    try:
+        bits = unpack_match_array(result.match_bits, count)
+    except InvalidInputError:  # the length was checked above: padding bits are set
+        raise ServiceError("the node set padding bits after the last match bit") from None
     if int(np.count_nonzero(bits)) != result.match_count:
         raise ServiceError("the node's match count disagrees with its match bits")
     return bits

@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from comparator.errors import IndexFormatError, InvalidInputError
 
-__all__ = ["ENTRY_LENGTH", "MatchIndex", "pack_matches", "unpack_matches"]
+__all__ = ["ENTRY_LENGTH", "MatchIndex", "pack_matches", "unpack_match_array", "unpack_matches"]
 
 ENTRY_LENGTH = 32
 """Bytes kept per indexed record; longer entries (64-byte OPRF outputs) are truncated to this."""
@@ -354,11 +354,17 @@ def pack_matches(mask: Sequence[bool] | BoolArray) -> bytes:
 
 
 def unpack_matches(bits: bytes, count: int) -> list[bool]:
-    """The ``count`` match flags packed by ``pack_matches``.
+    """The ``count`` match flags packed by ``pack_matches``, as a list (see ``unpack_match_array``).
 
     Refuses a byte string of the wrong length and set padding bits, either of which means the
     answer does not belong to this batch.
     """
+    flags: list[bool] = unpack_match_array(bits, count).tolist()
+    return flags
+
+
+def unpack_match_array(bits: bytes, count: int) -> BoolArray:
+    """``unpack_matches`` as a boolean array: no Python object per flag, for large answers."""
     if count < 0:
         raise InvalidInputError("the match count cannot be negative")
     if len(bits) != (count + 7) // 8:
@@ -367,5 +373,5 @@ def unpack_matches(bits: bytes, count: int) -> list[bool]:
     flags = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), bitorder="little")
     if flags[count:].any():
         raise InvalidInputError("the padding bits after the last match bit must be zero")
-    result: list[bool] = flags[:count].astype(bool).tolist()
+    result: BoolArray = flags[:count].astype(bool)
     return result

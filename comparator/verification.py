@@ -48,7 +48,7 @@ from comparator.canonical import (
     encode_values,
 )
 from comparator.errors import FieldError, InvalidInputError
-from comparator.index import pack_matches, unpack_matches
+from comparator.index import pack_matches, unpack_match_array
 
 __all__ = [
     "VERIFY_PREFIX",
@@ -193,7 +193,7 @@ def unpack_verdicts(
     codes = np.frombuffer(outcomes, dtype=np.uint8)
     if records and int(codes.max()) > max(Verdict):
         raise InvalidInputError("an outcome byte is not 0, 1 or 2")
-    flags = np.array(unpack_matches(mismatch_bits, records * fields), dtype=bool)
+    flags = unpack_match_array(mismatch_bits, records * fields)
     grid = flags.reshape(records, fields)
     expect_some = codes == Verdict.INCONSISTENT
     if not np.array_equal(grid.any(axis=1), expect_some):
