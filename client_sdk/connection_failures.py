@@ -87,15 +87,18 @@ _CLOSED = (
 )
 # CANCELLED is the client's own doing ("Channel closed!", "Locally cancelled by application!")
 # unless the server side says it shut down, or says nothing: a node starting its graceful stop
-# cancels a call it accepted but had not begun with empty details (seen in tests/faults).
+# cancels a call it accepted but had not begun with empty details, or with the bare status name
+# "CANCELLED" (both seen in tests/faults).
 _SERVER_SHUTDOWN = ("cancelling all calls", "shutdown", "shutting down", "goaway")
+_NOTHING_SAID = ("", "cancelled")
 
 
 def classify(code: grpc.StatusCode, details: str | None) -> ConnectionFailure:
     """What the status of a failed call says about the connection (see the module docstring)."""
     text = (details or "").lower()
     if code is grpc.StatusCode.CANCELLED:
-        shutdown = not text.strip() or any(marker in text for marker in _SERVER_SHUTDOWN)
+        said = text.strip()
+        shutdown = said in _NOTHING_SAID or any(marker in said for marker in _SERVER_SHUTDOWN)
         return ConnectionFailure.TRANSIENT if shutdown else ConnectionFailure.ANSWERED
     if code is not grpc.StatusCode.UNAVAILABLE:
         return ConnectionFailure.ANSWERED

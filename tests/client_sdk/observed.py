@@ -58,3 +58,6 @@ PROXY_WITHOUT_NODE = (
 )
 STREAM_REMOVED = "Stream removed (Socket closed)"  # the node's process died under a call
 CANCELLING_ALL_CALLS = "Cancelling all calls"  # grpc.Server.stop() with calls in flight
+# A node starting its graceful stop cancels a call it accepted but had not begun: the status
+# name as details (seen in CI, tests/faults/test_rolling_restart.py, MatchBlinded) or none.
+CANCELLED_BARE = "CANCELLED"

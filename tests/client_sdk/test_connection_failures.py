@@ -32,6 +32,7 @@ CANCELLED = grpc.StatusCode.CANCELLED
         (CANCELLED, observed.CANCELLING_ALL_CALLS, ConnectionFailure.TRANSIENT),
         (CANCELLED, "Channel closed!", ConnectionFailure.ANSWERED),
         (CANCELLED, "", ConnectionFailure.TRANSIENT),  # a node starting its graceful stop
+        (CANCELLED, observed.CANCELLED_BARE, ConnectionFailure.TRANSIENT),
         (
             grpc.StatusCode.CANCELLED,
             "Locally cancelled by application!",

@@ -81,7 +81,8 @@ def test_rolling_restart_costs_the_sdk_no_comparison_and_the_log_agrees(
         f"SIGTERM at 0, exited +{down_at - terminated_at:.2f} s, new node serving "
         f"+{up_at - terminated_at:.2f} s: "
     )
-    # The one failure seen (see the xfail reason): CANCELLED, no details, as the node stops.
+    # The failure seen before the SDK retried it: CANCELLED with no details, or with the bare
+    # status name as details (client_sdk/connection_failures.py), as the node stops.
     cancelled = [
         r
         for r in failed
