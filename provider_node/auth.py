@@ -55,7 +55,6 @@ MAX_CERTIFICATE_LIFETIME = _dt.timedelta(days=398)
 _CACHE_SIZE = 4096
 
 
-
 @dataclass(frozen=True)
 class Caller:
     """The requesting department, as its client certificate names it (article 34)."""
