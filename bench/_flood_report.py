@@ -94,14 +94,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "| attacker (mean over the flood measurement, counted in the attacker) | value |",
         "| --- | ---: |",
-        f"| cert-less TLS peers open or in flight (min) | {window['tls_in_flight_mean']:,.0f}"
-        f" ({window['tls_in_flight_min']:,}) |",
-        f"| of which handshake done on the client side, awaiting the node's refusal |"
-        f" {window['tls_held_mean']:,.0f} |",
-        f"| slow-handshake peers open (min) | {window['slow_open_mean']:.0f}"
-        f" ({window['slow_open_min']}) |",
-        f"| cert-less handshakes attempted / refused by the node per s |"
-        f" {window['tls_attempts_per_s']:,.0f} / {window['tls_refused_per_s']:,.0f} |",
+        *_attacker_window(window),
         f"| attacker ramp-up per round (all peers in flight, each slow peer closed once) |"
         f" {', '.join(f'{s:.1f} s' for s in att['ramp_seconds'])} |",
         f"| slow handshakes closed by the node: mean / max hold |"
@@ -141,3 +134,23 @@ def render(results: dict[str, Any]) -> str:
         f" {aud['unexpected'] or 'none'}.",
     ]
     return "\n".join(lines)
+
+
+def _attacker_window(window: dict[str, Any]) -> list[str]:
+    """The attacker's counts over the flood measurement, or why there are none: a flood phase
+    shorter than two of its report intervals (a quick run with few ``--calls``)."""
+    if window.get("samples", 0) < 2:
+        return [
+            "| attacker reports during the measurement | fewer than 2 in every round: the flood"
+            " phase was too short to count (use more --calls) |"
+        ]
+    return [
+        f"| cert-less TLS peers open or in flight (min) | {window['tls_in_flight_mean']:,.0f}"
+        f" ({window['tls_in_flight_min']:,}) |",
+        f"| of which handshake done on the client side, awaiting the node's refusal |"
+        f" {window['tls_held_mean']:,.0f} |",
+        f"| slow-handshake peers open (min) | {window['slow_open_mean']:.0f}"
+        f" ({window['slow_open_min']}) |",
+        f"| cert-less handshakes attempted / refused by the node per s |"
+        f" {window['tls_attempts_per_s']:,.0f} / {window['tls_refused_per_s']:,.0f} |",
+    ]

@@ -75,9 +75,9 @@ def applications() -> None:
     """Decide departments' applications for conditional resources within 5 working days.
 
     Article 25: the provider accepts or refuses within 5 Chinese working days of the application,
-    and a refusal gives its reason. The deadline comes from the chinese-calendar package: an
-    application whose deadline would fall in a year it does not know yet is refused until the
-    package is updated (upgrade it each December).
+    and a refusal gives its reason. The deadline comes from the chinese-calendar package and the
+    years node.toml adds ([[calendar.years]], copied from the State Council's notice): an
+    application whose deadline would fall in a year neither knows is refused until it is added.
     """
 
 

@@ -88,6 +88,16 @@ dir = "keys"                        # oprf_seed, hmac_master: mode 0600; back up
 database_url = "sqlite:///audit.db" # or postgresql+psycopg://user@host/db
 retention_days = 730                # article 35: at least 730 days
 
+# Working days (deadlines of articles 25 and 26) come from the chinese-calendar package, which
+# knows the years announced before its release; /metrics says when that runs out
+# (bidui_working_day_calendar_end_timestamp_seconds). Once the State Council announces the next
+# year, copy its notice here (or update the package) and restart:
+#   [[calendar.years]]
+#   year = 2027
+#   source = "国务院办公厅关于2027年部分节假日安排的通知 (国办发明电〔2026〕N号)"
+#   holidays = [2027-01-01, …]      # every day off, as TOML dates
+#   workdays = [2027-02-07, …]      # weekend make-up working days (调休)
+
 # One [[resources]] table per catalogued resource (articles 7-10).
 [[resources]]
 id = "residents"

@@ -134,7 +134,8 @@ class AuditUnavailableError(NodeError):
 class CalendarRangeError(NodeError):
     """A date outside the years the working-day calendar knows: no deadline is guessed.
 
-    The node's own fault (its ``chinese-calendar`` package predates the year), so ``failed``.
+    The node's own fault (neither its ``chinese-calendar`` package nor its ``[[calendar.years]]``
+    know the year yet), so ``failed``.
     """
 
     reason = "calendar_range"

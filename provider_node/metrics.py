@@ -28,6 +28,7 @@ from provider_node.metrics_collectors import (
     application_counts_reader,
 )
 from provider_node.scraped import snapshot_reader
+from provider_node.workdays import calendar_end
 
 __all__ = [
     "ANSWERS",
@@ -147,6 +148,12 @@ class NodeMetrics:
             registry=registry,
         )
         store_up.set_function(self._store_up)
+        Gauge(
+            "bidui_working_day_calendar_end_timestamp_seconds",
+            "When the working-day calendar runs out (China midnight after its last known day): "
+            "an application whose deadline falls after it is refused. Alert a month ahead.",
+            registry=registry,
+        ).set_function(lambda: calendar_end().timestamp())
 
     def _resource(self, resource: str) -> str:
         if self._known_resources is not None and resource not in self._known_resources:

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -46,6 +46,7 @@ from provider_node.server import (
 from provider_node.sharing import SharingDesk
 from provider_node.store import make_engine, migrate, session_factory
 from provider_node.store_gate import StoreGate
+from provider_node.workdays import announce, calendar_end, supported_years
 from provider_node.workers import worker_registry
 
 _log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def open_node(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> OpenNode:
     """Load keys and indexes, open (and migrate) the audit store; raises on a missing part."""
+    use_calendar(config, clock())
     keys = NodeKeys.load(config.keys.dir)
     catalog = build_catalog(config)
     registry = registry if registry is not None else CollectorRegistry()
@@ -157,6 +159,36 @@ def open_node(
         checkpointer,
         discrepancies,
     )
+
+
+# How long before the working-day calendar runs out the node warns at each start.
+_CALENDAR_WARNING = timedelta(days=45)
+
+
+def use_calendar(config: NodeConfig, now: datetime) -> None:
+    """The package's years and the operator's ``[[calendar.years]]``; a warning for a copy the
+    package has made needless, and for a calendar about to run out (applications whose deadline
+    falls after it are refused)."""
+    for year in announce(config.calendar.announced()):
+        _log.warning(
+            "%s: [[calendar.years]] %d is known to the chinese-calendar package now: the "
+            "package's dates are used, remove the copy",
+            config.path,
+            year,
+        )
+    end = calendar_end()
+    if end - now < _CALENDAR_WARNING:
+        last = supported_years()[1]
+        _log.warning(
+            "the working-day calendar runs out in %d days (it knows dates up to %d-12-31): an "
+            "application whose deadline falls later is refused. Once the State Council announces "
+            "%d, add it to [[calendar.years]] in %s or update the chinese-calendar package, and "
+            "restart",
+            max((end - now).days, 0),
+            last,
+            last + 1,
+            config.path,
+        )
 
 
 def _close_open_sessions(node: ProviderNode, patience: float) -> None:

@@ -4,9 +4,11 @@ Article 25 gives the provider **5 working days** to decide an application; artic
 requester 3 working days to report a doubtful result and the provider 5 to answer it. A working
 day is a day the State Council's calendar has offices open: Monday to Friday except public holidays,
 plus the weekend make-up working days (调休) announced each year. The dates come from the maintained
-``chinese-calendar`` package, which knows only the years the State Council has announced:
-a date outside them raises ``CalendarRangeError`` (naming the supported years) rather than guessing
-from weekdays, because a guessed deadline could fall inside an unannounced holiday.
+``chinese-calendar`` package, which knows only the years the State Council had announced when it
+was released, and from the operator for the years announced since (``announce``: the node's
+``[[calendar.years]]``, copied from the State Council's notice, each naming it). A date outside
+them raises ``CalendarRangeError`` (naming the supported years) rather than guessing from
+weekdays, because a guessed deadline could fall inside an unannounced holiday.
 
 How days are counted (``add_working_days``)::
 
@@ -26,6 +28,8 @@ so a submission at 2025-09-28T16:30Z is one made on Monday 2025-09-29 in China.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -36,12 +40,18 @@ from provider_node.errors import CalendarRangeError
 
 __all__ = [
     "CHINA_TZ",
+    "AnnouncedYear",
     "CalendarRangeError",
     "add_working_days",
+    "announce",
+    "announced_years",
     "as_utc",
+    "calendar_end",
+    "check_sequence",
     "china_date",
     "china_midnight",
     "is_working_day",
+    "package_years",
     "supported_years",
 ]
 
@@ -52,11 +62,91 @@ CHINA_TZ = ZoneInfo("Asia/Shanghai")
 _MAX_WORKING_DAYS = 366
 
 
+@dataclass(frozen=True)
+class AnnouncedYear:
+    """A year the ``chinese-calendar`` package does not know yet, as the State Council announced
+    it: its public holidays on weekdays or weekends alike, and its weekend make-up working days.
+    ``source`` names the notice (e.g. 国办发明电〔2026〕N号) so a deadline can be traced to it."""
+
+    year: int
+    source: str
+    holidays: frozenset[date]
+    workdays: frozenset[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        """``ValueError`` for a notice this cannot be: no source, no holiday, a date outside
+        the year, a day both a holiday and a working day, a make-up working day on a weekday."""
+        if not self.source.strip():
+            raise ValueError("name the State Council notice the dates come from (source)")
+        if not self.holidays:
+            raise ValueError(f"{self.year} has no public holiday: every announced year has some")
+        stray = sorted(d for d in self.holidays | self.workdays if d.year != self.year)
+        if stray:
+            raise ValueError(f"{stray[0].isoformat()} is not in {self.year}")
+        both = sorted(self.holidays & self.workdays)
+        if both:
+            raise ValueError(f"{both[0].isoformat()} is both a holiday and a working day")
+        weekdays = sorted(d for d in self.workdays if d.weekday() < 5)
+        if weekdays:
+            raise ValueError(
+                f"make-up working day {weekdays[0].isoformat()} is a weekday "
+                "(make-up working days are Saturdays and Sundays)"
+            )
+
+
+# The operator's announced years, by year (``announce``); one calendar per process, like the
+# package's own tables.
+_announced: dict[int, AnnouncedYear] = {}
+
+
 @functools.cache
-def supported_years() -> tuple[int, int]:
+def package_years() -> tuple[int, int]:
     """The first and last year (inclusive) whose holidays and make-up days the package knows."""
     years = [day.year for day in _calendar.holidays]
     return min(years), max(years)
+
+
+def supported_years() -> tuple[int, int]:
+    """The first and last year (inclusive) the calendar knows: the package's, then announced."""
+    first, last = package_years()
+    return first, max((last, *_announced))
+
+
+def calendar_end() -> datetime:
+    """The instant the calendar runs out: China midnight after the last day it knows."""
+    return china_midnight(date(supported_years()[1] + 1, 1, 1))
+
+
+def announced_years() -> tuple[AnnouncedYear, ...]:
+    """The years added by ``announce``, in order."""
+    return tuple(_announced[year] for year in sorted(_announced))
+
+
+def announce(years: Iterable[AnnouncedYear]) -> tuple[int, ...]:
+    """Use ``years`` (replacing any announced before) for the years after the package's last;
+    return the years left out because the package knows them (it was updated since: the
+    operator's copy is no longer needed). ``ValueError`` (``check_sequence``) for a gap or a
+    repeat."""
+    given = sorted(years, key=lambda announced: announced.year)
+    check_sequence(announced.year for announced in given)
+    known = package_years()[1]
+    _announced.clear()
+    _announced.update((a.year, a) for a in given if a.year > known)
+    return tuple(announced.year for announced in given if announced.year <= known)
+
+
+def check_sequence(years: Iterable[int]) -> None:
+    """``ValueError`` unless the years after the package's last follow it one after another,
+    without a gap (a year in it would be guessed) or a repeat."""
+    known = package_years()[1]
+    expected = known + 1
+    for year in sorted(year for year in years if year > known):
+        if year != expected:
+            raise ValueError(
+                f"{year} cannot follow: the calendar goes on from {expected} (the "
+                f"chinese-calendar package knows up to {known}), one year after another"
+            )
+        expected += 1
 
 
 def as_utc(instant: datetime) -> datetime:
@@ -87,11 +177,15 @@ def is_working_day(day: date) -> bool:
     if not first <= day.year <= last:
         raise CalendarRangeError(
             f"{day.isoformat()} is outside the working-day calendar, which covers {first}–{last}: "
-            "update the chinese-calendar package once the State Council announces that year"
+            "once the State Council announces that year, add it to the node's [[calendar.years]] "
+            "or update the chinese-calendar package"
         )
-    if day in _calendar.workdays:  # a weekend make-up working day (调休)
+    announced = _announced.get(day.year)
+    holidays = announced.holidays if announced else _calendar.holidays
+    workdays = announced.workdays if announced else _calendar.workdays
+    if day in workdays:  # a weekend make-up working day (调休)
         return True
-    return day.weekday() < 5 and day not in _calendar.holidays
+    return day.weekday() < 5 and day not in holidays
 
 
 def add_working_days(start: datetime | date, n: int) -> date:

@@ -103,13 +103,24 @@ def _key_path(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
     parts: list[str] = []
     for position, part in enumerate(loc):
         if isinstance(part, int):
-            # A resource is named by its id when it has a valid one, else by its position; a
-            # position within a list (modes) is left out: the message names the value.
+            # A resource is named by its id when it has a valid one, a calendar year by its
+            # year, else by position; a position within a list of values (modes, holidays) is
+            # left out: the message names the value.
             if loc[:position] == ("resources",):
                 parts[-1] += f"[{_resource_name(raw, part)}]"
+            elif loc[:position] == ("calendar", "years"):
+                parts[-1] += f"[{_year_name(raw, part)}]"
         elif part != "[key]":  # pydantic's marker for a table key that failed, not a key itself
             parts.append(part if _PLAIN_KEY_RE.fullmatch(part) else repr(part))
     return ".".join(parts)
+
+
+def _year_name(raw: Mapping[str, Any], position: int) -> str:
+    calendar = raw.get("calendar")
+    years = calendar.get("years") if isinstance(calendar, dict) else None
+    table = years[position] if isinstance(years, list) and position < len(years) else None
+    year = table.get("year") if isinstance(table, dict) else None
+    return str(year) if isinstance(year, int) and not isinstance(year, bool) else f"#{position + 1}"
 
 
 def _resource_name(raw: Mapping[str, Any], position: int) -> str:

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from provider_node.config.calendar_models import CalendarConfig
 from provider_node.config.resource_models import ResourceConfig
 from provider_node.config.section import Section
 from provider_node.config.values import (
@@ -232,6 +233,7 @@ class NodeConfig(BaseModel):
     tls: TlsConfig
     keys: KeysConfig
     audit: AuditConfig
+    calendar: CalendarConfig
     resources: tuple[ResourceConfig, ...] = Field(
         (), description="an array of tables ([[resources]])"
     )
@@ -282,4 +284,5 @@ SECTIONS: dict[str, type[Section]] = {
     "tls": TlsConfig,
     "keys": KeysConfig,
     "audit": AuditConfig,
+    "calendar": CalendarConfig,
 }

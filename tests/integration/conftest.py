@@ -163,9 +163,14 @@ def start(
     *,
     audit_url: str | None = None,
     clock: Callable[[], datetime] | None = None,
+    extra_config: str = "",
 ) -> NodeUnderTest:
-    """``clock`` is the node's own (audit, grants, allowances); TLS always checks real time."""
+    """``clock`` is the node's own (audit, grants, allowances); TLS always checks real time.
+    ``extra_config`` is TOML appended to node.toml (e.g. a ``[[calendar.years]]`` table)."""
     config_path, residents, absent = build_node_dir(directory, audit_url=audit_url)
+    if extra_config:
+        with config_path.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + extra_config)
     opened = open_node(load_config(config_path), **({"clock": clock} if clock else {}))
     started = start_node(opened, listen="127.0.0.1:0", metrics_listen="127.0.0.1:0")
     pki = directory / "pki"

@@ -370,7 +370,7 @@ def test_unknown_sections_and_the_reserved_path_key(tmp_path: Path) -> None:
     found = problems(tmp_path, 'path = "/etc"\n[nodes]\nx = 1\n' + EXAMPLE)
     assert found == tuple(
         f"{tmp_path / 'node.toml'}: {key}: unknown section "
-        "(expected node, transport, tls, keys, audit, resources)"
+        "(expected node, transport, tls, keys, audit, calendar, resources)"
         for key in ("path", "nodes")
     )
 
