@@ -5,7 +5,8 @@
 - provider node operators: ``bidui provider init | load | serve``,
   ``bidui provider pki sign | list | revoke | rotate-ca``, ``bidui provider keys rotate``,
   ``bidui provider applications list | show | approve | refuse``, ``bidui provider grants``,
-  ``bidui provider discrepancies list | show | confirm | correct | reject``
+  ``bidui provider discrepancies list | show | confirm | correct | reject``,
+  ``bidui provider calendar``
 - compliance officers: ``bidui audit verify | export | report``
 - newcomers: ``bidui demo``
 """
@@ -30,10 +31,11 @@ from bidui_cli.provider import provider
 from bidui_cli.rotation import keys, pki
 from bidui_cli.serve import serve
 from bidui_cli.verify import verify
+from bidui_cli.working_days import calendar
 
 for command in (sign, list_certificates, revoke):
     pki.add_command(command)
-for command in (serve, pki, keys, applications, grants, discrepancies):
+for command in (serve, pki, keys, applications, grants, discrepancies, calendar):
     provider.add_command(command)
 
 
