@@ -171,9 +171,7 @@ def test_an_answer_whose_commit_is_cut_off_is_not_on_record_as_answered(
         answered = [r for r in mine if r["outcome"] == "answered"]
         assert len(answered) == 1, f"precondition: the cut-off commit is durable ({mine})"
         withheld = [
-            r
-            for r in records
-            if is_withheld(r) and r["related_id"] == answered[0]["comparison_id"]
+            r for r in records if is_withheld(r) and r["related_id"] == answered[0]["comparison_id"]
         ]
         if withheld or outcome[0] or time.monotonic() > deadline:
             break

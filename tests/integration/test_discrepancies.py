@@ -108,9 +108,7 @@ def test_report_then_the_operators_correction(node: NodeUnderTest) -> None:
     assert answered.status is DiscrepancyStatus.CORRECTED
     assert answered.correction_id == load_id and answered.answered_at is not None
 
-    filing, answer = (
-        r for r in audit_records(node) if r["action"].startswith("discrepancy_")
-    )
+    filing, answer = (r for r in audit_records(node) if r["action"].startswith("discrepancy_"))
     assert (filing["comparison_id"], filing["related_id"]) == (report.id, comparison_id)
     assert filing["requester"] == node.client_cert.stem and filing["cert_serial"]
     assert (answer["related_id"], answer["requester"]) == (report.id, filing["requester"])

@@ -76,4 +76,3 @@ def test_an_altered_checkpoint_or_another_key_is_refused(
     forged["seq"] = 1
     path.write_text(json.dumps(forged) + "\n")
     assert "signature does not verify" in verify_checkpoints(log, path).reason
-

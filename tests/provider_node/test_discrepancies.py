@@ -111,9 +111,7 @@ def test_a_report_on_the_last_day_is_pending_with_its_answer_deadline(
     assert audit.verify().ok
 
 
-def test_the_next_day_is_too_late_even_a_make_up_working_day(
-    audit: AuditLog, clock: Clock
-) -> None:
+def test_the_next_day_is_too_late_even_a_make_up_working_day(audit: AuditLog, clock: Clock) -> None:
     comparison_id = recorded(audit)
     # Saturday 2025-10-11 is a working day (调休), but the fourth after the comparison.
     with pytest.raises(errors.ReportTooLateError, match="until 2025-10-10, 3 working days") as e:
@@ -161,9 +159,7 @@ def test_a_comparison_without_a_result_cannot_be_doubted(audit: AuditLog, clock:
     with pytest.raises(errors.StateConflictError, match="no result"):
         filed(audit, clock, refused)
     withheld = recorded(audit)
-    recorded(
-        audit, outcome="failed", status_code="UNAVAILABLE", match_count=0, related_id=withheld
-    )
+    recorded(audit, outcome="failed", status_code="UNAVAILABLE", match_count=0, related_id=withheld)
     with pytest.raises(errors.StateConflictError, match="withheld"):
         filed(audit, clock, withheld)
 
@@ -209,9 +205,7 @@ def test_descriptions_say_what_seems_wrong_without_values(
 
 def test_the_desk_shows_a_department_its_own_reports_only(audit: AuditLog, clock: Clock) -> None:
     mine = filed(audit, clock, recorded(audit))
-    theirs = filed(
-        audit, clock, recorded(audit, requester=OTHER), caller=Caller(OTHER, "cd" * 32)
-    )
+    theirs = filed(audit, clock, recorded(audit, requester=OTHER), caller=Caller(OTHER, "cd" * 32))
     desk = discrepancies.DiscrepancyDesk(audit, clock=clock)
     assert desk.report(CALLER, mine.id).id == mine.id
     with pytest.raises(errors.UnknownRecordError):
@@ -234,9 +228,7 @@ def refreshed(audit: AuditLog, clock: Clock, at: datetime, resource: str = RESOU
     )  # fmt: skip
 
 
-def test_a_correction_names_the_index_refresh_that_followed(
-    audit: AuditLog, clock: Clock
-) -> None:
+def test_a_correction_names_the_index_refresh_that_followed(audit: AuditLog, clock: Clock) -> None:
     comparison_id = recorded(audit)
     before = refreshed(audit, clock, COMPARED - timedelta(days=1))
     elsewhere = refreshed(audit, clock, COMPARED + timedelta(days=1), resource="companies")
@@ -265,9 +257,7 @@ def test_a_correction_names_the_index_refresh_that_followed(
     )
 
 
-def test_a_rejection_needs_its_reason_and_an_answer_is_final(
-    audit: AuditLog, clock: Clock
-) -> None:
+def test_a_rejection_needs_its_reason_and_an_answer_is_final(audit: AuditLog, clock: Clock) -> None:
     report = filed(audit, clock, recorded(audit))
     clock.now = late = datetime(2025, 10, 17, 9, 0, tzinfo=CHINA)
     with pytest.raises(errors.InvalidRequestError, match="must give its reason"):
@@ -336,5 +326,3 @@ def test_a_report_and_its_record_commit_together(
         audit.append_action(broken)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(DiscrepancyReport)) == 0
-
-
