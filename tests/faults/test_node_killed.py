@@ -11,22 +11,21 @@ write a follow-up), at most one per call in flight.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.faults.accounting import audit_log, check_agreement, unclosed_openings
+from tests.faults.accounting import audit_log, unclosed_openings
 from tests.faults.load import (
     Ledger,
     Load,
     RawRequester,
-    answers_both_modes,
     requester_for,
     show,
 )
-from tests.faults.node_process import NodeDir, NodeProcess, make_node_dir, port_is_free
+from tests.faults.node_process import NodeDir, NodeProcess, make_node_dir
+from tests.faults.restart import agreement_after_kill, start_next_node
 from tests.faults.throwaway_postgres import ThrowawayPostgres, free_port
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
@@ -86,11 +85,7 @@ def test_kill_9_leaves_open_comparisons_that_the_next_node_closes_and_the_log_ag
     left_ids = {r["related_id"] for r in left_open}
     assert set(held) <= left_ids, (held, left_ids)
 
-    second = NodeProcess(node_dir, port, "second")
-    processes.append(second)
-    start_seconds = second.start()
-    records, _ = audit_log(node_dir.audit_url)  # before any request reaches the new node
-    assert not unclosed_openings(records), unclosed_openings(records)
+    second, records, start_seconds = start_next_node(node_dir, port, processes)
     closing = {r["comparison_id"]: r for r in records if r["comparison_id"] in left_ids}
     assert set(closing) == left_ids
     for record in closing.values():
@@ -99,14 +94,7 @@ def test_kill_9_leaves_open_comparisons_that_the_next_node_closes_and_the_log_ag
         assert "found open in the audit log" in record["reason"], record
 
     # The new node answers, both modes.
-    answers_both_modes(node_dir, second.target, ledger, rounds=3)
-    assert second.terminate() == 0, second.output()
-    assert port_is_free(port)
-
-    records, chain = audit_log(node_dir.audit_url)
-    agreement = check_agreement(
-        records, chain, ledger, cut=(crashed_at, math.inf), max_in_doubt=len(in_flight)
-    )
+    agreement = agreement_after_kill(second, node_dir, ledger, crashed_at, len(in_flight), rounds=3)
     print(
         f"\nkill -9: {len(rpcs)} RPCs ({len(ledger.answers())} answered), {len(in_flight)} in "
         f"flight at the kill, {len(after_kill)} refused UNAVAILABLE after it; {len(left_open)} "

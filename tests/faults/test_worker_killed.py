@@ -10,7 +10,6 @@ landed in the instant before the kill, at most one per call in flight then.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import signal
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.accounting import audit_log, check_agreement, unclosed_openings
-from tests.faults.load import Ledger, Load, RawRequester, answers_both_modes, requester_for
-from tests.faults.node_process import NodeDir, NodeProcess, make_node_dir, port_is_free
+from tests.faults.load import Ledger, Load, RawRequester, requester_for
+from tests.faults.node_process import NodeDir, NodeProcess, make_node_dir
+from tests.faults.restart import agreement_after_kill, start_next_node
 from tests.faults.throwaway_postgres import ThrowawayPostgres, free_port
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
@@ -83,19 +82,8 @@ def test_a_worker_killed_under_load_loses_nothing(
 
     # Older than the session lifetime now: the next node closes what the dead worker left open.
     time.sleep(SESSION_SECONDS + 1.0)
-    second = NodeProcess(node_dir, port, "second")
-    processes.append(second)
-    second.start()
-    records, _ = audit_log(node_dir.audit_url)  # before any request reaches the new node
-    assert not unclosed_openings(records), unclosed_openings(records)
-    answers_both_modes(node_dir, second.target, ledger)
-    assert second.terminate() == 0, second.output()
-    assert port_is_free(port)
-
-    records, chain = audit_log(node_dir.audit_url)
-    agreement = check_agreement(
-        records, chain, ledger, cut=(crashed_at, math.inf), max_in_doubt=len(in_flight)
-    )
+    second, _, _ = start_next_node(node_dir, port, processes)
+    agreement = agreement_after_kill(second, node_dir, ledger, crashed_at, len(in_flight))
     print(
         f"\nworker kill -9: {len(rpcs)} RPCs ({len(ledger.answers())} answered), "
         f"{len(in_flight)} in flight at the kill; supervisor exited {code}\n"
