@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives import serialization
 
 from bidui.v1 import comparison_pb2, comparison_pb2_grpc
 from client_sdk import make_key_and_request
-from comparator.oprf import OprfClient
 from provider_node import enrolment
 from provider_node.pki import load_ca
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import REQUESTER, NodeUnderTest
+from tests.integration.test_refusals import header, valid_blinded
 
 GREEDY = "luzhou-greedy-bureau"
 GREEDY_THREADS = 3
@@ -48,16 +48,10 @@ def test_a_department_holding_open_comparisons_never_fails_another_s(
     node: NodeUnderTest, tmp_path: Path
 ) -> None:
     cap = node.started.opened.config.node.max_open_sessions_per_department
-    with node.client() as client:
-        entry = client.describe("residents")
-    header = comparison_pb2.ComparisonHeader(
-        resource_id="residents",
-        comparison_key="id_number",
-        purpose="holding comparisons open",
-        key_version=entry.key_version,
+    request = comparison_pb2.BlindEvaluateRequest(
+        header=header(node, purpose="holding comparisons open"),
+        blinded_elements=valid_blinded(node, 1),
     )
-    element = OprfClient().blind([b"held"]).message[0]
-    request = comparison_pb2.BlindEvaluateRequest(header=header, blinded_elements=[element])
     channel = _greedy_channel(node, tmp_path / "greedy")
     stub = comparison_pb2_grpc.ComparisonServiceStub(channel)
     opened: list[str] = []

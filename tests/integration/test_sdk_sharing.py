@@ -39,11 +39,11 @@ from client_sdk import (
     ServiceError,
     make_key_and_request,
 )
-from comparator.oprf import VoprfClient
 from provider_node import enrolment, sharing
 from provider_node.pki import certificate_fingerprint, load_ca, serial_hex
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import REQUESTER, NodeUnderTest, start
+from tests.integration.test_refusals import header, valid_blinded
 
 RESOURCE = "household_register"
 OPERATOR = "luzhou-psb"
@@ -268,22 +268,13 @@ def test_blinded_sessions_at_the_department_s_cap_are_waited_for(
     # Fill the department's share of open blinded sessions from another channel, then let one
     # finish a second later: the SDK's comparison waits for it instead of failing.
     cap = node.started.opened.config.node.max_open_sessions_per_department
-    entry = client.describe("residents")
-    header = comparison_pb2.ComparisonHeader(
-        resource_id="residents",
-        comparison_key="id_number",
-        purpose="holding sessions open",
-        key_version=entry.key_version,
+    request = comparison_pb2.BlindEvaluateRequest(
+        header=header(node, purpose="holding sessions open"),
+        blinded_elements=valid_blinded(node, 1),
     )
-    element = VoprfClient(entry.oprf_public_key).blind([b"held"]).message[0]
     channel = node.channel()
     _, stub = node.stubs(channel)
-    opened = [
-        stub.BlindEvaluate(
-            comparison_pb2.BlindEvaluateRequest(header=header, blinded_elements=[element])
-        ).comparison_id
-        for _ in range(cap)
-    ]
+    opened = [stub.BlindEvaluate(request).comparison_id for _ in range(cap)]
 
     def finish(comparison_id: str) -> None:
         stub.MatchBlinded(
