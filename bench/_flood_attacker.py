@@ -37,7 +37,7 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -117,79 +117,78 @@ class Attacker:
             await asyncio.wait_for(self.stopping.wait(), self.args.error_pause)
 
     async def certless(self) -> None:
-        if self.args.stall:
-            await self.stalled()
-            return
-        stats, args = self.stats, self.args
+        await self._reconnecting(self._stalled_once if self.args.stall else self._refused_once)
+
+    async def _reconnecting(self, connection: Callable[[], Awaitable[None]]) -> None:
+        """One cert-less peer: ``connection`` again and again until stopped, each attempt
+        counted; a failed connect or handshake is retried after a pause."""
+        stats = self.stats
         while not self.stopping.is_set():
             stats.tls_in_flight += 1
             stats.totals["tls_attempts"] += 1
-            writer: asyncio.StreamWriter | None = None
-            held = failed = False
+            failed = False
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(
-                        args.host, args.port, ssl=self.context,
-                        server_hostname=args.server_name, ssl_handshake_timeout=args.timeout,
-                    ),
-                    args.timeout,
-                )  # fmt: skip
-                stats.totals["tls_client_handshakes_done"] += 1
-                stats.tls_held += 1
-                held = True
-                data = await asyncio.wait_for(reader.read(4096), args.timeout)
-                if data:
-                    stats.totals["tls_got_data"] += 1  # the node spoke to a cert-less peer
-                else:
-                    stats.totals["tls_closed_by_node"] += 1
-            except ssl.SSLError as problem:
-                # The node's alert (certificate required) during or right after the handshake.
-                stats.totals["tls_refused_by_node"] += 1
-                stats.errors[_error_name(problem)] += 1
+                await connection()
             except (OSError, TimeoutError, EOFError) as problem:
                 stats.totals["tls_failed"] += 1
                 stats.errors[_error_name(problem)] += 1
                 failed = not isinstance(problem, ConnectionResetError)
             finally:
-                if held:
-                    stats.tls_held -= 1
-                if writer is not None:
-                    writer.transport.abort()
                 stats.tls_in_flight -= 1
             if failed:
                 await self._pause_after_error()
 
-    async def stalled(self) -> None:
+    async def _refused_once(self) -> None:
+        """A full TLS handshake without a certificate, then a read until the node closes."""
+        stats, args = self.stats, self.args
+        writer: asyncio.StreamWriter | None = None
+        held = False
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    args.host, args.port, ssl=self.context,
+                    server_hostname=args.server_name, ssl_handshake_timeout=args.timeout,
+                ),
+                args.timeout,
+            )  # fmt: skip
+            stats.totals["tls_client_handshakes_done"] += 1
+            stats.tls_held += 1
+            held = True
+            data = await asyncio.wait_for(reader.read(4096), args.timeout)
+            if data:
+                stats.totals["tls_got_data"] += 1  # the node spoke to a cert-less peer
+            else:
+                stats.totals["tls_closed_by_node"] += 1
+        except ssl.SSLError as problem:
+            # The node's alert (certificate required) during or right after the handshake.
+            stats.totals["tls_refused_by_node"] += 1
+            stats.errors[_error_name(problem)] += 1
+        finally:
+            if held:
+                stats.tls_held -= 1
+            if writer is not None:
+                writer.transport.abort()
+
+    async def _stalled_once(self) -> None:
         """A cert-less peer that sends its ClientHello and then holds the connection open."""
         stats, args = self.stats, self.args
-        while not self.stopping.is_set():
-            stats.tls_in_flight += 1
-            stats.totals["tls_attempts"] += 1
-            writer: asyncio.StreamWriter | None = None
-            failed = False
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(args.host, args.port), args.timeout
+            )
+            writer.write(self.hello)
+            await writer.drain()
+            stats.tls_held += 1
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(args.host, args.port), args.timeout
-                )
-                writer.write(self.hello)
-                await writer.drain()
-                stats.tls_held += 1
-                try:
-                    while await asyncio.wait_for(reader.read(65536), args.timeout):
-                        pass  # the node's handshake flight: never answered
-                finally:
-                    stats.tls_held -= 1
-                stats.totals["tls_closed_by_node"] += 1
-            except (OSError, TimeoutError) as problem:
-                stats.totals["tls_failed"] += 1
-                stats.errors[_error_name(problem)] += 1
-                failed = not isinstance(problem, ConnectionResetError)
+                while await asyncio.wait_for(reader.read(65536), args.timeout):
+                    pass  # the node's handshake flight: never answered
             finally:
-                if writer is not None:
-                    writer.transport.abort()
-                stats.tls_in_flight -= 1
-            if failed:
-                await self._pause_after_error()
+                stats.tls_held -= 1
+            stats.totals["tls_closed_by_node"] += 1
+        finally:
+            if writer is not None:
+                writer.transport.abort()
 
     async def slow(self) -> None:
         stats, args = self.stats, self.args
