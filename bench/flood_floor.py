@@ -120,7 +120,12 @@ def measure(kind: str, args: argparse.Namespace, pki: Path) -> str:
         for _ in range(args.rounds):
             idle += calls(port, pki, args.calls)
             attacker = AttackerProcess(
-                port, pki / "ca.pem", args.connections, args.slow, stall=args.stall
+                port,
+                pki / "ca.pem",
+                args.connections,
+                args.slow,
+                stall=args.stall,
+                nice=args.attacker_nice,
             )
             attacker.wait_ramped(60.0)
             flood += calls(port, pki, args.calls)
@@ -144,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=1100, help="cert-less TLS peers")
     parser.add_argument("--slow", type=int, default=50, help="slow-handshake peers")
     parser.add_argument("--stall", action="store_true", help="as flood.py --stall")
+    parser.add_argument(
+        "--attacker-nice", type=int, default=0, help="as flood.py --attacker-nice (diagnostic)"
+    )
     parser.add_argument("--serve", choices=("sync", "aio"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pki", type=Path, help=argparse.SUPPRESS)
@@ -159,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           f" {machine['cores']} cores · Python {machine['python']} · grpcio {grpc.__version__} ·"
           f" {args.rounds} rounds × {args.calls} calls per phase · attacker:"
           f" {args.connections:,} cert-less TLS peers{' (stalled)' if args.stall else ''}"
-          f" + {args.slow} slow handshakes\n")  # fmt: skip
+          f" + {args.slow} slow handshakes, attacker at nice {args.attacker_nice}\n")  # fmt: skip
     print("| server | idle p50 / p99 | flood p50 / p99 | p99 added | flood p99 / idle p99 |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for kind in args.servers.split(","):
