@@ -42,8 +42,9 @@ def render(results: dict[str, Any]) -> str:
         f"{mc['date']} · {mc['cpu']} · {mc['cores']} cores · {mc['os']} · Python {mc['python']}"
         f" · grpcio {mc['grpcio']} · bidui {mc['bidui_revision']}",
         f"N = {args['n']:,} residents · {args['rounds']} rounds of (idle, flood), each"
-        f" {args['calls']:,} single-record calls per mode (after {args['warmup']} warm-up) and"
-        f" {args['connects']} new connections; percentiles over all rounds' calls"
+        f" {args['seconds']:g} s of single-record calls, hashed and blinded in turn (after"
+        f" {args['warmup']:g} s of warm-up) and {args['connects']} new connections; percentiles"
+        f" over all rounds' calls"
         f" · attacker: {args['connections']:,} cert-less TLS peers"
         f"{' holding their connection after the ClientHello' if args.get('stall') else ''}"
         f" + {args['slow']} slow"
@@ -51,8 +52,9 @@ def render(results: dict[str, Any]) -> str:
         f" {att['fd_limit']} · load average {mc['load_average_at_start']} at start,"
         f" {results['load_average_at_end']} at end",
         "",
-        "| mode | phase | calls | failed | p50 ms | p95 ms | p99 ms | max ms | p99 ms by round |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| mode | phase | calls | failed | p50 ms | p95 ms | p99 ms | max ms | p99 ms by round"
+        " | slowest second's p99 ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for mode in SDK_MODES:
         for phase in ("idle", "flood"):
@@ -61,13 +63,14 @@ def render(results: dict[str, Any]) -> str:
                 f"| {mode} | {phase} | {r['calls']:,} | {r['failed']} | {_ms(r['p50_ms'])} |"
                 f" {_ms(r['p95_ms'])} | {_ms(r['p99_ms'])} | {_ms(r['max_ms'])} |"
                 f" {', '.join(_ms(v) for v in r['p99_ms_rounds'])} |"
+                f" {_ms(r['slowest_second_p99_ms'])} |"
             )
     for phase in ("idle", "flood"):
         c = results[f"connect_{phase}"]
         lines.append(
             f"| new mTLS connection + health check | {phase} | {c['calls']} | {c['failed']} |"
             f" {_ms(c['p50_ms'])} | {_ms(c['p95_ms'])} | {_ms(c['p99_ms'])} | {_ms(c['max_ms'])} |"
-            " |"
+            " | |"
         )
     lines += [
         "",
@@ -138,11 +141,11 @@ def render(results: dict[str, Any]) -> str:
 
 def _attacker_window(window: dict[str, Any]) -> list[str]:
     """The attacker's counts over the flood measurement, or why there are none: a flood phase
-    shorter than two of its report intervals (a quick run with few ``--calls``)."""
+    shorter than two of its report intervals (a quick run with a short ``--seconds``)."""
     if window.get("samples", 0) < 2:
         return [
             "| attacker reports during the measurement | fewer than 2 in every round: the flood"
-            " phase was too short to count (use more --calls) |"
+            " phase was too short to count (use more --seconds) |"
         ]
     return [
         f"| cert-less TLS peers open or in flight (min) | {window['tls_in_flight_mean']:,.0f}"

@@ -1,7 +1,7 @@
 """Flood benchmark: a department's latency while cert-less TLS and slow handshakes flood the node.
 
-    .venv/bin/python bench/flood.py                        # issue 7: 1,100 + 50 peers (~1 minute)
-    .venv/bin/python bench/flood.py --connections 200 --slow 10 --calls 100 --rounds 1  # quick
+    .venv/bin/python bench/flood.py                        # issue 7: 1,100 + 50 peers (~3 minutes)
+    .venv/bin/python bench/flood.py --connections 200 --slow 10 --seconds 3 --rounds 1  # quick
     .venv/bin/python bench/flood.py --json flood.json      # also write the results as JSON
 
 The acceptance check of issue 7: "1,100 cert-less TLS connections held open, plus 50 slow
@@ -12,14 +12,18 @@ records". What runs:
    indexes; cached in ``.bench-cache/e2e-N``, shared with ``e2e.py``) and ``bidui provider serve``
    in its own process on a free loopback port, with a fresh SQLite audit log.
 2. Idle: the department (``client_sdk.ComparisonClient`` with its certificate, one channel, as a
-   department's service would hold it) makes ``--calls`` sequential single-record comparisons per
-   mode (hashed, blinded) after ``--warmup``; every answer is checked. Then ``--connects`` new
-   mTLS connections, each with one health check (what a department starting up meets).
+   department's service would hold it) makes sequential single-record comparisons for
+   ``--seconds``, hashed and blinded in turn (so both modes meet the same moments of the flood),
+   after ``--warmup`` seconds; every answer is checked. Then ``--connects`` new mTLS connections,
+   each with one health check (what a department starting up meets).
 3. The attacker (``bench/_flood_attacker.py``) starts in its own process: ``--connections``
    cert-less TLS peers (full handshake without a client certificate, ALPN h2, trusting the node's
    CA; each reconnects as soon as the node closes it) and ``--slow`` peers sending a real
    ClientHello one byte a second. Once all are in flight and every slow peer has been closed once
-   (the node's handshake timeout), the same measurements as in 2 run under the flood.
+   (the node's handshake timeout), the same measurements as in 2 run under the flood. A phase
+   spans several handshake timeouts: peers the node closes together come back together, in a
+   wave every timeout, and a short phase would land on one wave or between two by chance. The
+   slowest second's p99 shows what a wave costs while it lasts.
    2 and 3 repeat ``--rounds`` times (a new attacker each round); the percentiles are over all
    rounds' calls, so background load on a shared machine hits idle and flood alike.
 4. The attacker stops; the audit records added between its start and its end are counted (a
@@ -76,7 +80,6 @@ from _flood_report import render, targets
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client_sdk import BiduiError, ComparisonClient, Credentials
-from client_sdk.client import ComparisonMode as SdkMode
 
 PHASES = ("idle", "flood")
 
@@ -104,19 +107,40 @@ def percentiles(samples: Samples) -> dict[str, Any]:
 
 
 def single_record_calls(
-    client: ComparisonClient, mode: SdkMode, queries: Queries, into: Samples
-) -> None:
-    """One ``compare()`` of one record per query, in order; a failed call counts with its time."""
-    for record, expected in zip(queries.records, queries.present, strict=True):
+    client: ComparisonClient, queries: Queries, seconds: float, into: dict[str, Samples]
+) -> dict[str, list[tuple[float, float]]]:
+    """One ``compare()`` of one record at a time for ``seconds``, hashed and blinded in turn, so
+    both modes meet the same moments of a flood; every answer is checked and a failed call counts
+    with its time. Returns each mode's (seconds since the start, milliseconds) per call."""
+    timeline: dict[str, list[tuple[float, float]]] = {mode: [] for mode in SDK_MODES}
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < seconds:
+        mode = SDK_MODES[n % len(SDK_MODES)]
+        i = n // len(SDK_MODES) % len(queries.records)  # each record in both modes
+        record, expected = queries.records[i], queries.present[i]
+        n += 1
         t0 = time.perf_counter()
         try:
             result = client.compare(RESOURCE, [record], key=KEY, mode=mode, purpose=PURPOSE)
         except BiduiError as problem:
-            into[1][type(problem).__name__] += 1
+            into[mode][1][type(problem).__name__] += 1
         else:
             if result[0].is_error or result[0].is_match != expected:
                 sys.exit(f"{mode} {record}: wrong answer {result[0].status}")
-        into[0].append((time.perf_counter() - t0) * 1000)
+        taken = (time.perf_counter() - t0) * 1000
+        into[mode][0].append(taken)
+        timeline[mode].append((t0 - start, taken))
+    return timeline
+
+
+def slowest_second(timeline: list[tuple[float, float]]) -> float:
+    """The highest p99 of the calls started within one whole second of a phase: what a burst
+    (a wave of reconnecting peers) costs while it lasts, which a p99 over the phase can dilute."""
+    by_second: dict[int, list[float]] = defaultdict(list)
+    for at, taken in timeline:
+        by_second[int(at)].append(taken)
+    return max(percentiles((v, Counter()))["p99_ms"] for v in by_second.values())
 
 
 def new_connections(target: str, credentials: Credentials, count: int, into: Samples) -> None:
@@ -203,6 +227,9 @@ class FloodRun:
         self.p99_rounds: dict[str, dict[str, list[float]]] = {
             p: {m: [] for m in SDK_MODES} for p in PHASES
         }
+        self.slowest_seconds: dict[str, dict[str, list[float]]] = {
+            p: {m: [] for m in SDK_MODES} for p in PHASES
+        }
         self.connects: dict[str, Samples] = {p: ([], Counter()) for p in PHASES}
         self.windows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.attacker_rounds: list[dict[str, Any]] = []
@@ -214,16 +241,19 @@ class FloodRun:
 
     def measure(self, client: ComparisonClient, phase: str, queries: Queries) -> None:
         node_window, my_window = Window(self._node_process), Window(psutil.Process())
+        samples: dict[str, Samples] = {mode: ([], Counter()) for mode in SDK_MODES}
+        timeline = single_record_calls(client, queries, self.args.seconds, samples)
         for mode in SDK_MODES:
-            samples: Samples = ([], Counter())
-            single_record_calls(client, mode, queries, samples)
-            r = percentiles(samples)
+            r = percentiles(samples[mode])
             self.p99_rounds[phase][mode].append(r["p99_ms"])
-            self.calls[phase][mode][0].extend(samples[0])
-            self.calls[phase][mode][1].update(samples[1])
+            self.slowest_seconds[phase][mode].append(slowest_second(timeline[mode]))
+            self.calls[phase][mode][0].extend(samples[mode][0])
+            self.calls[phase][mode][1].update(samples[mode][1])
             if phase == "flood":
-                self.flood_calls[mode] += len(samples[0])
-            log(f"  {phase} {mode}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms,"
+                self.flood_calls[mode] += len(samples[mode][0])
+            slowest = self.slowest_seconds[phase][mode][-1]
+            log(f"  {phase} {mode}: {r['calls']:,} calls, p50 {r['p50_ms']:.2f} ms,"
+                f" p99 {r['p99_ms']:.2f} ms, slowest second's p99 {slowest:.2f} ms,"
                 f" {r['failed']} failed")  # fmt: skip
         new_connections(
             self.server.target, self.credentials, self.args.connects, self.connects[phase]
@@ -253,10 +283,10 @@ class FloodRun:
         self.audit_added.update(audit_difference(before, audit_counts(audit_db)))
         self.log.read()
 
-    def run(self, queries: Queries, warm_up: Queries, audit_db: Path) -> dict[str, Any]:
+    def run(self, queries: Queries, audit_db: Path) -> dict[str, Any]:
         with ComparisonClient(self.server.target, self.credentials) as client:
-            for mode in SDK_MODES:
-                single_record_calls(client, mode, warm_up, ([], Counter()))
+            warm: dict[str, Samples] = {mode: ([], Counter()) for mode in SDK_MODES}
+            single_record_calls(client, queries, self.args.warmup, warm)
             for n in range(self.args.rounds):
                 log(f"round {n + 1} of {self.args.rounds}")
                 self.measure(client, "idle", queries)
@@ -267,6 +297,7 @@ class FloodRun:
                 mode: {
                     **percentiles(self.calls[phase][mode]),
                     "p99_ms_rounds": self.p99_rounds[phase][mode],
+                    "slowest_second_p99_ms": max(self.slowest_seconds[phase][mode]),
                 }
                 for mode in SDK_MODES
             }
@@ -294,9 +325,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the cert-less peers send their ClientHello and hold the connection open until the "
         "node's handshake timeout, instead of completing their side and reconnecting at once",
     )
-    parser.add_argument("--calls", type=int, default=300, help="single-record calls per mode")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0,
+        help="seconds of single-record calls per phase (the default spans four of the node's"
+        " 5 s handshake timeouts, so waves of reconnecting peers fall in it as they come)",
+    )  # fmt: skip
+    parser.add_argument("--queries", type=int, default=2000, help="records the calls cycle over")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (idle, flood)")
-    parser.add_argument("--warmup", type=int, default=30, help="warm-up calls per mode")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up calls")
     parser.add_argument("--connects", type=int, default=20, help="new connections per phase")
     parser.add_argument("--ramp-timeout", type=float, default=60.0, help="seconds for the flood")
     parser.add_argument(
@@ -310,11 +346,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     args = parser.parse_args(argv)
-    sizes = (args.calls, args.warmup, args.connects, args.rounds)
-    if min(sizes) < 1 or args.n < 2 * (args.calls + args.warmup):
-        parser.error(
-            "--calls, --warmup, --connects, --rounds must be >= 1, --n >= 2 x (calls + warmup)"
-        )
+    if min(args.seconds, args.warmup) <= 0 or min(args.queries, args.connects, args.rounds) < 1:
+        parser.error("--seconds, --warmup, --queries, --connects, --rounds must be > 0")
+    if args.n < 2 * args.queries:
+        parser.error("--n must be at least 2 x --queries (half the queries are present)")
     if min(args.connections, args.slow) < 0:
         parser.error("--connections and --slow must be >= 0")
 
@@ -325,10 +360,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     node = prepare_node(workdir, args.n, args.seed)
     server_ids = node.server_items.read_text(encoding="utf-8").split()
-    every = make_queries(server_ids, args.calls + args.warmup, args.seed + 300)
+    queries = make_queries(server_ids, args.queries, args.seed + 300)
     del server_ids
-    warm_up = Queries(every.records[: args.warmup], every.present[: args.warmup])
-    queries = Queries(every.records[args.warmup :], every.present[args.warmup :])
 
     with tempfile.TemporaryDirectory(prefix="bidui-flood-") as scratch_name:
         scratch = Path(scratch_name)
@@ -339,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             run = FloodRun(args, server, node)
             server.wait_serving(run.credentials, timeout=600)
             metrics_before = scrape(server.metrics_port)
-            results.update(run.run(queries, warm_up, scratch / "audit.db"))
+            results.update(run.run(queries, scratch / "audit.db"))
             metrics_after = scrape(server.metrics_port)
         finally:
             if run is not None:
