@@ -22,6 +22,7 @@ import click
 from bidui_cli.errors import UserError
 from bidui_cli.options import config_option
 from provider_node.config import ConfigError, NodeConfig, load_config
+from provider_node.descriptors import LOW_OPEN_FILES, raise_open_files_limit
 from provider_node.keys import KeyStoreError
 from provider_node.oplog import HandshakeFailureLog
 from provider_node.runtime import StartedNode, open_node, start_node
@@ -71,6 +72,7 @@ def serve(
     """
     signals = SignalWaiter()  # before start-up: a SIGTERM during it must not be lost
     config = _load(config_path)
+    _raise_open_files_limit()  # before workers are forked: they inherit it
     count = workers if workers is not None else config.transport.workers
     if count == 1:
         _serve_alone(config, listen, metrics_listen, grace, signals)
@@ -192,6 +194,23 @@ def _serve_workers(
     except WorkerError as problem:
         raise UserError(str(problem)) from None
     click.echo("stopped", err=True)
+
+
+def _raise_open_files_limit() -> None:
+    limit = raise_open_files_limit()
+    if limit.raised:
+        click.echo(
+            f"open files: soft limit raised from {limit.before:,} to {limit.now:,}", err=True
+        )
+    if limit.low:
+        _log.warning(
+            "open files are limited to %s: a peer without a certificate holds one until its TLS "
+            "handshake times out, so that many such peers keep departments' new connections "
+            "waiting; raise the hard limit to at least %s (systemd: LimitNOFILE=65536; a shell: "
+            "ulimit -Hn)",
+            f"{limit.now:,}",
+            f"{LOW_OPEN_FILES:,}",
+        )
 
 
 def _load(config_path: Path) -> NodeConfig:

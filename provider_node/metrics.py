@@ -1,9 +1,12 @@
 """Prometheus metrics of the provider node (article 34: process monitoring).
 
-Every metric lives under ``bidui_``, in base units, counters end in ``_total``, and every label
-takes values from a bounded set: modes, outcomes and refusal reasons from fixed sets (anything else
-is counted as ``other``), requesters are authenticated department ids, resources the configured ones
-(``known_resources``; an unknown id from the network is counted as ``unknown``).
+Every metric of the node's own lives under ``bidui_``, in base units, counters end in
+``_total``, and every label takes values from a bounded set: modes, outcomes and refusal reasons
+from fixed sets (anything else is counted as ``other``), requesters are authenticated department
+ids, resources the configured ones (``known_resources``; an unknown id from the network is
+counted as ``unknown``). Beside them, prometheus_client's ``process_*`` series: above all
+``process_open_fds`` against ``process_max_fds``, which peers without a certificate can fill
+(``descriptors``).
 
 ``NodeMetrics`` counts as the node works; what is computed at scrape time (index age, the
 applications and discrepancy reports read from the database) is in ``metrics_collectors``, and
@@ -15,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from sqlalchemy.orm import Session, sessionmaker
 
 from provider_node import errors
@@ -80,6 +83,7 @@ class NodeMetrics:
         clock: Callable[[], _dt.datetime] = _utcnow,
     ) -> None:
         self._registry = registry
+        ProcessCollector(registry=registry)  # CPU, memory, open and maximum descriptors
         self._clock = clock
         self._known_resources = frozenset(known_resources) if known_resources is not None else None
         labels = ["requester", "resource", "mode", "outcome"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -92,10 +93,18 @@ def port_is_free(port: int) -> bool:
 class NodeProcess:
     """One ``bidui provider serve`` process on 127.0.0.1:``port``."""
 
-    def __init__(self, node: NodeDir, port: int, name: str, *args: str) -> None:
+    def __init__(
+        self,
+        node: NodeDir,
+        port: int,
+        name: str,
+        *args: str,
+        open_files: tuple[int, int] | None = None,
+    ) -> None:
         self.node = node
         self.port = port
         self.args = args  # more ``serve`` options, e.g. ``--workers 2``
+        self.open_files = open_files  # (soft, hard) RLIMIT_NOFILE it starts with, as systemd sets
         self.log = node.directory / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -132,6 +141,7 @@ class NodeProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=self._limit_open_files if self.open_files else None,
             )
         ready = f"serving on port {self.port}"
         while time.monotonic() < started + timeout:
@@ -144,6 +154,10 @@ class NodeProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"the node did not serve within {timeout} s:\n{self.output()}")
+
+    def _limit_open_files(self) -> None:  # in the child, before exec
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     def output(self) -> str:
         try:
