@@ -87,12 +87,13 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def _latencies(call: Callable[[int], None], calls: int) -> list[float]:
+def _latencies(call: Callable[[int], None], calls: int, pause: float = 0.0) -> list[float]:
     out: list[float] = []
     for i in range(calls):
         t0 = time.perf_counter()
         call(i)
         out.append((time.perf_counter() - t0) * 1000)
+        time.sleep(pause)
     return sorted(out)
 
 
@@ -103,8 +104,11 @@ def latency(
     queries: Queries,
     calls: int,
     runs: int,
+    pause: float = 0.0,
 ) -> dict[str, Any]:
-    """Sequential ``compare()`` calls of one record each, present and absent records mixed."""
+    """Sequential ``compare()`` calls of one record each, present and absent records mixed;
+    ``pause`` seconds between calls leave both processes idle before each, as a clerk's lookups
+    do (threads asleep, caches cold)."""
     records, present = queries.records, queries.present
 
     def one(i: int) -> None:
@@ -117,14 +121,16 @@ def latency(
     before = server.rpc_counters()
     p50s, p99s, means, maxes = [], [], [], []
     for run in range(runs):
-        values = _latencies(one, calls)
+        values = _latencies(one, calls, pause)
         p50s.append(_percentile(values, 50))
         p99s.append(_percentile(values, 99))
         means.append(statistics.fmean(values))
         maxes.append(values[-1])
-        log(f"  {mode} single record run {run + 1}: p50 {p50s[-1]:.2f} ms, p99 {p99s[-1]:.2f} ms")
+        log(f"  {mode} single record run {run + 1} (pause {pause:g} s): p50 {p50s[-1]:.2f} ms,"
+            f" p99 {p99s[-1]:.2f} ms")  # fmt: skip
     return {
         "calls": calls,
+        "pause_s": pause,
         "p50_ms": statistics.median(p50s),
         "p99_ms": statistics.median(p99s),
         "mean_ms": statistics.median(means),

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/e2e.py                         # N = 1M, defaults of issue 3 (minutes)
     .venv/bin/python bench/e2e.py --n 20000 --m-blinded 2000 --m-hashed 20000 \\
-        --latency-calls 100 --runs 1                      # a quick check
+        --latency-calls 100 --sporadic-calls 20 --runs 1  # a quick check
     .venv/bin/python bench/e2e.py --json results.json     # also write the results as JSON
 
 What runs:
@@ -17,7 +17,9 @@ What runs:
 3. Through ``client_sdk.ComparisonClient`` (mTLS): blinded mode over M_blinded records, in RFC 9497
    modeOPRF (the default) and in modeVOPRF (``verifiable=True``), and hashed mode over M_hashed
    records (half present, half absent; every answer is checked), then
-   single-record latency over ``--latency-calls`` sequential ``compare()`` calls per mode.
+   single-record latency over ``--latency-calls`` sequential ``compare()`` calls per mode, and
+   over ``--sporadic-calls`` more with ``--sporadic-pause`` seconds idle before each (what a
+   clerk's occasional lookups meet: both processes' threads asleep).
 4. The node is stopped and its audit chain verified (``bidui audit verify``).
 5. OpenMined PSI (``bench/psi_baseline.py`` in ``.bench-venv``, created when missing) over the same
    N server items and the same M_blinded client items as the blinded run.
@@ -62,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--m-blinded", type=int, default=10_000, help="records, blinded run")
     parser.add_argument("--m-hashed", type=int, default=100_000, help="records, hashed run")
     parser.add_argument("--latency-calls", type=int, default=1000, help="single-record calls")
+    parser.add_argument(
+        "--sporadic-calls", type=int, default=100,
+        help="single-record calls, each after --sporadic-pause seconds idle (a clerk's lookups)",
+    )  # fmt: skip
+    parser.add_argument("--sporadic-pause", type=float, default=0.2, help="seconds between them")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--skip-psi", action="store_true", help="leave out the PSI baseline")
     parser.add_argument("--seed", type=int, default=2017, help="seed of the synthetic data")
@@ -73,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     args = parser.parse_args(argv)
+    if args.sporadic_calls < 1 or args.sporadic_pause < 0:
+        parser.error("--sporadic-calls must be >= 1 and --sporadic-pause >= 0")
     if args.n < 2 or min(args.m_blinded, args.m_hashed, args.latency_calls, args.runs) < 1:
         parser.error("--n must be >= 2 and the other sizes >= 1")
     if max(args.m_blinded, args.m_hashed) // 2 > args.n:
@@ -132,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     results[f"latency_{mode}"] = latency(
                         client, server, mode, blinded_queries, args.latency_calls, args.runs
                     )
+                    log(f"{mode}: {args.sporadic_calls:,} single-record calls, each after"
+                        f" {args.sporadic_pause:g} s idle")  # fmt: skip
+                    results[f"sporadic_{mode}"] = latency(
+                        client, server, mode, blinded_queries, args.sporadic_calls, 1,
+                        pause=args.sporadic_pause,
+                    )  # fmt: skip
         finally:
             code = server.stop()
         if code != 0:
