@@ -205,7 +205,7 @@ def _raise_open_files_limit() -> None:
     if limit.low:
         _log.warning(
             "open files are limited to %s: a peer without a certificate holds one until its TLS "
-            "handshake times out, so that many such peers keep departments' new connections "
+            "handshake times out, so that many such peers can keep departments' new connections "
             "waiting; raise the hard limit to at least %s (systemd: LimitNOFILE=65536; a root "
             "shell: ulimit -n 65536)",
             f"{limit.now:,}",
