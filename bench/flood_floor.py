@@ -80,8 +80,21 @@ def serve(kind: str, port: int, pki: Path) -> None:
     asyncio.run(run())
 
 
-def calls(port: int, pki: Path, count: int) -> list[float]:
-    """``count`` sequential calls on one mTLS channel after 30 to warm up; milliseconds each."""
+def start_server(kind: str, port: int, pki: Path) -> subprocess.Popen[bytes]:
+    """The ``--serve`` subprocess, listening once this returns."""
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--port", str(port), "--pki", str(pki)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
+    )
+    time.sleep(1.5)
+    return server
+
+
+def calls(port: int, pki: Path, count: int, pause: float = 0.0) -> list[float]:
+    """``count`` sequential calls on one mTLS channel after 30 to warm up, each after ``pause``
+    seconds idle; milliseconds each."""
     credentials = grpc.ssl_channel_credentials(
         (pki / "ca.pem").read_bytes(),
         (pki / "clients" / "luzhou-civil-affairs.key").read_bytes(),
@@ -94,6 +107,7 @@ def calls(port: int, pki: Path, count: int) -> list[float]:
             call(b"warm", timeout=10)
         taken = []
         for _ in range(count):
+            time.sleep(pause)
             started = time.perf_counter()
             call(os.urandom(16), timeout=10)
             taken.append((time.perf_counter() - started) * 1000)
@@ -107,14 +121,8 @@ def p(values: Sequence[float], q: float) -> float:
 
 def measure(kind: str, args: argparse.Namespace, pki: Path) -> str:
     port = 47000 + os.getpid() % 1000
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--port", str(port), "--pki", str(pki)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
-    )
+    server = start_server(kind, port, pki)
     try:
-        time.sleep(1.5)
         idle: list[float] = []
         flood: list[float] = []
         for _ in range(args.rounds):
