@@ -3,16 +3,22 @@
 ``bidui provider init`` creates the empty table next to the example ``node.toml`` (whose
 ``[[resources]]`` reads it); ``bidui demo``, the integration tests and the benchmark fill it with
 synthetic Luzhou residents, so the whole product can be tried without anyone's real data.
-The residents are made with Faker's ``zh_CN`` locale: valid 18-digit resident ID numbers (area
-code, birth date, sequence number, check character), names and birth dates — nobody real.
+The residents are drawn from a seeded generator: valid 18-digit resident ID numbers (a Luzhou
+area code, birth date, sequence number, check character), names from common surnames and given-name
+characters, and birth dates — nobody real. No sample-data library is needed, so no install of the
+node carries one.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Iterable
 from contextlib import closing
+from datetime import date, timedelta
 from pathlib import Path
+
+from comparator.fields import resident_id_check_character
 
 __all__ = [
     "LUZHOU_AREA_CODES",
@@ -57,20 +63,41 @@ def add_residents(path: Path, residents: Iterable[Resident]) -> None:
 
 
 def synthetic_residents(count: int, seed: int) -> list[Resident]:
-    """``count`` distinct residents (id number, name, birth date) made with Faker's zh_CN locale."""
-    from faker import Faker  # imported here: Faker's locale data takes a moment to load
+    """``count`` distinct residents (id number, name, birth date), the same for the same ``seed``.
 
-    fake = Faker("zh_CN")
-    fake.seed_instance(seed)
+    Birth dates fall between 1 and 95 years before 2026-01-01, so a resident is never born
+    "in the future" on any machine's clock.
+    """
+    rng = random.Random(seed)
     codes = list(LUZHOU_AREA_CODES)
+    latest = date(2025, 1, 1)
+    span_days = 94 * 365
     seen: set[str] = set()
     residents: list[Resident] = []
     while len(residents) < count:
-        area = fake.random_element(codes)
-        id_number = fake.ssn(min_age=1, max_age=95, area_code=area)  # type: ignore[call-arg]
+        born = latest - timedelta(days=rng.randrange(span_days))
+        body = f"{rng.choice(codes)}{born:%Y%m%d}{rng.randrange(1000):03d}"
+        id_number = body + resident_id_check_character(body)
         if id_number in seen:
             continue
         seen.add(id_number)
-        birth = f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
-        residents.append((id_number, fake.name(), birth))
+        residents.append((id_number, _name(rng), born.isoformat()))
     return residents
+
+
+# Common surnames and given-name characters: enough variety for distinct-looking sample names.
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方")
+_GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉兰萍鹏建华飞文辉力宇晨浩然子轩欣怡梓涵"
+    "一诺思远雨桐嘉怡俊杰志强国庆红梅建国丹海燕春梅永刚德明晓东玲婷雪琳佳琪慧敏秋菊宏伟金凤"
+)
+
+
+def _name(rng: random.Random) -> str:
+    surname = rng.choice(_COMPOUND_SURNAMES) if rng.random() < 0.01 else rng.choice(_SURNAMES)
+    given = "".join(rng.choice(_GIVEN) for _ in range(rng.choice((1, 2, 2))))
+    return surname + given

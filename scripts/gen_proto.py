@@ -1,7 +1,8 @@
 """Generate the Python stubs for proto/bidui/v1/*.proto into bidui/v1/.
 
 The one way the stubs are made; never edit bidui/v1/*_pb2*.py by hand. tests/test_proto_stubs.py
-fails when they are stale. Usage: ``python scripts/gen_proto.py [OUTPUT_ROOT]``.
+fails when they are stale (the generators' release stamps aside).
+Usage: ``python scripts/gen_proto.py [OUTPUT_ROOT]``.
 """
 
 from __future__ import annotations

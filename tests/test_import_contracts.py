@@ -22,7 +22,7 @@ def lint_imports(where: Path) -> subprocess.CompletedProcess[str]:
     """Run ``lint-imports`` in ``where``: it puts that folder first on sys.path."""
     script = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     if script is None:
-        pytest.fail("lint-imports is not installed: pip install -e '.[test]'")
+        pytest.fail("lint-imports is missing: pip install -c requirements/dev.lock -e '.[dev]'")
     return subprocess.run(
         [script, "--no-cache"], cwd=where, capture_output=True, text=True, check=False
     )
