@@ -2,7 +2,7 @@
 
 :func:`prepare_node` makes (or reuses) a node folder with ``bidui provider init``'s layout, a
 SQLite source table of N synthetic residents and both ``id_number`` match indexes, built with
-``provider_node.loader`` so that the build time is the index-build throughput at N.
+``provider_node.resources.loader`` so that the build time is the index-build throughput at N.
 :class:`ServerProcess` runs ``bidui provider serve`` in a subprocess (its own GIL, as deployed)
 with a fresh audit log, and reads its CPU time and RPC metrics for the measurements.
 """
@@ -31,13 +31,14 @@ from _e2e_scenario import PROVIDER, REQUESTER, RESOURCE, IdFactory, log, residen
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client_sdk import Credentials
-from provider_node.bootstrap import init_node
-from provider_node.checkpoints import CHECKPOINT_FILE
-from provider_node.config import ComparisonMode, OprfMode, load_config
-from provider_node.keys import NodeKeys
-from provider_node.loader import load_indexes, load_resource
-from provider_node.resources import build_catalog
-from provider_node.source import LoaderError
+from provider_node.audit.checkpoints import CHECKPOINT_FILE
+from provider_node.config import load_config
+from provider_node.core.vocabulary import ComparisonMode, OprfMode
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import load_indexes, load_resource
+from provider_node.resources.source import LoaderError
+from provider_node.setup.bootstrap import init_node
 
 CACHE_FORMAT = 2  # 2: blinded indexes per RFC 9497 mode (blinded, blinded-voprf)
 OPRF_MODES_LINE = 'oprf_modes = ["oprf"]'

@@ -20,7 +20,7 @@ from pathlib import Path
 from client_sdk import ComparisonResult
 from client_sdk.client import ComparisonMode as SdkMode
 from comparator.fields import resident_id_check_character
-from provider_node.sample_data import LUZHOU_AREA_CODES
+from provider_node.setup.sample_data import LUZHOU_AREA_CODES
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCE = "residents"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from provider_node.sample_data import LUZHOU_AREA_CODES
+from provider_node.setup.sample_data import LUZHOU_AREA_CODES
 
 INVALID_EVERY = 1000
 BLOCK_ROWS = 1 << 20

@@ -9,7 +9,8 @@ What runs:
 
 1. A provider node in ``--workdir`` (default ``.bench-cache/e2e-N``; reused when present): keys, a
    development PKI, a SQLite source table of N synthetic Luzhou residents (valid 18-digit resident
-   ID numbers), and the ``id_number`` match indexes built with ``provider_node.loader`` (the build
+   ID numbers), and the ``id_number`` match indexes built with ``provider_node.resources.loader``
+   (the build
    time per mode is reported: it is the index-build throughput at N).
 2. ``bidui provider serve`` in a subprocess (its own GIL, as deployed) on a free loopback port, with
    its audit log in a fresh SQLite database in a temporary folder; the benchmark waits for the

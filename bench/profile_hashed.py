@@ -36,7 +36,7 @@ from _e2e_scenario import KEY, PURPOSE, REPO, RESOURCE, Queries, check_result, l
 
 from bidui.v1 import comparison_pb2
 from client_sdk import ComparisonClient, ComparisonResult, Credentials
-from client_sdk.chunks import match_bits
+from client_sdk.comparison.chunks import match_bits
 from comparator.canonical import ComparisonKey, Domain, FieldSpec, encode_records
 from comparator.index import pack_matches
 from comparator.keyed_hash import KeyedHasher

@@ -21,15 +21,15 @@ from pathlib import Path
 import click
 
 from client_sdk import ComparisonClient, ComparisonResult, Credentials
-from provider_node.audit import AuditUnavailableError
-from provider_node.bootstrap import init_node
+from provider_node.audit.log import AuditUnavailableError
+from provider_node.audit.operator import open_audit, record_index_load
 from provider_node.config import load_config
-from provider_node.keys import NodeKeys
-from provider_node.loader import load_resource
-from provider_node.operator_audit import open_audit, record_index_load
-from provider_node.resources import build_catalog
-from provider_node.runtime import open_node, start_node
-from provider_node.sample_data import Resident, add_residents, synthetic_residents
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import load_resource
+from provider_node.setup.bootstrap import init_node
+from provider_node.setup.runtime import open_node, start_node
+from provider_node.setup.sample_data import Resident, add_residents, synthetic_residents
 
 PROVIDER = "luzhou-psb"
 REQUESTER = "luzhou-civil-affairs"

@@ -17,21 +17,21 @@ import logging
 
 import click
 
-from bidui_cli.audit import audit
-from bidui_cli.compare import compare
-from bidui_cli.decisions import applications, grants
+from bidui_cli.compliance.audit import audit
 from bidui_cli.demo import demo
-from bidui_cli.department import apply, department_applications
-from bidui_cli.department import keys as department_keys
-from bidui_cli.discrepancy_answers import discrepancies
-from bidui_cli.discrepancy_reports import discrepancy
-from bidui_cli.enrolment import list_certificates, revoke, sign
+from bidui_cli.department.access import apply, department_applications
+from bidui_cli.department.access import keys as department_keys
+from bidui_cli.department.compare import compare
+from bidui_cli.department.discrepancies import discrepancy
+from bidui_cli.department.verify import verify
 from bidui_cli.errors import OneLineUsage
-from bidui_cli.provider import provider
-from bidui_cli.rotation import keys, pki
-from bidui_cli.serve import serve
-from bidui_cli.verify import verify
-from bidui_cli.working_days import calendar
+from bidui_cli.operator.calendar import calendar
+from bidui_cli.operator.decisions import applications, grants
+from bidui_cli.operator.discrepancies import discrepancies
+from bidui_cli.operator.enrolment import list_certificates, revoke, sign
+from bidui_cli.operator.provider import provider
+from bidui_cli.operator.rotation import keys, pki
+from bidui_cli.operator.serve import serve
 
 for command in (sign, list_certificates, revoke):
     pki.add_command(command)

@@ -32,9 +32,14 @@ positions, description)`` (:func:`locate_records` finds the positions of input r
 """
 
 from client_sdk.client import ComparisonClient, ComparisonMode, ProgressCallback, RetryPolicy
-from client_sdk.credentials import Credentials
-from client_sdk.discrepancies import DiscrepancyReport, DiscrepancyStatus, locate_records
-from client_sdk.enrolment import make_key_and_request
+from client_sdk.comparison.results import ComparisonResult, MatchStatus, RecordResult
+from client_sdk.comparison.verification_results import (
+    CountResult,
+    RecordVerification,
+    VerificationResult,
+    VerifyStatus,
+)
+from client_sdk.connection.credentials import Credentials
 from client_sdk.errors import (
     AuthenticationError,
     BiduiError,
@@ -50,14 +55,9 @@ from client_sdk.errors import (
     ServiceError,
     ServiceUnavailableError,
 )
-from client_sdk.results import ComparisonResult, MatchStatus, RecordResult
-from client_sdk.sharing import Application, ApplicationStatus, Grant
-from client_sdk.verification_results import (
-    CountResult,
-    RecordVerification,
-    VerificationResult,
-    VerifyStatus,
-)
+from client_sdk.governance.discrepancies import DiscrepancyReport, DiscrepancyStatus, locate_records
+from client_sdk.governance.enrolment import make_key_and_request
+from client_sdk.governance.sharing import Application, ApplicationStatus, Grant
 
 __all__ = [
     "Application",

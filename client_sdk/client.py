@@ -15,19 +15,21 @@ One call, :meth:`ComparisonClient.compare`, does the whole requester's side::
 Chunks of one call share a ``request_id`` (and a ``grant_id`` when one is given). A chunk whose
 node is stopping, restarting, unreachable, or busy with the department's other blinded
 comparisons is retried with exponential backoff and jitter within its deadline (``timeout``
-seconds per chunk, retries included; see :mod:`client_sdk.retry`), so a rolling restart of the
+seconds per chunk, retries included; see :mod:`client_sdk.connection.retry`), so a rolling restart
+of the
 node costs time, not a failed comparison; in blinded mode a retry starts again from
 BlindEvaluate with fresh blinds, so no blind is ever used twice. A used-up quota is raised at
 once, with the node's words on what remains and when it resets. A refused certificate is
 reported at once as an :class:`AuthenticationError` naming the likely cause
-(:mod:`client_sdk.refusals`).
+(:mod:`client_sdk.connection.refusals`).
 
 :meth:`ComparisonClient.verify` verifies fields against a key (核验: not found, consistent, or
 inconsistent with the fields that differ) and ``compare(..., answer="count")`` asks only how many
-matched: the same pipeline with the answer's RPCs (:mod:`client_sdk.answers`).
+matched: the same pipeline with the answer's RPCs (:mod:`client_sdk.comparison.answers`).
 
 A conditional resource is compared only under a grant: :meth:`ComparisonClient.apply` for one,
-:meth:`ComparisonClient.application` to see the operator's decision (:mod:`client_sdk.sharing`).
+:meth:`ComparisonClient.application` to see the operator's decision
+(:mod:`client_sdk.governance.sharing`).
 
 The hashed-mode HMAC key is held in memory while the client is open and is never logged.
 """
@@ -48,25 +50,25 @@ from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from bidui.v1 import discrepancy_pb2_grpc as _discrepancy_pb2_grpc
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
-from client_sdk.answers import count_records, verification_plan, verify_records
-from client_sdk.blinded import compare_blinded
-from client_sdk.catalog import (
+from client_sdk.comparison.answers import count_records, verification_plan, verify_records
+from client_sdk.comparison.blinded import compare_blinded
+from client_sdk.comparison.catalog import (
     Catalog,
     ComparisonMode,
     answer_to_wire,
     check_mode,
     comparison_key_for,
 )
-from client_sdk.chunks import Comparison, ProgressCallback, Record, chunk_ranges
-from client_sdk.credentials import Credentials
-from client_sdk.discrepancies import DiscrepancyCalls
+from client_sdk.comparison.chunks import Comparison, ProgressCallback, Record, chunk_ranges
+from client_sdk.comparison.hashed import compare_hashed
+from client_sdk.comparison.results import ComparisonResult
+from client_sdk.comparison.verification_results import CountResult, VerificationResult
+from client_sdk.connection.credentials import Credentials
+from client_sdk.connection.refusals import Refusals
+from client_sdk.connection.retry import NodeCalls, RetryPolicy, call_with_retries
 from client_sdk.errors import InvalidRequestError
-from client_sdk.hashed import compare_hashed
-from client_sdk.refusals import Refusals
-from client_sdk.results import ComparisonResult
-from client_sdk.retry import NodeCalls, RetryPolicy, call_with_retries
-from client_sdk.sharing import SharingCalls
-from client_sdk.verification_results import CountResult, VerificationResult
+from client_sdk.governance.discrepancies import DiscrepancyCalls
+from client_sdk.governance.sharing import SharingCalls
 
 __all__ = [
     "ComparisonClient",
@@ -132,9 +134,10 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
     :class:`Credentials` rather than raw ``grpc.ChannelCredentials`` to have a refused
     certificate told apart from a restarting node. Use as a context manager, or call
     :meth:`close`. ``apply``, ``application`` and ``applications`` (from
-    :class:`~client_sdk.sharing.SharingCalls`) are for conditional resources;
+    :class:`~client_sdk.governance.sharing.SharingCalls`) are for conditional resources;
     ``report_discrepancy``, ``discrepancy`` and ``discrepancies`` (from
-    :class:`~client_sdk.discrepancies.DiscrepancyCalls`) for results in doubt (article 26).
+    :class:`~client_sdk.governance.discrepancies.DiscrepancyCalls`) for results in doubt (article
+    26).
     """
 
     def __init__(

@@ -86,7 +86,8 @@ class QuotaExceededError(BiduiError):
 
     A quota refusal's message is the node's: what remains of the allowance (a grant's items per
     day, or the department's per minute) and when it resets. It is not retried. Open blinded
-    sessions at their cap are waited for first (``client_sdk.retry``) and raised as this class
+    sessions at their cap are waited for first (``client_sdk.connection.retry``) and raised as this
+    class
     only when the deadline or the retries run out.
     """
 
@@ -115,7 +116,7 @@ class ServiceError(BiduiError):
 
 class CredentialsError(BiduiError):
     """A CA certificate, client certificate or client key file is missing, unreadable or invalid,
-    or a new key and certificate request cannot be made (``client_sdk.enrolment``)."""
+    or a new key and certificate request cannot be made (``client_sdk.governance.enrolment``)."""
 
     user_error = True
 
@@ -180,7 +181,7 @@ def is_tls_failure(code: grpc.StatusCode, details: str | None) -> bool:
 
     Retrying such a failure cannot help, and it is the caller's configuration to fix. A
     connection closed while connecting is not counted: it may be a node going away
-    (``client_sdk.refusals`` tells the two apart).
+    (``client_sdk.connection.refusals`` tells the two apart).
     """
     return classify(code, details) in (
         ConnectionFailure.NODE_CERTIFICATE_REFUSED,

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from comparator.china_time import china_today
 from comparator.errors import FieldError
 
 __all__ = [
@@ -124,7 +125,7 @@ _ID_EARLIEST_BIRTH_YEAR = "1800"
 _MONTH_DAYS = frozenset(
     f"{d:%m%d}" for d in (_dt.date(2000, 1, 1) + _dt.timedelta(days=i) for i in range(366))
 )
-_today = [_dt.date.today().strftime("%Y%m%d")]
+_today = [china_today().strftime("%Y%m%d")]
 # Digits 1-2: the province-level division of GB/T 2260 where the number was first issued. Every
 # code that division has held since resident ID numbers began (1984): 11-15 North, 21-23
 # North-East, 31-37 East, 41-46 Centre-South (46 Hainan since 1988), 50-54 South-West (50 Chongqing
@@ -145,7 +146,7 @@ def _is_future(yyyymmdd: str) -> bool:
     # The cached date only ever lags behind the real one, so re-read the clock only when needed.
     if yyyymmdd <= _today[0]:
         return False
-    _today[0] = _dt.date.today().strftime("%Y%m%d")
+    _today[0] = china_today().strftime("%Y%m%d")
     return yyyymmdd > _today[0]
 
 
@@ -521,7 +522,7 @@ def _plain_resident_ids(column: list[Any]) -> list[int]:
     codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, 18)
     # Read the clock once per column: a birth date after it is left to the per-value rule, which
     # reads the clock again before calling it the future.
-    _today[0] = max(_today[0], _dt.date.today().strftime("%Y%m%d"))
+    _today[0] = max(_today[0], china_today().strftime("%Y%m%d"))
     today = int(_today[0])
     # In blocks that keep the temporaries in the CPU cache (a loader's batch is 100,000s of rows).
     ok = np.concatenate(

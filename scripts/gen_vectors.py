@@ -1,7 +1,7 @@
 """Generate the wire-contract test vectors in docs/vectors/ from the project's own code.
 
 docs/PROTOCOL.md describes the bytes; these files pin them down. Every value is computed here by
-``comparator`` and ``provider_node.keys`` exactly as the SDK and the node compute it, and
+``comparator`` and ``provider_node.resources.keys`` exactly as the SDK and the node compute it, and
 tests/protocol/test_protocol_vectors.py recomputes every one, so the document, the vectors and the
 code cannot drift apart. Usage: ``python scripts/gen_vectors.py [OUTPUT_DIR]`` (default
 docs/vectors). The secrets below are TEST VALUES, published on purpose: never use them on a node.
@@ -49,7 +49,7 @@ from comparator.oprf import (  # noqa: E402
 from comparator.oprf._testing import blind_evaluate_with_nonce, blind_with  # noqa: E402
 from comparator.oprf.dleq import compute_composites  # noqa: E402
 from comparator.oprf.suite import SUITES, context_string  # noqa: E402
-from provider_node.keys import NodeKeys, key_info  # noqa: E402
+from provider_node.resources.keys import NodeKeys, key_info  # noqa: E402
 
 OUT_DIR = ROOT / "docs" / "vectors"
 FORMAT = 1
@@ -481,8 +481,8 @@ def record_vectors() -> dict[str, Any]:
             "Raw record -> canonical record bytes -> HMAC-SHA-256 tag and OPRF output: modeOPRF "
             "(oprf_output_hex, the default) and modeVOPRF (voprf_output_hex), each mode under its "
             "own key (docs/PROTOCOL.md). Keys are derived from the TEST master secrets below "
-            "exactly as a node derives them (provider_node/keys.py). TEST VALUES ONLY: never use "
-            "them."
+            "exactly as a node derives them (provider_node/resources/keys.py). "
+            "TEST VALUES ONLY: never use them."
         ),
         "canonical_version": CANONICAL_VERSION,
         "record_label": RECORD_LABEL.decode("ascii"),

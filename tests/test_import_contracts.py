@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bidui", "bidui_cli", "comparator", "provider_node", "client_sdk")
 CONTRACT = "Layers: bidui_cli > provider_node | client_sdk > comparator | bidui (wire types)"
+ROOMS = ("Node rooms", "SDK rooms", "CLI rooms")
 
 
 def lint_imports(where: Path) -> subprocess.CompletedProcess[str]:
@@ -31,22 +32,64 @@ def lint_imports(where: Path) -> subprocess.CompletedProcess[str]:
 def test_the_tree_keeps_its_contracts() -> None:
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert CONTRACT in result.stdout
-    assert "Contracts: 1 kept, 0 broken." in result.stdout
+    for name in (CONTRACT, *ROOMS):
+        assert name in result.stdout
+    assert f"Contracts: {1 + len(ROOMS)} kept, 0 broken." in result.stdout
 
 
 @pytest.mark.parametrize(
-    ("module", "imported", "shown"),
+    ("module", "imported", "contract", "shown"),
     [
-        ("provider_node/loader.py", "client_sdk", "provider_node.loader -> client_sdk"),
-        ("client_sdk/results.py", "provider_node", "client_sdk.results -> provider_node"),
-        ("provider_node/keys.py", "bidui_cli", "provider_node.keys -> bidui_cli"),
-        ("comparator/index.py", "bidui.v1", "comparator.index -> bidui.v1"),
-        ("bidui/__init__.py", "comparator", "bidui -> comparator"),
+        (
+            "provider_node/resources/loader.py",
+            "client_sdk",
+            CONTRACT,
+            "provider_node.resources.loader -> client_sdk",
+        ),
+        (
+            "client_sdk/comparison/results.py",
+            "provider_node",
+            CONTRACT,
+            "client_sdk.comparison.results -> provider_node",
+        ),
+        (
+            "provider_node/resources/keys.py",
+            "bidui_cli",
+            CONTRACT,
+            "provider_node.resources.keys -> bidui_cli",
+        ),
+        ("comparator/index.py", "bidui.v1", CONTRACT, "comparator.index -> bidui.v1"),
+        ("bidui/__init__.py", "comparator", CONTRACT, "bidui -> comparator"),
+        # Inside the node: a room below imports one above it.
+        (
+            "provider_node/store/models.py",
+            "provider_node.comparison.node",
+            "Node rooms",
+            "provider_node.store.models -> provider_node.comparison.node",
+        ),
+        (
+            "provider_node/core/errors.py",
+            "provider_node.audit.log",
+            "Node rooms",
+            "provider_node.core.errors -> provider_node.audit.log",
+        ),
+        (
+            "client_sdk/connection/retry.py",
+            "client_sdk.comparison.results",
+            "SDK rooms",
+            "client_sdk.connection.retry -> client_sdk.comparison.results",
+        ),
+        # The roles' commands are siblings: a department command never imports an operator's.
+        (
+            "bidui_cli/department/compare.py",
+            "bidui_cli.operator.governance",
+            "CLI rooms",
+            "bidui_cli.department.compare -> bidui_cli.operator.governance",
+        ),
     ],
 )
 def test_a_violation_breaks_the_contract(
-    tmp_path: Path, module: str, imported: str, shown: str
+    tmp_path: Path, module: str, imported: str, contract: str, shown: str
 ) -> None:
     for package in PACKAGES:
         shutil.copytree(
@@ -57,7 +100,7 @@ def test_a_violation_breaks_the_contract(
     target.write_text(target.read_text(encoding="utf-8") + f"\nimport {imported}  # injected\n")
     result = lint_imports(tmp_path)
     assert result.returncode != 0
-    assert "Contracts: 0 kept, 1 broken." in result.stdout
+    assert f"Contracts: {len(ROOMS)} kept, 1 broken." in result.stdout
     broken = result.stdout.split("Broken contracts", 1)[-1]
-    assert CONTRACT in broken
+    assert contract in broken
     assert shown in broken

@@ -41,14 +41,16 @@ class ComparisonHeader(_message.Message):
     purpose: _builtins.str
     """Free text stating the duty the comparison serves; required, audited."""
     request_id: _builtins.str
-    """Caller-chosen id (<= 64 printable ASCII characters) that groups the requests of one batch
-    in the audit log; the node assigns one when empty.
+    """Optional caller-chosen id (1 to 64 printable ASCII characters, no space) that groups the
+    requests of one batch in the audit log; the node does not assign one: when empty, the audit
+    records carry an empty request id.
     """
     key_version: _builtins.int
     """The key version the requester used; must equal the node's current one."""
     grant_id: _builtins.str
     """Conditional resources: the grant this comparison relies on (article 31). Optional: when
-    empty the node uses the department's grant that covers the resource, key and mode.
+    empty the node uses the department's grant that covers the resource, key, mode and answer
+    today. Ignored for other resources.
     """
     answer: _catalog_pb2.Answer.ValueType
     """What the comparison answers; must agree with the RPC (ANSWER_UNSPECIFIED: the RPC's own, and

@@ -1,4 +1,4 @@
-"""The provider node's configuration: one TOML file (docs/CONTRACTS.md), environment overrides.
+"""The provider node's configuration: one TOML file (docs/configuration.md), environment overrides.
 
 ``load_config(path)`` parses the file with ``tomllib``, applies ``BIDUI_<SECTION>_<KEY>``
 environment overrides (``BIDUI_AUDIT_DATABASE_URL``, ``BIDUI_NODE_LISTEN``...), resolves relative
@@ -41,14 +41,10 @@ from provider_node.config.values import (
     MIN_MESSAGE_BYTES,
     MIN_RETENTION_DAYS,
     RESOURCE_ID_RE,
-    Answer,
-    Category,
-    ComparisonMode,
     ConfigError,
-    OprfMode,
-    SharingType,
     parse_address,
 )
+from provider_node.core.vocabulary import Answer, Category, ComparisonMode, OprfMode, SharingType
 
 __all__ = [
     "DEPARTMENT_ID_RE",

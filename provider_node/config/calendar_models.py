@@ -1,5 +1,5 @@
 """``[calendar]``: the years the State Council has announced since the ``chinese-calendar`` package
-was released, copied by the operator from the notice (``provider_node.workdays``).
+was released, copied by the operator from the notice (``provider_node.core.workdays``).
 
     [[calendar.years]]
     year = 2027
@@ -20,7 +20,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 
 from provider_node.config.section import Section
 from provider_node.config.values import problem
-from provider_node.workdays import AnnouncedYear, check_sequence
+from provider_node.core.workdays import AnnouncedYear, check_sequence
 
 __all__ = ["AnnouncedYearConfig", "CalendarConfig"]
 

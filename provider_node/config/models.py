@@ -9,6 +9,7 @@ resolves a default path such as ``data`` against the configuration file's folder
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +42,6 @@ from provider_node.config.values import (
     matching,
     problem,
 )
-from provider_node.store import StoreTimeouts
 
 __all__ = [
     "SECTIONS",
@@ -49,11 +49,27 @@ __all__ = [
     "KeysConfig",
     "NodeConfig",
     "NodeSection",
+    "StoreTimeouts",
     "TlsConfig",
     "TransportConfig",
 ]
 
 DepartmentId = Annotated[str, matching(DEPARTMENT_ID_RE, "a department id ([a-z0-9_-], 1-64)")]
+
+
+@dataclass(frozen=True)
+class StoreTimeouts:
+    """The bounds on every wait for the store ([audit] in node.toml sets them).
+
+    Lock waits are bounded everywhere; statements only on the request path
+    (``bound_statements``), as ``bidui audit verify`` on a long log runs one long statement.
+    """
+
+    connect_s: float = 5.0
+    pool_s: float = 5.0
+    lock_s: float = 3.0
+    statement_s: float = 5.0
+    sqlite_busy_s: float = 2.0
 
 
 class NodeSection(Section):

@@ -28,18 +28,14 @@ from provider_node.config.values import (
     KEY_NAME_RE,
     MAX_KEY_VERSION,
     RESOURCE_ID_RE,
-    Answer,
-    Category,
-    ComparisonMode,
     ConfigPath,
     DatabaseUrl,
     Duration,
-    OprfMode,
-    SharingType,
     between,
     matching,
     problem,
 )
+from provider_node.core.vocabulary import Answer, Category, ComparisonMode, OprfMode, SharingType
 
 __all__ = ["ResourceConfig", "SourceConfig"]
 

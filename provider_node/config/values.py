@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from comparator.fields import FieldType
+from provider_node.core.vocabulary import Answer, Category, ComparisonMode, OprfMode, SharingType
 
 __all__ = [
     "DEPARTMENT_ID_RE",
@@ -79,43 +80,6 @@ class ConfigError(Exception):
             (problems,) if isinstance(problems, str) else tuple(problems)
         )
         super().__init__("\n".join(self.problems))
-
-
-class SharingType(StrEnum):
-    """Article 24."""
-
-    UNCONDITIONAL = "unconditional"
-    CONDITIONAL = "conditional"
-    NOT_SHARED = "not_shared"
-
-
-class Category(StrEnum):
-    """Articles 4 and 18."""
-
-    BASIC = "basic"
-    THEMATIC = "thematic"
-    DEPARTMENTAL = "departmental"
-
-
-class ComparisonMode(StrEnum):
-    HASHED = "hashed"
-    BLINDED = "blinded"
-
-
-class OprfMode(StrEnum):
-    """Blinded mode's RFC 9497 protocol mode: ``oprf`` (modeOPRF, no proof, the default) or
-    ``voprf`` (modeVOPRF, a batched DLEQ proof against the published key)."""
-
-    OPRF = "oprf"
-    VOPRF = "voprf"
-
-
-class Answer(StrEnum):
-    """What a comparison answers; each is its own permission (a resource offers, a grant allows)."""
-
-    MATCH = "match"  # match bits, one per record
-    VERIFY = "verify"  # verification (核验): not found / consistent / inconsistent per record
-    COUNT = "count"  # how many records matched, nothing per record
 
 
 def problem(message: str, *at: str | int) -> PydanticCustomError:

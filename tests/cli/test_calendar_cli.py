@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from provider_node.bootstrap import init_node
-from provider_node.workdays import announce
+from provider_node.core.workdays import announce
+from provider_node.setup.bootstrap import init_node
 from tests.cli.operator import provider, refused
 from tests.provider_node.test_announced_years import LAST, MAKE_UP, NEXT, notice_toml
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bidui_cli.compare import compare
+from bidui_cli.department.compare import compare
 
 
 def _args(tmp_path: Path, input_path: Path) -> list[str]:

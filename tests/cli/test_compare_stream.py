@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from provider_node import sharing
-from provider_node.grants import submit_application
+from provider_node.governance import sharing
+from provider_node.governance.grants import submit_application
 from tests.cli.operator import bidui
 from tests.integration.conftest import NodeUnderTest, start
 
@@ -58,7 +58,7 @@ def _compare(node: NodeUnderTest, source: Path, output: Path, *extra: str):  # t
 def test_an_interrupted_run_keeps_its_answers_and_resumes(
     node: NodeUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bidui_cli.streamed.BLOCK_ROWS", 10)
+    monkeypatch.setattr("bidui_cli.department.streamed.BLOCK_ROWS", 10)
     people = [p[0] for p in node.residents[:20]] + [p[0] for p in node.absent[:15]]
     source = tmp_path / "in.csv"
     with source.open("w", newline="", encoding="utf-8") as out:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from provider_node.audit.operator import open_audit, record_governance
 from provider_node.config import load_config
-from provider_node.operator_audit import open_audit, record_governance
 from tests.cli.operator import audited, bidui, provider, refused
 from tests.cli.test_department_cli import compare, connection
 from tests.integration.conftest import NodeUnderTest, start

@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from client_sdk import make_key_and_request
-from provider_node.bootstrap import init_node
-from provider_node.pki import department_from_certificate, serial_hex
+from provider_node.identity.pki import department_from_certificate, serial_hex
+from provider_node.setup.bootstrap import init_node
 from tests.cli.files import node_files
 from tests.cli.operator import audited, bidui, provider, refused
 

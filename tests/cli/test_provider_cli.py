@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bidui_cli.provider import provider
-from provider_node.bootstrap import init_node
+from bidui_cli.operator.provider import provider
 from provider_node.config import load_config
-from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE
-from provider_node.pki import department_from_certificate
+from provider_node.identity.pki import department_from_certificate
+from provider_node.resources.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE
+from provider_node.setup.bootstrap import init_node
 from tests.cli.files import mode_of, node_files
 
 VALID_IDS = ["11010519491231002X", "510502198001010013"]

@@ -12,12 +12,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from bidui_cli.main import main
-from provider_node.bootstrap import init_node
 from provider_node.config import load_config
-from provider_node.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE, NodeKeys
-from provider_node.loader import IndexMissingError, load_indexes
-from provider_node.resources import build_catalog
-from provider_node.sample_data import add_residents, synthetic_residents
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE, NodeKeys
+from provider_node.resources.loader import IndexMissingError, load_indexes
+from provider_node.setup.bootstrap import init_node
+from provider_node.setup.sample_data import add_residents, synthetic_residents
 from tests.cli.files import mode_of, node_files
 from tests.cli.operator import audited
 

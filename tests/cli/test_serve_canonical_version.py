@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from bidui_cli.main import main as bidui
 from comparator.canonical import CANONICAL_VERSION
 from comparator.index import MatchIndex
-from provider_node.bootstrap import init_node
-from provider_node.sample_data import add_residents, synthetic_residents
+from provider_node.setup.bootstrap import init_node
+from provider_node.setup.sample_data import add_residents, synthetic_residents
 
 
 def test_serve_refuses_an_older_canonical_version_with_the_exact_load_command(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from provider_node.bootstrap import init_node
+from provider_node.setup.bootstrap import init_node
 from tests.cli.operator import provider, refused
 
 

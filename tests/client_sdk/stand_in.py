@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from client_sdk.retry import NodeCalls, RetryPolicy
+from client_sdk.connection.retry import NodeCalls, RetryPolicy
 from tests.client_sdk.failed_call import FailedCall
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
-from client_sdk.catalog import comparison_key_for
+from client_sdk.comparison.catalog import comparison_key_for
 from client_sdk.errors import InvalidRequestError, ServiceError
 from comparator.canonical import CANONICAL_VERSION
 

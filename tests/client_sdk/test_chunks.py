@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bidui.v1 import comparison_pb2 as _comparison_pb2
-from client_sdk.chunks import chunk_ranges, match_bits
+from client_sdk.comparison.chunks import chunk_ranges, match_bits
 from client_sdk.errors import ServiceError
 
 

@@ -11,8 +11,8 @@ import pytest
 import client_sdk
 import client_sdk.client as client_sdk_client
 from client_sdk.client import channel_options, check_request_id
+from client_sdk.connection.retry import RetryPolicy
 from client_sdk.errors import InvalidRequestError
-from client_sdk.retry import RetryPolicy
 
 
 def test_request_id_is_generated_or_checked() -> None:

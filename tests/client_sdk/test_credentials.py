@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from client_sdk.credentials import Credentials
+from client_sdk.connection.credentials import Credentials
 from client_sdk.errors import CredentialsError
 from tests.client_sdk.tls_pki import CLIENT_AUTH, SERVER_AUTH, Authority, Issued
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk.csv_io import (
+from client_sdk.comparison.results import ComparisonResult, RecordResult
+from client_sdk.errors import CsvInputError, CsvOutputError
+from client_sdk.files.csv_io import (
     ERROR_COLUMN,
     MATCH_COLUMN,
     CsvTable,
     read_csv,
     write_results,
 )
-from client_sdk.errors import CsvInputError, CsvOutputError
-from client_sdk.results import ComparisonResult, RecordResult
 
 
 def _write(tmp_path: Path, data: bytes, name: str = "in.csv") -> Path:

@@ -16,14 +16,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bidui.v1 import discrepancy_pb2 as _discrepancy_pb2
 from client_sdk import DiscrepancyReport, DiscrepancyStatus, locate_records
-from client_sdk.discrepancies import DiscrepancyCalls, report_from_message
+from client_sdk.comparison.results import RecordResult, build_result
 from client_sdk.errors import (
     DeadlineExceededError,
     InvalidRequestError,
     ServiceError,
     ServiceUnavailableError,
 )
-from client_sdk.results import RecordResult, build_result
+from client_sdk.governance.discrepancies import DiscrepancyCalls, report_from_message
 from tests.client_sdk import observed
 from tests.client_sdk.stand_in import StandInStub, fake_calls
 

@@ -1,7 +1,8 @@
 """A department's own key and certificate request: what is written, what the node's operator can
 sign, and what is refused (an existing key above all).
 
-The signing is the node's own (``provider_node.pki.sign_client_request``): tests may import the
+The signing is the node's own (``provider_node.identity.pki.sign_client_request``): tests may
+import the
 node, the SDK may not.
 """
 
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from client_sdk import Credentials, CredentialsError, make_key_and_request
-from provider_node.pki import create_ca, sign_client_request
+from provider_node.identity.pki import create_ca, sign_client_request
 
 DEPARTMENT = "luzhou-housing_bureau-2"
 

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from client_sdk.connection.retry import RetryPolicy, RpcFailure, call_with_retries, node_busy
 from client_sdk.errors import (
     BiduiError,
     InvalidRequestError,
@@ -23,10 +24,11 @@ from client_sdk.errors import (
     ResourceNotFoundError,
     ServiceError,
 )
-from client_sdk.retry import RetryPolicy, RpcFailure, call_with_retries, node_busy
-from provider_node import errors, models, quotas, workdays
-from provider_node.sessions import SessionTable
-from provider_node.status import status_code
+from provider_node.access import quotas
+from provider_node.comparison.sessions import SessionTable
+from provider_node.core import errors, workdays
+from provider_node.store import models
+from provider_node.transport.status import status_code
 
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 

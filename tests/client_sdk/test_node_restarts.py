@@ -134,7 +134,8 @@ def test_a_node_away_longer_than_the_deadline(pki: Pki, fake_node: FakeNode) -> 
         assert time.monotonic() - started < 3
 
 
-_SESSIONS_FULL = (  # the node's words (provider_node.sessions; test_node_refusals keeps them)
+# The node's words (provider_node.comparison.sessions; test_node_refusals keeps them).
+_SESSIONS_FULL = (
     "your department has 16 blinded comparisons open on this node, its limit: finish them "
     "(MatchBlinded) or retry after they expire"
 )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from client_sdk.results import ComparisonResult, RecordResult, build_result
+from client_sdk.comparison.results import ComparisonResult, RecordResult, build_result
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from client_sdk.connection.refusals import Refusals
+from client_sdk.connection.retry import RetryPolicy, RpcFailure, call_with_retries
 from client_sdk.errors import (
     AuthenticationError,
     BiduiError,
@@ -18,8 +20,6 @@ from client_sdk.errors import (
     ServiceError,
     ServiceUnavailableError,
 )
-from client_sdk.refusals import Refusals
-from client_sdk.retry import RetryPolicy, RpcFailure, call_with_retries
 from tests.client_sdk import observed
 
 

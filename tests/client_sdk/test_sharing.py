@@ -24,7 +24,7 @@ from client_sdk.errors import (
     ServiceError,
     ServiceUnavailableError,
 )
-from client_sdk.sharing import SharingCalls, application_from_message
+from client_sdk.governance.sharing import SharingCalls, application_from_message
 from tests.client_sdk import observed
 from tests.client_sdk.stand_in import StandInStub, fake_calls
 

@@ -22,8 +22,8 @@ from client_sdk import (
     RetryPolicy,
     ServiceUnavailableError,
 )
+from client_sdk.connection.handshake_probe import ProbeVerdict, probe_handshake, target_address
 from client_sdk.connection_failures import ConnectionFailure, classify
-from client_sdk.handshake_probe import ProbeVerdict, probe_handshake, target_address
 from tests.client_sdk import observed
 from tests.client_sdk.conftest import Pki
 from tests.client_sdk.fake_node import RESOURCE, FakeNode

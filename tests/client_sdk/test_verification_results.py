@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from bidui.v1 import catalog_pb2, comparison_pb2
-from client_sdk.answers import check_verification, verification_plan
-from client_sdk.catalog import answer_to_wire, answers_from_wire, comparison_key_for
-from client_sdk.chunks import Comparison
-from client_sdk.csv_io import read_csv
+from client_sdk.comparison.answers import check_verification, verification_plan
+from client_sdk.comparison.catalog import answer_to_wire, answers_from_wire, comparison_key_for
+from client_sdk.comparison.chunks import Comparison
+from client_sdk.comparison.verification_results import LABELS, VerificationResult
 from client_sdk.errors import InvalidRequestError, ServiceError
-from client_sdk.verification_csv import write_verification
-from client_sdk.verification_results import LABELS, VerificationResult
+from client_sdk.files.csv_io import read_csv
+from client_sdk.files.verification_csv import write_verification
 from comparator.canonical import RecordError
 
 

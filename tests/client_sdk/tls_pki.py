@@ -1,7 +1,7 @@
 """Certificates for the SDK's tests, made with ``cryptography``: a CA, node and department
 certificates, and the odd ones a test needs (expired, another CA's, no department, wrong usage).
 
-Deliberately independent of ``provider_node.pki``: the SDK's checks must accept what any CA
+Deliberately independent of ``provider_node.identity.pki``: the SDK's checks must accept what any CA
 issues for a department, not only what this project's node happens to make.
 """
 

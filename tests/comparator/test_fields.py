@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from comparator.china_time import china_today
 from comparator.errors import FieldError
 from comparator.fields import (
     FieldType,
@@ -312,7 +313,8 @@ def test_uscc_check_matches_definition(body: str) -> None:
 
 
 def test_birth_dates_at_the_edges() -> None:
-    today = dt.date.today()
+    # "Today" is China's date on every machine, whatever its own clock's timezone (PROTOCOL §4.3).
+    today = china_today()
     body = f"110105{today:%Y%m%d}001"
     assert normalize(RID, body + resident_id_check_character(body)) == body + (
         resident_id_check_character(body)

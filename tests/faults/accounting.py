@@ -28,9 +28,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from provider_node.audit import AuditLog
-from provider_node.audit_records import ChainReport
-from provider_node.store import make_engine, session_factory
+from provider_node.audit.log import AuditLog
+from provider_node.audit.records import ChainReport
+from provider_node.store.engine import make_engine, session_factory
 from tests.faults.load import Ledger
 
 __all__ = ["Agreement", "Finding", "audit_log", "check_agreement", "unclosed_openings"]

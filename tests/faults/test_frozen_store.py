@@ -13,7 +13,7 @@ import time
 import pytest
 
 from client_sdk import ComparisonClient
-from provider_node.store_gate import StoreGate
+from provider_node.store.gate import StoreGate
 from tests.faults.accounting import Finding, audit_log, check_agreement
 from tests.faults.load import Ledger, Load, Rpc, requester_for, sdk_compare, show
 from tests.faults.throwaway_postgres import ThrowawayPostgres

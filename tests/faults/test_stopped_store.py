@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from client_sdk import ComparisonClient
-from provider_node.store_gate import StoreGate
+from provider_node.store.gate import StoreGate
 from tests.faults.accounting import Finding, audit_log, check_agreement, is_withheld
 from tests.faults.load import Ledger, Load, requester_for, sdk_compare, show
 from tests.faults.throwaway_postgres import ThrowawayPostgres

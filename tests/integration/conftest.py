@@ -18,13 +18,13 @@ import pytest
 
 from bidui.v1 import catalog_pb2_grpc, comparison_pb2_grpc
 from client_sdk import ComparisonClient, Credentials
-from provider_node.bootstrap import init_node
 from provider_node.config import load_config
-from provider_node.keys import NodeKeys
-from provider_node.loader import load_resource
-from provider_node.resources import build_catalog
-from provider_node.runtime import StartedNode, open_node, start_node
-from provider_node.sample_data import add_residents, synthetic_residents
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import load_resource
+from provider_node.setup.bootstrap import init_node
+from provider_node.setup.runtime import StartedNode, open_node, start_node
+from provider_node.setup.sample_data import add_residents, synthetic_residents
 
 RESIDENTS = 300
 MAX_BATCH = 500

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk.csv_io import read_csv
+from client_sdk.files.csv_io import read_csv
 from comparator.fields import resident_id_check_character
 from provider_node.config import load_config
-from provider_node.keys import NodeKeys
-from provider_node.loader import load_resource
-from provider_node.resources import build_catalog
-from provider_node.runtime import open_node, start_node
-from provider_node.sample_data import add_residents
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import load_resource
+from provider_node.setup.runtime import open_node, start_node
+from provider_node.setup.sample_data import add_residents
 from tests.integration.conftest import NodeUnderTest, start
 
 PURPOSE = "integration test: clerks' spellings"

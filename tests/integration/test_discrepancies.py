@@ -17,17 +17,12 @@ import grpc
 import pytest
 
 from bidui.v1 import discrepancy_pb2, discrepancy_pb2_grpc
-from client_sdk import (
-    DiscrepancyStatus,
-    InvalidRequestError,
-    ResourceNotFoundError,
-    locate_records,
-)
-from client_sdk.results import ComparisonResult
-from provider_node import discrepancies
+from client_sdk import DiscrepancyStatus, InvalidRequestError, ResourceNotFoundError, locate_records
+from client_sdk.comparison.results import ComparisonResult
+from provider_node.audit.operator import record_governance
 from provider_node.config import load_config
-from provider_node.operator_audit import record_governance
-from provider_node.pki import issue_client_cert, load_ca
+from provider_node.governance import discrepancies
+from provider_node.identity.pki import issue_client_cert, load_ca
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest, start
 

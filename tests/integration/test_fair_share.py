@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 
 from bidui.v1 import comparison_pb2, comparison_pb2_grpc
 from client_sdk import make_key_and_request
-from provider_node import enrolment
-from provider_node.pki import load_ca
+from provider_node.identity import enrolment
+from provider_node.identity.pki import load_ca
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import REQUESTER, NodeUnderTest
 from tests.integration.test_refusals import header, valid_blinded

@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from bidui.v1 import catalog_pb2, comparison_pb2
-from provider_node.enrolment import revoke
-from provider_node.pki import create_ca, issue_client_cert, load_ca, serial_hex
+from provider_node.identity.enrolment import revoke
+from provider_node.identity.pki import create_ca, issue_client_cert, load_ca, serial_hex
 from tests.certs import CLIENT_AUTH, SERVER_AUTH, odd_client_cert
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest

@@ -160,8 +160,8 @@ def test_provider_load_is_audited(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from bidui_cli.main import main
-    from provider_node.bootstrap import init_node
-    from provider_node.sample_data import add_residents, synthetic_residents
+    from provider_node.setup.bootstrap import init_node
+    from provider_node.setup.sample_data import add_residents, synthetic_residents
 
     init = init_node(tmp_path)
     add_residents(

@@ -1,10 +1,12 @@
 """The SDK against a real node over mutual TLS: conditional sharing, enrolment, a busy node.
 
 - A department applies through ``ComparisonClient.apply``, the operator decides on the node's
-  machine (``provider_node.sharing``), and the SDK sees the decision as its own dataclasses; it
+  machine (``provider_node.governance.sharing``), and the SDK sees the decision as its own
+  dataclasses; it
   compares under the grant with and without ``grant_id``, and a wrong one is refused.
 - A department makes its key and request with ``make_key_and_request``, the operator signs the
-  request (``provider_node.enrolment.sign``), and the node audits its comparisons under that
+  request (``provider_node.identity.enrolment.sign``), and the node audits its comparisons under
+  that
   department and certificate.
 - Blinded sessions at the department's cap are waited for; a used-up quota is raised at once.
 
@@ -39,8 +41,9 @@ from client_sdk import (
     ServiceError,
     make_key_and_request,
 )
-from provider_node import enrolment, sharing
-from provider_node.pki import certificate_fingerprint, load_ca, serial_hex
+from provider_node.governance import sharing
+from provider_node.identity import enrolment
+from provider_node.identity.pki import certificate_fingerprint, load_ca, serial_hex
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import REQUESTER, NodeUnderTest, start
 from tests.integration.test_refusals import header, valid_blinded

@@ -15,9 +15,9 @@ import pytest
 from bidui.v1 import catalog_pb2
 from client_sdk import ComparisonClient, QuotaExceededError
 from provider_node.config import load_config
-from provider_node.enrolment import revoke
-from provider_node.pki import issue_client_cert, load_ca
-from provider_node.runtime import StartedNode, open_node, start_node
+from provider_node.identity.enrolment import revoke
+from provider_node.identity.pki import issue_client_cert, load_ca
+from provider_node.setup.runtime import StartedNode, open_node, start_node
 from tests.integration.conftest import NodeUnderTest, start
 from tests.postgres import fresh_schema_url
 

@@ -16,8 +16,8 @@ import pytest
 
 from bidui.v1 import catalog_pb2, sharing_pb2, sharing_pb2_grpc
 from client_sdk import PermissionDeniedError, QuotaExceededError
-from provider_node import sharing
-from provider_node.pki import issue_client_cert, load_ca
+from provider_node.governance import sharing
+from provider_node.identity.pki import issue_client_cert, load_ca
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest, start
 

@@ -29,7 +29,7 @@ from client_sdk import (
     PermissionDeniedError,
     VerificationResult,
 )
-from provider_node import sharing
+from provider_node.governance import sharing
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest, start
 

@@ -31,7 +31,7 @@ from bidui.v1 import catalog_pb2, catalog_pb2_grpc, comparison_pb2, comparison_p
 from comparator.canonical import Domain, encode_record
 from comparator.oprf import OprfClient
 from provider_node.config import load_config
-from provider_node.resources import build_catalog
+from provider_node.resources.catalog import build_catalog
 from tests.cli.operator import audited, bidui
 from tests.integration.conftest import build_node_dir
 from tests.postgres import fresh_schema_url

@@ -54,9 +54,10 @@ from comparator.oprf import (
 from comparator.oprf._testing import blind_evaluate_with_nonce, blind_with
 from comparator.oprf.dleq import compute_composites
 from comparator.oprf.suite import SUITES, context_string
-from provider_node import errors, status
-from provider_node.keys import NodeKeys, key_info
-from provider_node.node import MAX_PURPOSE_CHARS
+from provider_node.comparison.node import MAX_PURPOSE_CHARS
+from provider_node.core import errors
+from provider_node.resources.keys import NodeKeys, key_info
+from provider_node.transport import status
 from tests.protocol.vectors import (
     GENERATOR,
     PROTOCOL_MD,
@@ -380,16 +381,16 @@ def _rpc_path_sources() -> list[str]:
     not."""
     seen: set[str] = set()
     todo = [
-        "provider_node.servicer",
-        "provider_node.catalog_servicer",
-        "provider_node.comparison_servicer",
-        "provider_node.sharing_servicer",
-        "provider_node.discrepancy_servicer",
+        "provider_node.transport.guarded",
+        "provider_node.transport.catalog_servicer",
+        "provider_node.transport.comparison_servicer",
+        "provider_node.transport.sharing_servicer",
+        "provider_node.transport.discrepancy_servicer",
     ]
     sources = []
     while todo:
         name = todo.pop()
-        if name in seen or name in ("provider_node.errors", "provider_node.status"):
+        if name in seen or name in ("provider_node.core.errors", "provider_node.transport.status"):
             continue
         seen.add(name)
         source = inspect.getsource(importlib.import_module(name))

@@ -21,10 +21,10 @@ import pysodium
 import pytest
 
 from provider_node.config import load_config
-from provider_node.keys import NodeKeys
-from provider_node.loader import load_resource
-from provider_node.resources import build_catalog
-from provider_node.runtime import open_node, start_node
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import load_resource
+from provider_node.setup.runtime import open_node, start_node
 from tests.integration.conftest import NodeUnderTest, start
 from tests.protocol import thirdparty_client as tp
 from tests.protocol.vectors import ROOT, cases, key_fields, load, resource_vector

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node.store import make_engine, migrate, session_factory
+from provider_node.store.engine import make_engine, migrate, session_factory
 from tests.postgres import fresh_schema_url
 
 

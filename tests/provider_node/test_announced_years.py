@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from provider_node.config import ConfigError, load_config
-from provider_node.runtime import use_calendar
-from provider_node.workdays import (
+from provider_node.core.workdays import (
     AnnouncedYear,
     CalendarRangeError,
     add_working_days,
@@ -29,6 +28,7 @@ from provider_node.workdays import (
     package_years,
     supported_years,
 )
+from provider_node.setup.runtime import use_calendar
 from tests.provider_node.test_config import EXAMPLE
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -146,7 +146,7 @@ def test_the_node_warns_of_a_calendar_about_to_run_out_and_of_a_needless_copy(
 ) -> None:
     def warnings(extra: str, now: datetime) -> list[str]:
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="provider_node.runtime"):
+        with caplog.at_level(logging.WARNING, logger="provider_node.setup.runtime"):
             use_calendar(load_config(write(tmp_path, extra)), now)
         return [record.getMessage() for record in caplog.records]
 

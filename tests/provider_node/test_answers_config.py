@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bidui.v1 import catalog_pb2
-from provider_node import errors
 from provider_node.config import ConfigError, load_config
-from provider_node.grant_lookup import find_grant
-from provider_node.grants import approve, submit_application
-from provider_node.keys import NodeKeys
-from provider_node.loader import index_path, load_indexes, load_resource
-from provider_node.models import Grant
-from provider_node.resources import build_catalog, resource_to_proto
+from provider_node.core import errors
+from provider_node.governance.grant_lookup import find_grant
+from provider_node.governance.grants import approve, submit_application
+from provider_node.resources.catalog import build_catalog, resource_to_proto
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import index_path, load_indexes, load_resource
+from provider_node.store.models import Grant
 from tests.provider_node.test_grants import DECIDED, DEPARTMENT, OFFICER, RESOURCE, application
 
 NODE = """

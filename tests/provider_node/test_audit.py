@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, insert, select, text
 
-from bidui_cli.audit import audit
-from provider_node.audit import AuditLog, AuditUnavailableError
-from provider_node.audit_records import (
+from bidui_cli.compliance.audit import audit
+from provider_node.audit.log import AuditLog, AuditUnavailableError
+from provider_node.audit.records import (
     EXPORT_FIELDS,
     AuditEntry,
     ChainReport,
@@ -28,8 +28,8 @@ from provider_node.audit_records import (
     read_export,
     verify_export,
 )
-from provider_node.models import GENESIS_HASH, AuditRecord
-from provider_node.store import make_engine, migrate, session_factory
+from provider_node.store.engine import make_engine, migrate, session_factory
+from provider_node.store.models import GENESIS_HASH, AuditRecord
 
 CLOSED_PORT_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

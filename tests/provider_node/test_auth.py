@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from provider_node.auth import Authenticator, RevocationList
-from provider_node.errors import AuditUnavailableError, UnauthenticatedError
-from provider_node.pki import CertificateAuthority, create_ca, issue_client_cert, serial_hex
+from provider_node.core.errors import AuditUnavailableError, UnauthenticatedError
+from provider_node.identity.auth import Authenticator, RevocationList
+from provider_node.identity.pki import (
+    CertificateAuthority,
+    create_ca,
+    issue_client_cert,
+    serial_hex,
+)
 from tests.certs import CLIENT_AUTH, SERVER_AUTH, odd_client_cert
 
 

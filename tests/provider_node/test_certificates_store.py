@@ -8,14 +8,15 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import errors, status
-from provider_node.certificates_store import (
+from provider_node.core import errors
+from provider_node.identity.certificates import (
     get_certificate,
     record_certificate,
     revoke_certificate,
     revoked_serials,
     serial_hex,
 )
+from provider_node.transport import status
 
 ISSUED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

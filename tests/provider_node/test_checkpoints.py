@@ -9,14 +9,14 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node.audit import AuditLog
-from provider_node.audit_records import AuditEntry
-from provider_node.checkpoints import (
+from provider_node.audit.checkpoints import (
     CHECKPOINT_KEY_FILE,
     load_signing_key,
     verify_checkpoints,
     write_checkpoint,
 )
+from provider_node.audit.log import AuditLog
+from provider_node.audit.records import AuditEntry
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 

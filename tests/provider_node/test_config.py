@@ -8,16 +8,9 @@ from pathlib import Path
 import pytest
 
 from comparator.fields import FieldType
-from provider_node.bootstrap import NODE_TOML_TEMPLATE
-from provider_node.config import (
-    Category,
-    ComparisonMode,
-    ConfigError,
-    NodeConfig,
-    SharingType,
-    load_config,
-    parse_address,
-)
+from provider_node.config import ConfigError, NodeConfig, load_config, parse_address
+from provider_node.core.vocabulary import Category, ComparisonMode, SharingType
+from provider_node.setup.bootstrap import NODE_TOML_TEMPLATE
 
 EXAMPLE = """\
 [node]

@@ -1,4 +1,5 @@
-"""The node raises its open-files soft limit to the hard one (``provider_node.descriptors``); the
+"""The node raises its open-files soft limit to the hard one
+(``provider_node.transport.descriptors``); the
 node under systemd's default soft limit and a flood of stalled peers:
 tests/integration/test_open_files.py."""
 
@@ -8,7 +9,7 @@ import resource
 
 import pytest
 
-from provider_node.descriptors import LOW_OPEN_FILES, raise_open_files_limit
+from provider_node.transport.descriptors import LOW_OPEN_FILES, raise_open_files_limit
 
 
 class Limits:

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import discrepancies, errors, status
-from provider_node.audit import AuditLog
-from provider_node.audit_records import AuditEntry
-from provider_node.auth import Caller
-from provider_node.discrepancy_records import (
+from provider_node.audit.log import AuditLog
+from provider_node.audit.records import AuditEntry
+from provider_node.core import errors
+from provider_node.governance import discrepancies
+from provider_node.governance.discrepancy_records import (
     MAX_POSITIONS,
     DiscrepancyCounts,
     ReportStatus,
@@ -25,7 +25,9 @@ from provider_node.discrepancy_records import (
     list_reports,
     report_counts,
 )
-from provider_node.models import AuditRecord, DiscrepancyReport
+from provider_node.identity.auth import Caller
+from provider_node.store.models import AuditRecord, DiscrepancyReport
+from provider_node.transport import status
 
 CHINA = timezone(timedelta(hours=8))
 # Monday 2025-09-29, 10:00 in China: 3 working days later, across National Day, is Fri 2025-10-10.

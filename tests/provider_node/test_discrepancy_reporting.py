@@ -13,13 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import discrepancies
-from provider_node.audit import AuditLog
-from provider_node.audit_records import AuditEntry
-from provider_node.auth import Caller
-from provider_node.metrics import NodeMetrics
-from provider_node.report import build_report
-from provider_node.store import make_engine, session_factory
+from provider_node.audit.log import AuditLog
+from provider_node.audit.records import AuditEntry
+from provider_node.governance import discrepancies
+from provider_node.governance.report import build_report
+from provider_node.identity.auth import Caller
+from provider_node.observability.metrics import NodeMetrics
+from provider_node.store.engine import make_engine, session_factory
 
 CHINA = timezone(timedelta(hours=8))
 DEPARTMENT = "luzhou-civil-affairs"

@@ -1,4 +1,4 @@
-"""provider_node.distributed_load and ``bidui provider load --scheduler``, on a real Dask
+"""provider_node.resources.distributed_load and ``bidui provider load --scheduler``, on a real Dask
 ``LocalCluster`` (two worker processes on loopback): the indexes are byte for byte those of a local
 load, invalid rows are reported the same, and the command's mistakes are one line, exit code 2."""
 
@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from provider_node.bootstrap import init_node
 from provider_node.config import NodeConfig
-from provider_node.distributed_load import (
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.distributed_load import (
     ClusterError,
     SourceRows,
     cluster_runner,
     distributed_runner,
 )
-from provider_node.keys import NodeKeys
-from provider_node.loader import LoadReport, chunk_work, load_resource
-from provider_node.resources import build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import LoadReport, chunk_work, load_resource
+from provider_node.setup.bootstrap import init_node
 from tests.cli.operator import audited, provider, refused
 from tests.provider_node.test_loader import person, resident_id, source_rows, write_node
 

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import errors, status
-from provider_node.grant_lookup import (
+from provider_node.core import errors
+from provider_node.core.workdays import supported_years
+from provider_node.governance.grant_lookup import (
     ApplicationCounts,
     GrantRefusal,
     GrantRefusalReason,
@@ -24,15 +25,15 @@ from provider_node.grant_lookup import (
     list_applications,
     list_grants,
 )
-from provider_node.grants import (
+from provider_node.governance.grants import (
     ApplicationStatus,
     approve,
     refuse,
     revoke_grant,
     submit_application,
 )
-from provider_node.models import Application, Grant
-from provider_node.workdays import supported_years
+from provider_node.store.models import Application, Grant
+from provider_node.transport import status
 
 CHINA = timezone(timedelta(hours=8))
 # Monday 2025-09-29, 10:00 in China: 5 working days later, across National Day, is 2025-10-13.

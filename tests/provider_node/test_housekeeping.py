@@ -13,16 +13,16 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node.bootstrap import init_node
+from provider_node.access.quotas import QuotaPruner, consume_department_minute, consume_grant_day
 from provider_node.config import load_config
-from provider_node.housekeeping import Periodic, QuotaPruner
-from provider_node.keys import NodeKeys
-from provider_node.loader import load_resource
-from provider_node.models import QuotaUsage
-from provider_node.quotas import consume_department_minute, consume_grant_day
-from provider_node.resources import build_catalog
-from provider_node.runtime import open_node, start_node
-from provider_node.store import make_engine, session_factory
+from provider_node.core.chores import Periodic
+from provider_node.resources.catalog import build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import load_resource
+from provider_node.setup.bootstrap import init_node
+from provider_node.setup.runtime import open_node, start_node
+from provider_node.store.engine import make_engine, session_factory
+from provider_node.store.models import QuotaUsage
 
 GRANT = "7d5c4d1e-9c3b-4a52-8f9e-3f1f2b6a0c11"
 DEPARTMENT = "luzhou-civil-affairs"
@@ -54,7 +54,7 @@ def test_a_failing_chore_is_warned_about_once_and_retried(
     engine = make_engine(f"sqlite:///{tmp_path / 'no-such-directory' / 'audit.db'}")
     pruner = QuotaPruner(session_factory(engine), clock=lambda: NOW, interval=60)
     try:
-        with caplog.at_level(logging.DEBUG, logger="provider_node.housekeeping"):
+        with caplog.at_level(logging.DEBUG, logger="provider_node.core.chores"):
             assert not pruner.run_once()
             assert not pruner.run_once()
     finally:
@@ -75,7 +75,7 @@ def test_a_failing_chore_is_warned_about_once_and_retried(
 
     caplog.clear()
     chore = Periodic("bidui-test-chore", "do the chore", flaky, interval=0.01)
-    with caplog.at_level(logging.DEBUG, logger="provider_node.housekeeping"):
+    with caplog.at_level(logging.DEBUG, logger="provider_node.core.chores"):
         chore.start()
         assert recovered.wait(5)
         chore.stop()

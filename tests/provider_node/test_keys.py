@@ -1,4 +1,5 @@
-"""provider_node.keys: 0600 key files, refusal of readable ones, derived per-resource keys."""
+"""provider_node.resources.keys: 0600 key files, refusal of readable ones, derived per-resource
+keys."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from comparator import oprf
-from provider_node.keys import (
+from provider_node.resources.keys import (
     HMAC_MASTER_FILE,
     OPRF_SEED_FILE,
     KeyStoreError,

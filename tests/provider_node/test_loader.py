@@ -1,4 +1,5 @@
-"""provider_node.loader: indexes built from SQL and CSV sources answer membership correctly."""
+"""provider_node.resources.loader: indexes built from SQL and CSV sources answer membership
+correctly."""
 
 from __future__ import annotations
 
@@ -15,16 +16,16 @@ from comparator.index import ENTRY_LENGTH, MatchIndex
 from comparator.keyed_hash import KeyedHasher
 from comparator.oprf import Mode, OprfClient, OprfServer, VoprfClient, VoprfServer
 from provider_node.config import NodeConfig, load_config
-from provider_node.keys import NodeKeys
-from provider_node.loader import (
+from provider_node.resources.catalog import Resource, build_catalog
+from provider_node.resources.keys import NodeKeys
+from provider_node.resources.loader import (
     IndexMissingError,
     index_built_at,
     index_path,
     load_indexes,
     load_resource,
 )
-from provider_node.resources import Resource, build_catalog
-from provider_node.source import SourceError, count_source_rows
+from provider_node.resources.source import SourceError, count_source_rows
 
 ROWS = 200
 # Source rows (1-based) with a wrong check digit, and one with an empty name.

@@ -1,4 +1,5 @@
-"""provider_node.metrics: names, bounded labels, index age and applications at scrape time (on
+"""provider_node.observability.metrics: names, bounded labels, index age and applications at scrape
+time (on
 SQLite and PostgreSQL, and with a slow, locked or absent database), the real endpoint."""
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import errors, grant_lookup, grants
-from provider_node.metrics import REFUSAL_REASONS, RPC_DURATION_BUCKETS, NodeMetrics
-from provider_node.metrics_collectors import ApplicationsCollector, application_counts_reader
-from provider_node.metrics_server import MetricsServer, start_metrics_server
-from provider_node.store import make_engine, session_factory
+from provider_node.core import errors
+from provider_node.governance import grant_lookup, grants
+from provider_node.observability.collectors import ApplicationsCollector, application_counts_reader
+from provider_node.observability.endpoint import MetricsServer, start_metrics_server
+from provider_node.observability.metrics import REFUSAL_REASONS, RPC_DURATION_BUCKETS, NodeMetrics
+from provider_node.store.engine import make_engine, session_factory
 
 BUILT = _dt.datetime(2026, 1, 1, 12, 0, tzinfo=_dt.UTC)
 
@@ -196,7 +198,7 @@ def _subclasses(cls: type) -> Iterator[type]:
 
 
 def test_every_refusal_reason_is_a_label_of_its_own(registry: CollectorRegistry) -> None:
-    import provider_node.runtime  # noqa: F401  (every module, so every error class, is loaded)
+    import provider_node.setup.runtime  # noqa: F401  (every module, so every error class, is loaded)
 
     issue_7 = {
         "quota_exceeded",
@@ -413,8 +415,8 @@ def test_metrics_over_tls_need_a_client_certificate_from_the_ca(tmp_path: Path) 
     import urllib.error
     import urllib.request
 
-    from provider_node.metrics_server import MetricsTls
-    from provider_node.pki import create_ca, issue_client_cert, issue_server_cert
+    from provider_node.identity.pki import create_ca, issue_client_cert, issue_server_cert
+    from provider_node.observability.endpoint import MetricsTls
 
     ca = create_ca(tmp_path, "metrics CA")
     node = issue_server_cert(ca, tmp_path)

@@ -15,9 +15,9 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, MetaData, Table, insert, inspect, select, update
 
-import provider_node.store
-from provider_node.models import Base
-from provider_node.store import make_engine
+import provider_node.store.engine
+from provider_node.store.engine import make_engine
+from provider_node.store.models import Base
 
 REVISION_0001 = "0001_audit_log"
 REVISION_0002 = "0002_grants_quotas_certificates"
@@ -37,7 +37,7 @@ def bare_engine(database_url: str) -> Iterator[Engine]:
 
 def _alembic(engine: Engine, verb: str, revision: str) -> None:
     config = Config()
-    migrations = Path(provider_node.store.__file__).resolve().parent / "migrations"
+    migrations = Path(provider_node.store.engine.__file__).resolve().parent / "migrations"
     config.set_main_option("script_location", str(migrations))
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -12,11 +12,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select
 
-import provider_node.store
-from provider_node.audit import AuditLog
-from provider_node.audit_records import AuditEntry
-from provider_node.models import AuditRecord, Base
-from provider_node.store import session_factory
+import provider_node.store.engine
+from provider_node.audit.log import AuditLog
+from provider_node.audit.records import AuditEntry
+from provider_node.store.engine import session_factory
+from provider_node.store.models import AuditRecord, Base
 
 TABLE = "discrepancy_reports"
 
@@ -37,7 +37,7 @@ def test_0004_creates_what_the_model_describes_and_goes_back(engine: Engine) -> 
     )
 
     config = Config()
-    migrations = Path(provider_node.store.__file__).resolve().parent / "migrations"
+    migrations = Path(provider_node.store.engine.__file__).resolve().parent / "migrations"
     config.set_main_option("script_location", str(migrations))
     with engine.begin() as connection:
         config.attributes["connection"] = connection

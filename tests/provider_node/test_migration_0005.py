@@ -16,9 +16,9 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, Table, insert, inspect, select
 
-import provider_node.store
-from provider_node.models import Base
-from provider_node.store import make_engine
+import provider_node.store.engine
+from provider_node.store.engine import make_engine
+from provider_node.store.models import Base
 
 TABLES = ("applications", "grants")
 DAY = dt.date(2026, 3, 2)
@@ -36,7 +36,7 @@ def _alembic(engine: Engine, verb: str, revision: str) -> None:
     config = Config()
     config.set_main_option(
         "script_location",
-        str(Path(provider_node.store.__file__).resolve().parent / "migrations"),
+        str(Path(provider_node.store.engine.__file__).resolve().parent / "migrations"),
     )
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -24,16 +24,17 @@ from comparator.oprf import (
     VoprfServer,
     generate_key_pair,
 )
-from provider_node import errors
-from provider_node.access import AccessPolicy, ItemsPerMinute
-from provider_node.audit import AuditLog
-from provider_node.auth import Caller
-from provider_node.config import OprfMode, load_config
-from provider_node.messages import Header
-from provider_node.metrics import NodeMetrics
-from provider_node.node import NodeLimits, ProviderNode
-from provider_node.resources import ServedResource, build_catalog
-from provider_node.store import make_engine, migrate, session_factory
+from provider_node.access.policy import AccessPolicy, ItemsPerMinute
+from provider_node.audit.log import AuditLog
+from provider_node.comparison.node import NodeLimits, ProviderNode
+from provider_node.config import load_config
+from provider_node.core import errors
+from provider_node.core.messages import Header
+from provider_node.core.vocabulary import OprfMode
+from provider_node.identity.auth import Caller
+from provider_node.observability.metrics import NodeMetrics
+from provider_node.resources.catalog import ServedResource, build_catalog
+from provider_node.store.engine import make_engine, migrate, session_factory
 
 CONFIG = """
 [node]
@@ -164,7 +165,7 @@ def test_verifiable_comparisons_carry_a_proof_and_match_their_own_index(setup) -
 
 def test_the_dleq_batch_limit_applies_to_voprf_only(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     node, _, _, pk = setup
-    monkeypatch.setattr("provider_node.node.MAX_VERIFIABLE_BATCH", 2)
+    monkeypatch.setattr("provider_node.comparison.node.MAX_VERIFIABLE_BATCH", 2)
     _, blinded = _blind(pk, IDS)
     node.blind_evaluate(CALLER, HEADER, blinded.message)  # modeOPRF: up to max_batch_items
     _, blinded = _blind(pk, IDS, verifiable=True)

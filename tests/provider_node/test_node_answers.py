@@ -20,27 +20,22 @@ from comparator.keyed_hash import KeyedHasher
 from comparator.oprf import Mode as OprfMode
 from comparator.oprf import OprfServer, generate_key_pair
 from comparator.verification import VerificationPlan, unpack_verdicts
-from provider_node import errors
-from provider_node.access import AccessPolicy, ItemsPerMinute
-from provider_node.audit import AuditLog
-from provider_node.audit_records import AuditEntry
-from provider_node.auth import Caller
-from provider_node.config import OprfMode as OfferedMode
+from provider_node.access.policy import AccessPolicy, ItemsPerMinute
+from provider_node.audit.log import AuditLog
+from provider_node.audit.records import AuditEntry
+from provider_node.comparison.answers import audit_reason, check_answer, check_fields, evaluate
+from provider_node.comparison.node import NodeLimits, ProviderNode
+from provider_node.comparison.open_comparisons import reconcile
 from provider_node.config import load_config
-from provider_node.messages import (
-    Answer,
-    CountOutcome,
-    Header,
-    MatchOutcome,
-    Mode,
-    VerificationOutcome,
-)
-from provider_node.metrics import NodeMetrics
-from provider_node.node import NodeLimits, ProviderNode
-from provider_node.open_comparisons import reconcile
-from provider_node.resources import ServedResource, build_catalog
-from provider_node.store import make_engine, migrate, session_factory
-from provider_node.verification import audit_reason, check_answer, check_fields, evaluate
+from provider_node.core import errors
+from provider_node.core.messages import CountOutcome, Header, MatchOutcome, VerificationOutcome
+from provider_node.core.vocabulary import Answer
+from provider_node.core.vocabulary import ComparisonMode as Mode
+from provider_node.core.vocabulary import OprfMode as OfferedMode
+from provider_node.identity.auth import Caller
+from provider_node.observability.metrics import NodeMetrics
+from provider_node.resources.catalog import ServedResource, build_catalog
+from provider_node.store.engine import make_engine, migrate, session_factory
 
 CONFIG = """
 [node]

@@ -10,7 +10,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from provider_node.oplog import HandshakeFailureLog, handshake_failure_reason
+from provider_node.observability.oplog import HandshakeFailureLog, handshake_failure_reason
 
 # As grpcio 1.85's core writes them (GRPC_VERBOSITY=INFO).
 NO_CERT = (
@@ -58,8 +58,8 @@ SCRIPT = textwrap.dedent(
     from concurrent import futures
     from pathlib import Path
     import grpc
-    from provider_node.oplog import HandshakeFailureLog
-    from provider_node.pki import create_ca, issue_server_cert
+    from provider_node.observability.oplog import HandshakeFailureLog
+    from provider_node.identity.pki import create_ca, issue_server_cert
 
     logging.basicConfig(filename=sys.argv[1], level=logging.INFO)
     counted = Counter()

@@ -1,4 +1,5 @@
-"""provider_node.pki: the development CA, server and client certificates, department identities."""
+"""provider_node.identity.pki: the development CA, server and client certificates, department
+identities."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provider_node.keys import KeyStoreError
-from provider_node.pki import (
+from provider_node.identity.pki import (
     CertificateAuthority,
     CertificateIdentityError,
     certificate_fingerprint,
@@ -27,6 +27,7 @@ from provider_node.pki import (
     issue_server_cert,
     load_ca,
 )
+from provider_node.resources.keys import KeyStoreError
 
 
 @pytest.fixture(scope="module")

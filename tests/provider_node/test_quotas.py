@@ -12,9 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node import status
-from provider_node.models import QuotaUsage
-from provider_node.quotas import (
+from provider_node.access.quotas import (
     Allowance,
     QuotaExceededError,
     QuotaKind,
@@ -25,7 +23,9 @@ from provider_node.quotas import (
     prune,
     window_start,
 )
-from provider_node.store import make_engine, session_factory
+from provider_node.store.engine import make_engine, session_factory
+from provider_node.store.models import QuotaUsage
+from provider_node.transport import status
 
 GRANT = "7d5c4d1e-9c3b-4a52-8f9e-3f1f2b6a0c11"
 DEPARTMENT = "luzhou-civil-affairs"

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 from sqlalchemy.orm import Session, sessionmaker
 
 from bidui_cli.main import main
-from provider_node import grants, sharing
-from provider_node.audit import AuditLog
-from provider_node.audit_records import AuditEntry
-from provider_node.bootstrap import init_node
+from provider_node.audit.log import AuditLog
+from provider_node.audit.operator import open_audit
+from provider_node.audit.records import AuditEntry
 from provider_node.config import load_config
-from provider_node.operator_audit import open_audit
-from provider_node.report import build_report, quarter_bounds
+from provider_node.governance import grants, sharing
+from provider_node.governance.report import build_report, quarter_bounds
+from provider_node.setup.bootstrap import init_node
 
 
 def test_quarter_bounds() -> None:

@@ -1,4 +1,4 @@
-"""provider_node.resources: the catalog model and the catalog entry a requester sees."""
+"""provider_node.resources.catalog: the catalog model and the catalog entry a requester sees."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
 from comparator.canonical import CANONICAL_VERSION, Domain
-from provider_node.config import ConfigError, SharingType, load_config
-from provider_node.resources import (
+from provider_node.config import ConfigError, load_config
+from provider_node.core.vocabulary import SharingType
+from provider_node.resources.catalog import (
     Resource,
     UnknownComparisonKeyError,
     build_catalog,

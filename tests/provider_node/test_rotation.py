@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from provider_node.bootstrap import init_node
 from provider_node.config import load_config
-from provider_node.rotation import CaRotation, KeyRotation, RotationError, raise_key_versions
+from provider_node.setup.bootstrap import init_node
+from provider_node.setup.rotation import CaRotation, KeyRotation, RotationError, raise_key_versions
 
 TWO_RESOURCES = """\
 [node]

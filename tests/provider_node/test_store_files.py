@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provider_node.store import make_engine, migrate
+from provider_node.store.engine import make_engine, migrate
 
 
 def test_the_sqlite_audit_database_is_for_its_owner_only(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from provider_node.errors import AuditUnavailableError, InvalidRequestError
-from provider_node.store_gate import StoreGate
+from provider_node.core.errors import AuditUnavailableError, InvalidRequestError
+from provider_node.store.gate import StoreGate
 
 
 def test_results_and_errors_pass_through() -> None:

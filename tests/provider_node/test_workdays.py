@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from provider_node import errors, status
-from provider_node.workdays import (
+from provider_node.core import errors
+from provider_node.core.workdays import (
     CalendarRangeError,
     add_working_days,
     china_date,
@@ -16,6 +16,7 @@ from provider_node.workdays import (
     is_working_day,
     supported_years,
 )
+from provider_node.transport import status
 
 SHANGHAI = timezone(timedelta(hours=8))
 

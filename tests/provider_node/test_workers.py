@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from provider_node.server import SignalWaiter, TransportLimits
-from provider_node.workers import (
+from provider_node.transport.server import SignalWaiter, TransportLimits
+from provider_node.transport.workers import (
     WorkerError,
     WorkerExit,
     WorkerPool,

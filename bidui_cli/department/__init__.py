@@ -1,0 +1,3 @@
+"""The requesting department's commands: ``compare``, ``verify``, ``keys request``, ``apply``,
+``applications`` and ``discrepancy``.
+"""

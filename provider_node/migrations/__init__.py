@@ -1,1 +1,0 @@
-"""Alembic migrations of the provider node's store, run by ``provider_node.store.migrate``."""

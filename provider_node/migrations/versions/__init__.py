@@ -1,1 +1,0 @@
-"""Alembic revisions, applied in order by ``provider_node.store.migrate``."""
