@@ -1,16 +1,19 @@
 """The ``bidui`` command: the top layer, over the node, the SDK and the comparator.
 
-``main.py`` is the ``bidui`` group; each role's commands are their own module:
+``main.py`` is the ``bidui`` group; each role's commands are a room of their own, and the rooms
+never import each other (the layer contract in pyproject.toml):
 
-- requesting departments: ``department.py`` (``keys request``, ``apply``, ``applications``) and
-  ``compare.py``, sharing the node options of ``connection.py``;
-- node operators: ``provider.py`` (``init``, ``load``), ``serve.py``, ``rotation.py``
-  (``pki rotate-ca``, ``keys rotate``), ``enrolment.py`` (``pki sign | list | revoke``) and
-  ``decisions.py`` (``applications``, ``grants``), the governance actions sharing
-  ``governance.py``;
-- compliance officers: ``audit.py``; newcomers: ``demo.py``.
+- ``department/``: requesting departments: ``compare``, ``verify`` (sharing ``streamed`` and the
+  node options of ``connection``), ``keys request``, ``apply``, ``applications`` (``access``),
+  ``discrepancy`` (``discrepancies``);
+- ``operator/``: node operators: ``provider`` (``init``, ``load``), ``serve``, ``rotation``
+  (``pki rotate-ca``, ``keys rotate``), ``enrolment`` (``pki sign | list | revoke``),
+  ``decisions`` (``applications``, ``grants``), ``discrepancies``, ``calendar``, the governance
+  actions sharing ``governance``;
+- ``compliance/``: compliance officers: ``audit``; and ``demo.py`` for newcomers.
 
-``terminal.py`` parses what users type and shapes what they read; ``errors.py`` makes every
-mistake one line with exit code 2. Nothing below imports this package: the libraries never depend
-on their command line (checked by import-linter, pyproject.toml).
+What more than one role uses lies beside them: ``terminal.py`` parses what users type and
+shapes what they read, ``discrepancy_text.py`` shows a report's standing, ``options.py`` the
+``--config`` option, ``errors.py`` makes every mistake one line with exit code 2. Nothing below
+imports this package: the libraries never depend on their command line.
 """

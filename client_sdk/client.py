@@ -36,10 +36,7 @@ The hashed-mode HMAC key is held in memory while the client is open and is never
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -56,75 +53,25 @@ from client_sdk.comparison.catalog import (
     Catalog,
     ComparisonMode,
     answer_to_wire,
-    check_mode,
-    comparison_key_for,
 )
-from client_sdk.comparison.chunks import Comparison, ProgressCallback, Record, chunk_ranges
+from client_sdk.comparison.chunks import Comparison, ProgressCallback, Record
 from client_sdk.comparison.hashed import compare_hashed
+from client_sdk.comparison.request import ComparisonRequest, run_comparison
 from client_sdk.comparison.results import ComparisonResult
 from client_sdk.comparison.verification_results import CountResult, VerificationResult
+from client_sdk.connection.channel import channel_options
 from client_sdk.connection.credentials import Credentials
 from client_sdk.connection.refusals import Refusals
-from client_sdk.connection.retry import NodeCalls, RetryPolicy, call_with_retries
+from client_sdk.connection.retry import NodeCalls, RetryPolicy
+from client_sdk.delegation import delegated
 from client_sdk.errors import InvalidRequestError
 from client_sdk.governance.discrepancies import DiscrepancyCalls
 from client_sdk.governance.sharing import SharingCalls
 
-__all__ = [
-    "ComparisonClient",
-    "ComparisonMode",
-    "ProgressCallback",
-    "Record",
-    "RetryPolicy",
-    "call_with_retries",
-    "channel_options",
-    "check_request_id",
-    "chunk_ranges",
-    "comparison_key_for",
-]
-
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")
-_MIB = 1 << 20
-# Per item on the wire: a 64-byte finalize output (the largest message) plus protobuf framing.
-_WIRE_BYTES_PER_ITEM = 64 + 4
+__all__ = ["ComparisonClient", "ComparisonMode", "ProgressCallback", "Record", "RetryPolicy"]
 
 
-def check_request_id(request_id: str | None) -> str:
-    """The caller's request id if valid (1-64 printable ASCII characters), else a fresh one."""
-    if request_id is None:
-        return uuid.uuid4().hex
-    if not _REQUEST_ID.fullmatch(request_id):
-        raise InvalidRequestError(
-            "request_id must be 1 to 64 printable ASCII characters without spaces"
-        )
-    return request_id
-
-
-def channel_options(
-    max_batch: int, server_name: str | None = None, retry_policy: RetryPolicy | None = None
-) -> list[tuple[str, Any]]:
-    """gRPC channel options sized for ``max_batch`` items per request.
-
-    While the node is away, grpc reconnects on its own schedule (from 1 s, growing to 120 s) and
-    fails calls at once in between; a retry lands only once it has reconnected. So its backoff
-    follows ``retry_policy``'s, or a node back after a restart would wait up to two minutes for
-    a channel that no longer looks for it.
-    """
-    policy = retry_policy or RetryPolicy()
-    send_limit = max(4 * _MIB, max_batch * _WIRE_BYTES_PER_ITEM + _MIB)
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_send_message_length", send_limit),
-        ("grpc.max_receive_message_length", 64 * _MIB),
-        ("grpc.primary_user_agent", "bidui-client_sdk"),
-        ("grpc.initial_reconnect_backoff_ms", max(100, int(policy.initial_backoff * 1000))),
-        ("grpc.max_reconnect_backoff_ms", max(100, int(policy.max_backoff * 1000))),
-    ]
-    if server_name:
-        options.append(("grpc.ssl_target_name_override", server_name))
-    return options
-
-
-class ComparisonClient(SharingCalls, DiscrepancyCalls):
+class ComparisonClient:
     """A connection to one provider node, over mTLS.
 
     ``timeout`` is the time allowed for each request: a catalog call, or one chunk of a
@@ -133,9 +80,9 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
     request gets while the node is away, or a whole :class:`RetryPolicy`. Give
     :class:`Credentials` rather than raw ``grpc.ChannelCredentials`` to have a refused
     certificate told apart from a restarting node. Use as a context manager, or call
-    :meth:`close`. ``apply``, ``application`` and ``applications`` (from
+    :meth:`close`. ``apply``, ``application`` and ``applications`` (those of
     :class:`~client_sdk.governance.sharing.SharingCalls`) are for conditional resources;
-    ``report_discrepancy``, ``discrepancy`` and ``discrepancies`` (from
+    ``report_discrepancy``, ``discrepancy`` and ``discrepancies`` (those of
     :class:`~client_sdk.governance.discrepancies.DiscrepancyCalls`) for results in doubt (article
     26).
     """
@@ -173,10 +120,13 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
             server_name=server_name,
             credentials=credentials if isinstance(credentials, Credentials) else None,
         )
-        calls = NodeCalls(self.timeout, self.retry_policy, refusals=refusals)
-        SharingCalls.__init__(self, _sharing_pb2_grpc.SharingServiceStub(self._channel), calls)
-        stub = _discrepancy_pb2_grpc.DiscrepancyServiceStub(self._channel)
-        DiscrepancyCalls.__init__(self, stub, calls)
+        self._calls = NodeCalls(self.timeout, self.retry_policy, refusals=refusals)
+        self._sharing = SharingCalls(
+            _sharing_pb2_grpc.SharingServiceStub(self._channel), self._calls
+        )
+        self._discrepancies = DiscrepancyCalls(
+            _discrepancy_pb2_grpc.DiscrepancyServiceStub(self._channel), self._calls
+        )
         self._catalog = Catalog(_catalog_pb2_grpc.CatalogServiceStub(self._channel), self._calls)
         self._comparison = _comparison_pb2_grpc.ComparisonServiceStub(self._channel)
 
@@ -198,6 +148,15 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
         """Close the channel and forget cached keys. Calls made afterwards fail."""
         self._catalog.clear()
         self._channel.close()
+
+    # Conditional sharing (article 25) and doubted results (article 26): the calls of
+    # SharingCalls and DiscrepancyCalls, with their signatures and documentation.
+    apply = delegated(SharingCalls.apply, "_sharing")
+    application = delegated(SharingCalls.application, "_sharing")
+    applications = delegated(SharingCalls.applications, "_sharing")
+    report_discrepancy = delegated(DiscrepancyCalls.report_discrepancy, "_discrepancies")
+    discrepancy = delegated(DiscrepancyCalls.discrepancy, "_discrepancies")
+    discrepancies = delegated(DiscrepancyCalls.discrepancies, "_discrepancies")
 
     def list_resources(self) -> list[_catalog_pb2.Resource]:
         """The catalog entries the node publishes."""
@@ -293,11 +252,13 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
             return compare_blinded(*args, entry, comparison, items, max_batch=self.max_batch)
 
         wire = answer_to_wire(answer)
-        request = _Request(
+        request = ComparisonRequest(
             resource, key, mode, purpose, progress, request_id, grant_id, wire,
             verifiable=verifiable,
         )  # fmt: skip
-        result: ComparisonResult | CountResult = self._run(request, records, run)
+        result: ComparisonResult | CountResult = run_comparison(
+            self._catalog, request, records, run
+        )
         return result
 
     def verify(
@@ -343,67 +304,9 @@ class ComparisonClient(SharingCalls, DiscrepancyCalls):
                 max_batch=self.max_batch,
             )
 
-        request = _Request(
+        request = ComparisonRequest(
             resource, key, mode, purpose, progress, request_id, grant_id,
             _catalog_pb2.ANSWER_VERIFY, names, verifiable,
         )  # fmt: skip
-        result: VerificationResult = self._run(request, records, run)
+        result: VerificationResult = run_comparison(self._catalog, request, records, run)
         return result
-
-    def _run(
-        self,
-        request: _Request,
-        records: Iterable[Record],
-        run: Callable[[_catalog_pb2.Resource, Comparison, list[Record]], Any],
-    ) -> Any:
-        """The checks every comparison makes before sending, then ``run``; once more, described
-        afresh, when the node says the key version changed."""
-        check_mode(request.mode)
-        if request.verifiable and request.mode != "blinded":
-            raise InvalidRequestError("verifiable is for blinded mode (RFC 9497 modeVOPRF) only")
-        if not request.purpose or not request.purpose.strip():
-            raise InvalidRequestError(
-                "a purpose stating the duty the comparison serves is required"
-            )
-        if request.grant_id is not None and not request.grant_id.strip():
-            raise InvalidRequestError("grant_id must name a grant, or be left out")
-        request_id = check_request_id(request.request_id)
-        items = list(records)
-        for attempt in (1, 2):
-            entry = self._catalog.entry(request.resource)
-            comparison = Comparison(
-                resource_id=entry.id,
-                comparison_key=comparison_key_for(entry, request.key, request.mode),
-                mode=request.mode,
-                purpose=request.purpose,
-                request_id=request_id,
-                progress=request.progress,
-                grant_id=request.grant_id or "",
-                answer=request.answer,
-                verify_fields=request.verify_fields,
-                verifiable=request.verifiable,
-            )
-            try:
-                return run(entry, comparison, items)
-            except InvalidRequestError as error:
-                # The node's catalog changed (e.g. a key rotation): describe again, once.
-                if attempt == 2 or error.code != grpc.StatusCode.FAILED_PRECONDITION:
-                    raise
-                self._catalog.forget(request.resource, request.key)
-        raise AssertionError("unreachable")
-
-
-@dataclass(frozen=True)
-class _Request:
-    """What a compare or verify call asks, before the catalog is read."""
-
-    resource: str
-    key: str
-    mode: ComparisonMode
-    purpose: str
-    progress: ProgressCallback | None
-    request_id: str | None
-    grant_id: str | None
-    answer: _catalog_pb2.Answer.ValueType
-    verify_fields: tuple[str, ...] = ()
-    verifiable: bool = False

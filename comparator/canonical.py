@@ -16,7 +16,8 @@ bytes: the encoding can be parsed back unambiguously. That is what stops ``("ab"
 matching ``("a", "bc")`` and a tag made for one resource from matching in another.
 
 The fixed part up to the value count depends only on the domain and the key, so it is computed once
-per batch; ``encode_records`` canonicalises a batch a column at a time (``fields.normalize_column``)
+per batch; ``encode_records`` canonicalises a batch a column at a time
+(``columns.normalize_column``)
 and prefixes fixed-length values with one shared prefix, since a batch is usually hundreds of
 thousands of records and hashed mode must not wait for this step.
 """
@@ -31,8 +32,9 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
+from comparator.columns import normalize_column
 from comparator.errors import ComparatorError, FieldError
-from comparator.fields import FieldType, Normalizer, normalize_column, normalizer
+from comparator.fields import FieldType, Normalizer, normalizer
 
 __all__ = [
     "CANONICAL_VERSION",
@@ -244,7 +246,7 @@ def encode_records(domain: Domain, key: ComparisonKey, records: Iterable[Record]
     The same encodings and errors as ``encode_record`` record by record. Records of one plain
     shape (all dicts holding the key's fields, or all lists or tuples of its length: what the SDK,
     the CSV reader and the loader pass) are canonicalised a column at a time
-    (``fields.normalize_column``) and encoded with one shared prefix per value length; any other
+    (``columns.normalize_column``) and encoded with one shared prefix per value length; any other
     batch goes record by record."""
     rows = records if isinstance(records, list) else list(records)
     columns = _columns_of(key, rows)

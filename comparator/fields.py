@@ -27,25 +27,24 @@ import datetime as _dt
 import decimal
 import math
 import re
-import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, NamedTuple
-
-import numpy as np
-import numpy.typing as npt
 
 from comparator.china_time import china_today
 from comparator.errors import FieldError
+from comparator.text import is_ascii_digits, text_of
 
 __all__ = [
+    "EARLIEST_BIRTH_YEAR",
+    "ID_CHECK_CHARACTERS",
+    "MONTH_DAYS",
+    "PROVINCES",
     "FieldType",
-    "NormalizedColumn",
     "Normalizer",
     "normalize",
-    "normalize_column",
     "normalizer",
     "resident_id_check_character",
+    "today_yyyymmdd",
     "uscc_check_character",
 ]
 
@@ -67,62 +66,15 @@ class FieldType(StrEnum):
 Normalizer = Callable[[object, str], str]
 """``(value, field_name) -> canonical string``; raises ``FieldError`` naming ``field_name``."""
 
-_nfkc = unicodedata.normalize
-
-
-# Invisible characters, removed before anything else: every format character (Unicode category
-# Cf, as of Unicode 14.0: zero-width spaces and joiners, the word joiner, the byte order mark, the
-# soft hyphen, bidirectional marks...) and the variation selectors (which pick a glyph, never
-# another character). They come from web pages, PDFs and other systems and cannot be seen when
-# typed or checked, so two equal-looking values must not differ by them. The list is fixed here,
-# not read from the running Python's Unicode tables, so both sides remove the same characters.
-_INVISIBLE = (
-    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"  # Cf
-    "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"  # variation selectors
-)
-_INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]+")
-
-
-def _text_of(value: object, field: str) -> str:
-    """The value without invisible characters, NFKC-normalised and trimmed; refuses non-text."""
-    if not isinstance(value, str):
-        if value is None:
-            raise FieldError(field, "is missing")
-        raise FieldError(field, f"must be text, not {type(value).__name__}")
-    # NFKC folds full-width letters and digits to their ASCII forms; pure ASCII is already NFKC.
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # Lone surrogates come from mis-decoded files; they have no UTF-8 encoding to compare.
-            raise FieldError(field, "contains characters that are not valid text") from None
-        # Letters only (most names) have none. Removed before NFKC, so that a letter and an accent
-        # a joiner kept apart still compose.
-        if not value.isalpha() and _INVISIBLE_RE.search(value) is not None:
-            value = _INVISIBLE_RE.sub("", value)
-        value = _nfkc("NFKC", value)
-    value = value.strip()
-    if not value:
-        raise FieldError(field, "is empty")
-    return value
-
-
-def _is_ascii_digits(s: str) -> bool:
-    # str.isdigit() alone also accepts Arabic-Indic, superscript and other Unicode digits.
-    return s.isascii() and s.isdigit()
-
-
 # --- cn_resident_id: GB 11643-1999 --------------------------------------------------------------
 
 # ISO 7064 MOD 11-2: the check makes sum(d_i * 2^(17-i)) + check ≡ 1 (mod 11), i = 0..16 from the
 # left, with 10 written as X. The weighted sum is 2 * P(2) for the digit polynomial P, and since
 # 13 ≡ 2 (mod 11), P(2) ≡ P(13) = int(digits, 13): one C call instead of 17 multiplications.
-_ID_CHECK = "10X98765432"  # check character indexed by (weighted sum mod 11)
-_ID_EARLIEST_BIRTH_YEAR = "1800"
+ID_CHECK_CHARACTERS = "10X98765432"  # check character indexed by (weighted sum mod 11)
+EARLIEST_BIRTH_YEAR = "1800"
 # Every month-day that exists in a leap year; 29 February is then checked against the year.
-_MONTH_DAYS = frozenset(
+MONTH_DAYS = frozenset(
     f"{d:%m%d}" for d in (_dt.date(2000, 1, 1) + _dt.timedelta(days=i) for i in range(366))
 )
 _today = [china_today().strftime("%Y%m%d")]
@@ -134,24 +86,29 @@ _today = [china_today().strftime("%Y%m%d")]
 # 810000 and 820000 do for Hong Kong and Macao residents. Only the province is checked: codes
 # below it are renamed and merged every year, and a number keeps the code it was issued with.
 _PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 83))
-_PROVINCES = frozenset(str(code) for lo, hi in _PROVINCE_RANGES for code in range(lo, hi + 1))
+PROVINCES = frozenset(str(code) for lo, hi in _PROVINCE_RANGES for code in range(lo, hi + 1))
 
 
 def resident_id_check_character(body17: str) -> str:
     """The ISO 7064 MOD 11-2 check character for 17 ASCII digits."""
-    return _ID_CHECK[2 * int(body17, 13) % 11]
+    return ID_CHECK_CHARACTERS[2 * int(body17, 13) % 11]
 
 
 def _is_future(yyyymmdd: str) -> bool:
     # The cached date only ever lags behind the real one, so re-read the clock only when needed.
     if yyyymmdd <= _today[0]:
         return False
-    _today[0] = china_today().strftime("%Y%m%d")
-    return yyyymmdd > _today[0]
+    return yyyymmdd > today_yyyymmdd()
+
+
+def today_yyyymmdd() -> str:
+    """Today's date in China as YYYYMMDD, read from the clock (and kept for ``_is_future``)."""
+    _today[0] = max(_today[0], china_today().strftime("%Y%m%d"))
+    return _today[0]
 
 
 def _check_province(s: str, field: str) -> None:
-    if s[:2] in _PROVINCES:
+    if s[:2] in PROVINCES:
         return
     if s[0] == "9" and len(s) == 18:
         # Since 2023 a foreigner's permanent residence card has an 18-digit number of the same
@@ -166,18 +123,18 @@ def _check_birth_date(s: str, field: str) -> None:
     # Strings of 8 ASCII digits compare like the dates they spell, which keeps this off datetime.
     born = s[6:14]
     month_day = born[4:]
-    if month_day not in _MONTH_DAYS or (month_day == "0229" and not calendar.isleap(int(born[:4]))):
+    if month_day not in MONTH_DAYS or (month_day == "0229" and not calendar.isleap(int(born[:4]))):
         raise FieldError(field, "contains an impossible birth date (digits 7-14)")
-    if born[:4] < _ID_EARLIEST_BIRTH_YEAR or _is_future(born):
+    if born[:4] < EARLIEST_BIRTH_YEAR or _is_future(born):
         raise FieldError(field, "contains a birth date out of range (digits 7-14)")
 
 
 def _resident_id(value: object, field: str) -> str:
-    s = _text_of(value, field)
+    s = text_of(value, field)
     n = len(s)
     if n == 18:
         body = s[:17]
-        if not _is_ascii_digits(body):
+        if not is_ascii_digits(body):
             raise FieldError(field, "the first 17 characters must be digits")
         check = s[17]
         if check == "x":
@@ -191,7 +148,7 @@ def _resident_id(value: object, field: str) -> str:
         return body + check
     if n == 15:
         # First-generation IDs (before 1999) have a 2-digit year of the 1900s and no check digit.
-        if not _is_ascii_digits(s):
+        if not is_ascii_digits(s):
             raise FieldError(field, "a 15-character (first-generation) ID must be all digits")
         _check_province(s, field)
         body = s[:6] + "19" + s[6:]
@@ -217,7 +174,7 @@ def uscc_check_character(body17: str) -> str:
 
 
 def _uscc(value: object, field: str) -> str:
-    s = _text_of(value, field).upper()
+    s = text_of(value, field).upper()
     if len(s) != 18:
         raise FieldError(field, f"must have 18 characters, not {len(s)}")
     if _USCC_RE.fullmatch(s) is None:
@@ -280,7 +237,7 @@ def _fold_whitespace(s: str, field: str) -> str:
 
 
 def _person_name(value: object, field: str) -> str:
-    s = _text_of(value, field)
+    s = text_of(value, field)
     if s.isalpha():  # most names: letters only, no space, dot or control character
         return s
     s = _fold_whitespace(s, field)
@@ -298,7 +255,7 @@ def _person_name(value: object, field: str) -> str:
 def _text(value: object, field: str) -> str:
     if type(value) is int:  # not bool: True is not the text "True"
         return str(value)
-    return _fold_whitespace(_text_of(value, field), field)
+    return _fold_whitespace(text_of(value, field), field)
 
 
 # --- phone --------------------------------------------------------------------------------------
@@ -311,13 +268,13 @@ def _phone(value: object, field: str) -> str:
     if type(value) is int and value > 0:
         s = str(value)
     else:
-        s = _text_of(value, field).translate(_PHONE_SEPARATORS)
+        s = text_of(value, field).translate(_PHONE_SEPARATORS)
     international = s.startswith("+")
     if international:
         s = s[1:]
     elif s.startswith("00"):
         international, s = True, s[2:]
-    if not _is_ascii_digits(s):
+    if not is_ascii_digits(s):
         raise FieldError(field, "may contain only digits, spaces, dashes, dots, brackets and +")
     if international:
         if not s.startswith("86"):
@@ -361,7 +318,7 @@ def _date(value: object, field: str) -> str:
         return value.isoformat()
     if type(value) is int:
         value = str(value)
-    s = _text_of(value, field)
+    s = text_of(value, field)
     for pattern in _DATE_RES:
         m = pattern.fullmatch(s)
         if m is not None:
@@ -392,7 +349,7 @@ def _integer(value: object, field: str) -> str:
         return str(int(value))
     if isinstance(value, int):  # an int subclass such as an IntEnum member
         return str(int(value))
-    m = _INTEGER_RE.fullmatch(_text_of(value, field))
+    m = _INTEGER_RE.fullmatch(text_of(value, field))
     if m is None:
         raise FieldError(field, "must be a whole number written with digits only")
     sign, digits = m.groups()
@@ -427,133 +384,3 @@ def normalize(field_type: FieldType | str, value: object, *, field: str = "value
 
 
 # --- whole columns ------------------------------------------------------------------------------
-
-
-class NormalizedColumn(NamedTuple):
-    """A column of values normalised as one field type.
-
-    ``values[i]`` is the canonical form of input value ``i``, or ``None`` where ``errors`` holds
-    ``(i, error)``; ``errors`` is in input order.
-    """
-
-    values: list[str | None]
-    errors: list[tuple[int, FieldError]]
-
-
-def normalize_column(
-    field_type: FieldType | str, values: Sequence[object], field: str
-) -> NormalizedColumn:
-    """Every value of a column normalised as ``field_type``: exactly what ``normalize`` gives value
-    by value (the same canonical strings, the same errors with the same reasons), faster.
-
-    Resident ID numbers, the usual comparison key, are first checked all at once
-    (``_plain_resident_ids``); the values that check leaves, and every value of the other types,
-    go through the type's per-value rule.
-    """
-    normalize_one = normalizer(field_type)
-    canonical: list[Any] = list(values)
-    left: Iterable[int] = range(len(canonical))
-    if FieldType(field_type) is FieldType.CN_RESIDENT_ID:
-        left = _plain_resident_ids(canonical)
-    errors: list[tuple[int, FieldError]] = []
-    for index in left:
-        try:
-            canonical[index] = normalize_one(values[index], field)
-        except FieldError as error:
-            canonical[index] = None
-            errors.append((index, error))
-    return NormalizedColumn(canonical, errors)
-
-
-# The rules of _resident_id as numpy tables, derived from the same constants. One matrix product
-# reads four numbers off the 17 digits of every row at once: the province (digits 1-2), the birth
-# year (7-10), the birth month and day as MMDD (11-14) and the weighted sum of ISO 7064 MOD 11-2,
-# whose weights are 2^(17-i) mod 11 (the base-13 trick of resident_id_check_character has no array
-# form; the tests check both against each other). Float32 sums are exact here: below 2^24.
-_ID_NUMBERS = np.zeros((17, 4), dtype=np.float32)
-_ID_NUMBERS[0:2, 0] = (10, 1)
-_ID_NUMBERS[6:10, 1] = (1000, 100, 10, 1)
-_ID_NUMBERS[10:14, 2] = (1000, 100, 10, 1)
-_ID_NUMBERS[:, 3] = [pow(2, 17 - i, 11) for i in range(17)]
-_ID_ONES = np.ones(17, dtype=np.float32)
-_ID_CHECK_CODES = np.frombuffer(_ID_CHECK.encode("ascii"), dtype=np.uint8)
-_ID_PROVINCE_OK = np.zeros(100, dtype=bool)
-_ID_PROVINCE_OK[[int(code) for code in _PROVINCES]] = True
-_ID_MONTH_DAY_OK = np.zeros(10_000, dtype=bool)  # indexed by MMDD as a number
-_ID_MONTH_DAY_OK[[int(month_day) for month_day in _MONTH_DAYS]] = True
-_ID_EARLIEST_YEAR = int(_ID_EARLIEST_BIRTH_YEAR)
-_ID_BLOCK_ROWS = 4096
-_ID_ARRAY_MIN_ROWS = 16  # a single-record comparison: 5 µs per value against 60 µs of numpy
-_ZERO, _UPPER_X, _LOWER_X = np.uint8(ord("0")), ord("X"), ord("x")
-
-
-def _plain_resident_ids(column: list[Any]) -> list[int]:
-    """Accept, all at once, the resident ID numbers of ``column`` that ``_resident_id`` would
-    return unchanged or with its ``x`` upper-cased (upper-cased in place); return the positions of
-    all the others, for the per-value rule to canonicalise or refuse.
-
-    Accepted here: a ``str`` of 18 ASCII characters, 17 digits and a digit, ``X`` or ``x``, with a
-    known province, a possible birth date from 1800 to today, and the right check character. Such
-    a value has nothing for ``_text_of`` to remove or fold. Anything else (a 15-digit number,
-    padding, full-width digits, a mistake) is only passed on: an error always comes from the
-    per-value rule, with its reason.
-    """
-    n = len(column)
-    if n < _ID_ARRAY_MIN_ROWS:
-        return list(range(n))  # a few values: the per-value rule is quicker than numpy's setup
-    joined: str | None = None
-    if set(map(type, column)) == {str}:
-        joined = "".join(column)
-        if set(map(len, column)) == {18} and joined.isascii():
-            candidate = np.ones(n, dtype=bool)
-        else:
-            candidate = np.fromiter(map(len, column), dtype=np.int64, count=n) == 18
-            candidate &= np.fromiter(map(str.isascii, column), dtype=bool, count=n)
-    else:  # other types among them (None for a missing value, a number): checked one by one
-        candidate = np.fromiter(
-            (type(v) is str and len(v) == 18 and v.isascii() for v in column), dtype=bool, count=n
-        )
-    if joined is not None and candidate.all():
-        positions = np.arange(n)
-        text = joined
-    else:
-        positions = np.flatnonzero(candidate)
-        text = "".join([column[i] for i in positions.tolist()])
-    codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, 18)
-    # Read the clock once per column: a birth date after it is left to the per-value rule, which
-    # reads the clock again before calling it the future.
-    _today[0] = max(_today[0], china_today().strftime("%Y%m%d"))
-    today = int(_today[0])
-    # In blocks that keep the temporaries in the CPU cache (a loader's batch is 100,000s of rows).
-    ok = np.concatenate(
-        [
-            _plain_resident_id_rows(codes[start : start + _ID_BLOCK_ROWS], today)
-            for start in range(0, len(codes), _ID_BLOCK_ROWS)
-        ]
-        or [np.zeros(0, dtype=bool)]
-    )
-    last = codes[:, 17]
-    for i in positions[ok & (last == _LOWER_X)].tolist():
-        column[i] = column[i][:17] + "X"
-    left = np.ones(n, dtype=bool)
-    left[positions[ok]] = False
-    return np.flatnonzero(left).tolist()
-
-
-def _plain_resident_id_rows(codes: npt.NDArray[np.uint8], today: int) -> npt.NDArray[np.bool_]:
-    """Which rows of 18 ASCII codes pass every check of ``_resident_id`` (birth up to ``today``,
-    a number YYYYMMDD)."""
-    body = codes[:, :17] - _ZERO  # a non-digit wraps around to above 9
-    last = codes[:, 17]
-    ok: npt.NDArray[np.bool_] = ((body > 9).astype(np.float32) @ _ID_ONES) == 0
-    ok &= ((last - _ZERO) <= 9) | (last == _UPPER_X) | (last == _LOWER_X)
-    province, year, month_day, weighted = (body.astype(np.float32) @ _ID_NUMBERS).astype(np.int64).T
-    # A row already refused may hold any numbers: look the tables up at 0 for it.
-    ok &= _ID_PROVINCE_OK[np.where(ok, province, 0)]
-    ok &= _ID_MONTH_DAY_OK[np.where(ok, month_day, 0)]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    ok &= (month_day != 229) | leap
-    ok &= (year >= _ID_EARLIEST_YEAR) & (year * 10_000 + month_day <= today)
-    check = np.where(last == _LOWER_X, _UPPER_X, last)
-    ok &= _ID_CHECK_CODES[weighted % 11] == check
-    return ok

@@ -14,7 +14,7 @@ import click
 
 from bidui_cli.department.connection import NodeAddress, reported
 from bidui_cli.department.streamed import Tally, check_input, run_options, stream_answers
-from client_sdk.client import comparison_key_for
+from client_sdk.comparison.catalog import comparison_key_for
 from client_sdk.files import csv_stream
 from client_sdk.files.csv_io import output_columns, output_row
 from client_sdk.files.csv_stream import CsvBlock

@@ -84,9 +84,16 @@ def verify_records(
         def prepare(encoded: Sequence[bytes]) -> Sequence[bytes]:
             return [hashers[i % width].tag(item) for i, item in enumerate(encoded)]
 
-        send, limit = hashed_sender(calls, stub, "VerifyHashed"), max_batch
+        send, limit = hashed_sender(calls, stub.VerifyHashed, "VerifyHashed"), max_batch
     else:
-        send = blinded_sender(calls, stub, entry, "VerifyBlinded", verifiable=comparison.verifiable)
+        send = blinded_sender(
+            calls,
+            stub,
+            entry,
+            stub.VerifyBlinded,
+            "VerifyBlinded",
+            verifiable=comparison.verifiable,
+        )
         limit = blinded_batch(max_batch, comparison.verifiable)
     fields = tuple(spec.name for spec in plan.fields)
 
@@ -162,9 +169,11 @@ def count_records(
     prepare: Prepare = list
     if comparison.mode == "hashed":
         hasher, domain = catalog.hasher(entry, key)
-        prepare, send = hasher.tags, hashed_sender(calls, stub, "CountHashed")
+        prepare, send = hasher.tags, hashed_sender(calls, stub.CountHashed, "CountHashed")
     else:
-        send = blinded_sender(calls, stub, entry, "CountBlinded", verifiable=comparison.verifiable)
+        send = blinded_sender(
+            calls, stub, entry, stub.CountBlinded, "CountBlinded", verifiable=comparison.verifiable
+        )
         max_batch = blinded_batch(max_batch, comparison.verifiable)
 
     def check(result: _comparison_pb2.CountResult, records: int) -> int:

@@ -19,7 +19,7 @@ session.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -78,7 +78,9 @@ def compare_blinded(
         items,
         max_batch=blinded_batch(max_batch, comparison.verifiable),
         prepare=list,  # blinding happens per attempt: a retry must use fresh blinds
-        send=blinded_sender(calls, stub, entry, verifiable=comparison.verifiable),
+        send=blinded_sender(
+            calls, stub, entry, stub.MatchBlinded, "MatchBlinded", verifiable=comparison.verifiable
+        ),
     )
 
 
@@ -86,17 +88,18 @@ def blinded_sender(
     calls: NodeCalls,
     stub: _comparison_pb2_grpc.ComparisonServiceStub,
     entry: _catalog_pb2.Resource,
-    rpc: str = "MatchBlinded",
+    second: Callable[..., Any],
+    rpc: str,
     *,
     verifiable: bool = False,
 ) -> ChunkSender:
-    """Sends one chunk of encoded items as BlindEvaluate, then ``rpc`` (the second step of the
-    header's answer: MatchBlinded, VerifyBlinded or CountBlinded), with fresh blinds on every
+    """Sends one chunk of encoded items as BlindEvaluate, then ``second``, the stub's RPC named
+    ``rpc`` (the second step of the header's answer: MatchBlinded, VerifyBlinded or
+    CountBlinded), with fresh blinds on every
     attempt. modeVOPRF (``verifiable``, which the header must say too): the chunk must fit one
     DLEQ proof (``MAX_VERIFIABLE_BATCH`` items), and the proof is checked."""
     voprf = _client_for(entry, verifiable)
     key_version = entry.key_version
-    second = getattr(stub, rpc)
 
     def attempt(
         chunk: Sequence[bytes], header: _comparison_pb2.ComparisonHeader, deadline: float

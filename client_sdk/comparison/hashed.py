@@ -11,7 +11,7 @@ design brief). The HMAC key stays inside its :class:`KeyedHasher` and is never l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
@@ -37,18 +37,15 @@ def compare_hashed(
 ) -> ComparisonResult:
     """Compare ``items`` in hashed mode, ``max_batch`` tags per CompareHashed request."""
     hasher, domain = catalog.hasher(entry, comparison.comparison_key)
-    send = hashed_sender(calls, stub)
+    send = hashed_sender(calls, stub.CompareHashed, "CompareHashed")
     return run_chunks(
         comparison, domain, items, max_batch=max_batch, prepare=hasher.tags, send=send
     )
 
 
-def hashed_sender(
-    calls: NodeCalls, stub: _comparison_pb2_grpc.ComparisonServiceStub, rpc: str = "CompareHashed"
-) -> ChunkSender:
-    """Sends one chunk of tags to ``rpc`` (the header's answer's: CompareHashed, VerifyHashed or
-    CountHashed), retried while the node is away."""
-    method = getattr(stub, rpc)
+def hashed_sender(calls: NodeCalls, method: Callable[..., Any], rpc: str) -> ChunkSender:
+    """Sends one chunk of tags to ``method``, the stub's RPC named ``rpc`` (the header's
+    answer's: CompareHashed, VerifyHashed or CountHashed), retried while the node is away."""
 
     def send(tags: Sequence[bytes], header: _comparison_pb2.ComparisonHeader) -> Any:
         request = _comparison_pb2.CompareHashedRequest(header=header, tags=tags)

@@ -38,7 +38,7 @@ from client_sdk.comparison.chunks import chunk_ranges
 from client_sdk.comparison.results import ComparisonResult
 from client_sdk.connection.retry import NodeCalls
 from client_sdk.errors import InvalidRequestError, ServiceError
-from client_sdk.governance.sharing import _date, _instant
+from client_sdk.governance.received import node_date, node_instant
 
 __all__ = [
     "DiscrepancyCalls",
@@ -221,14 +221,14 @@ def report_from_message(message: _discrepancy_pb2.DiscrepancyReport) -> Discrepa
         id=message.id,
         comparison_id=message.comparison_id,
         resource_id=message.resource_id,
-        compared_at=_instant(message.compared_at),
+        compared_at=node_instant(message.compared_at),
         positions=tuple(message.positions),
         description=message.description,
-        filed_at=_instant(message.filed_at),
-        report_deadline=_date(message.report_deadline, "report_deadline", where),
-        answer_deadline=_date(message.answer_deadline, "answer_deadline", where),
+        filed_at=node_instant(message.filed_at),
+        report_deadline=node_date(message.report_deadline, "report_deadline", where),
+        answer_deadline=node_date(message.answer_deadline, "answer_deadline", where),
         status=status,
-        answered_at=_instant(message.answered_at) if message.HasField("answered_at") else None,
+        answered_at=node_instant(message.answered_at) if message.HasField("answered_at") else None,
         answer=message.answer,
         correction_id=message.correction_id,
     )

@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from bidui.v1 import sharing_pb2 as _sharing_pb2
 from bidui.v1 import sharing_pb2_grpc as _sharing_pb2_grpc
 from client_sdk.comparison.catalog import (
@@ -42,6 +40,7 @@ from client_sdk.comparison.catalog import (
 )
 from client_sdk.connection.retry import NodeCalls
 from client_sdk.errors import InvalidRequestError, ServiceError
+from client_sdk.governance.received import node_date, node_instant
 
 __all__ = [
     "Application",
@@ -214,11 +213,11 @@ def application_from_message(message: _sharing_pb2.Application) -> Application:
         modes=_modes(message.modes, where),
         duty=message.duty,
         items_per_day=message.items_per_day,
-        valid_until=_date(message.valid_until, "valid_until", where),
-        submitted_at=_instant(message.submitted_at),
-        decision_deadline=_date(message.decision_deadline, "decision_deadline", where),
+        valid_until=node_date(message.valid_until, "valid_until", where),
+        submitted_at=node_instant(message.submitted_at),
+        decision_deadline=node_date(message.decision_deadline, "decision_deadline", where),
         status=status,
-        decided_at=_instant(message.decided_at) if message.HasField("decided_at") else None,
+        decided_at=node_instant(message.decided_at) if message.HasField("decided_at") else None,
         decision_reason=message.decision_reason,
         grant=grant,
         answers=answers_from_wire(message.answers),
@@ -232,9 +231,9 @@ def _grant(message: _sharing_pb2.Grant, application: str) -> Grant:
         comparison_keys=tuple(message.comparison_keys),
         modes=_modes(message.modes, where),
         items_per_day=message.items_per_day,
-        valid_from=_date(message.valid_from, "valid_from", where),
-        valid_until=_date(message.valid_until, "valid_until", where),
-        revoked_at=_instant(message.revoked_at) if message.HasField("revoked_at") else None,
+        valid_from=node_date(message.valid_from, "valid_from", where),
+        valid_until=node_date(message.valid_until, "valid_until", where),
+        revoked_at=node_instant(message.revoked_at) if message.HasField("revoked_at") else None,
         revocation_reason=message.revocation_reason,
         answers=answers_from_wire(message.answers),
     )
@@ -246,14 +245,3 @@ def _modes(numbers: Sequence[int], where: str) -> tuple[ComparisonMode, ...]:
     if len(known) != len(modes):
         raise ServiceError(f"the node sent {where} with a mode this SDK does not speak")
     return known
-
-
-def _date(text: str, field: str, where: str) -> _dt.date:
-    try:
-        return _dt.date.fromisoformat(text)
-    except ValueError:
-        raise ServiceError(f"the node sent {where} with {field} {text!r}, not YYYY-MM-DD") from None
-
-
-def _instant(stamp: Timestamp) -> _dt.datetime:
-    return stamp.ToDatetime(tzinfo=_dt.UTC)

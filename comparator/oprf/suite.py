@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from comparator import group
 from comparator.errors import InvalidInputError
+from comparator.xmd import Expander64
 
 SUITE_ID = "ristretto255-SHA512"
 ELEMENT_LENGTH = group.ELEMENT_LENGTH  # Noe
@@ -66,8 +67,8 @@ class Suite:
         self.hash_to_scalar_dst = b"HashToScalar-" + self.context
         self.derive_key_pair_dst = b"DeriveKeyPair" + self.context
         self.seed_dst = b"Seed-" + self.context
-        self.group_expander = group.Expander64(self.hash_to_group_dst)
-        self.scalar_expander = group.Expander64(self.hash_to_scalar_dst)
+        self.group_expander = Expander64(self.hash_to_group_dst)
+        self.scalar_expander = Expander64(self.hash_to_scalar_dst)
 
     def hash_to_scalar(self, msg: bytes) -> bytes:
         return group.hash_to_scalar(msg, self.hash_to_scalar_dst)

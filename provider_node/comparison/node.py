@@ -1,12 +1,17 @@
 """The provider's data service node (article 16): every check between a request and its answer.
 
 ``ProviderNode`` turns a request already decoded from protobuf into its answer (match bits, a
-verification's outcomes, or a count: ``verification.py``), in this order::
+verification's outcomes, or a count: ``answers.py``), in this order::
 
-    caller identity (auth.py) -> resource, answer, key, mode, sharing type, grant (access.py)
-        -> header, verified fields, item count and lengths (checks.py, verification.py)
-        -> allowance reserved (access.py) -> lookups (or RFC 9497 BlindEvaluate)
-        -> audit record committed, fail closed (comparison_audit.py) -> metrics -> answer
+    caller identity (identity/auth.py, in the servicer)
+        -> one ComparisonRequest (request.py): caller, header, mode, start, payload digest
+        -> resource, answer, key, mode, sharing type, grant (access/policy.py)
+        -> header, verified fields, item count and lengths (checks.py, answers.py)
+        -> allowance reserved (access/policy.py, access/quotas.py)
+        -> lookups (or RFC 9497 BlindEvaluate)
+        -> audit record committed, fail closed (audit_trail.py) -> metrics -> answer
+
+Any refusal on the way goes, with the same request, to ``ComparisonAudit.refuse``.
 
 Nothing here knows gRPC: refusals are ``provider_node.core.errors`` exceptions, which
 ``provider_node.transport.status`` maps to status codes. Every refusal of a comparison is audited

@@ -62,9 +62,6 @@ REPORT_WORKING_DAYS = 3
 ANSWER_WORKING_DAYS = 5
 #: Positions in one report: a comparison of more doubted items is reported in several.
 MAX_POSITIONS = 10_000
-#: The audit action of an index refresh, the only record a correction may name.
-
-_COMPARISON = "comparison"
 # Six digits in a row, ASCII or full-width: no description needs them, every identifier has them.
 _RECORD_VALUE = re.compile(r"[0-9０-９]{6,}")
 
@@ -290,7 +287,7 @@ def _comparison(session: Session, department: str, comparison_id: str) -> AuditR
         select(AuditRecord).where(AuditRecord.comparison_id == canonical)
     ).one_or_none()
     # Another department's comparison is answered as none at all: ids tell no one anything.
-    if record is None or record.action != _COMPARISON or record.requester != department:
+    if record is None or record.action != Action.COMPARISON or record.requester != department:
         raise missing
     if record.outcome != Outcome.ANSWERED:
         raise errors.StateConflictError(
@@ -300,7 +297,7 @@ def _comparison(session: Session, department: str, comparison_id: str) -> AuditR
     withheld = session.scalar(
         select(func.count()).where(
             AuditRecord.related_id == canonical,
-            AuditRecord.action == _COMPARISON,
+            AuditRecord.action == Action.COMPARISON,
             AuditRecord.outcome == Outcome.FAILED,
         )
     )

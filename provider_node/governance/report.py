@@ -38,8 +38,8 @@ __all__ = ["QuarterlyReport", "build_report", "quarter_bounds"]
 
 _QUARTER = re.compile(r"(\d{4})-?Q([1-4])", re.IGNORECASE)
 
-# Governance actions the page counts in sections of their own (sharing.py and enrolment.py write
-# them); every other action is listed under "other audited actions".
+# Governance actions the page counts in sections of their own (governance/sharing.py and
+# identity/enrolment.py write them); every other action is listed under "other audited actions".
 _SHARING_ACTIONS = {
     Action.APPLICATION: "applications submitted",
     Action.APPLICATION_APPROVAL: "applications approved",

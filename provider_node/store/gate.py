@@ -1,6 +1,6 @@
 """A bounded wait on the store for the request path: a hung database costs a requester seconds.
 
-The engine's own timeouts (``store.py``) cancel slow statements and lock waits, but a database
+The engine's own timeouts (``engine.py``) cancel slow statements and lock waits, but a database
 server that is frozen outright (SIGSTOP, a hung disk) answers nothing, cancels nothing, and would
 hold every RPC worker that touches it while requests that need no database at all queue behind
 them. ``StoreGate.run`` does store work on threads of its own and waits at most ``deadline``:

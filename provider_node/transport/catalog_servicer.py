@@ -1,5 +1,5 @@
 """The CatalogService servicer: protobuf in, ``ProviderNode`` calls, protobuf out. Nothing else;
-refusals reach ``status.abort_with`` through ``servicer._guarded``."""
+refusals reach ``status.abort_with`` through ``servicer.guarded``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from comparator.keyed_hash import TAG_LENGTH
 from provider_node.core.vocabulary import Action
 from provider_node.resources.catalog import ServedResource, resource_to_proto
-from provider_node.transport.guarded import _Base, _guarded
+from provider_node.transport.guarded import ServicerBase, guarded
 
 __all__ = ["CatalogServicer"]
 
@@ -26,7 +26,7 @@ def _resource_message(served: ServedResource) -> _catalog_pb2.Resource:
     )
 
 
-class CatalogServicer(_Base, _catalog_pb2_grpc.CatalogServiceServicer):
+class CatalogServicer(ServicerBase, _catalog_pb2_grpc.CatalogServiceServicer):
     def ListResources(
         self, request: _catalog_pb2.ListResourcesRequest, context: grpc.ServicerContext
     ) -> _catalog_pb2.ListResourcesResponse:
@@ -37,7 +37,7 @@ class CatalogServicer(_Base, _catalog_pb2_grpc.CatalogServiceServicer):
                 resources=[_resource_message(s) for s in served]
             )
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def DescribeResource(
         self, request: _catalog_pb2.DescribeResourceRequest, context: grpc.ServicerContext
@@ -46,7 +46,7 @@ class CatalogServicer(_Base, _catalog_pb2_grpc.CatalogServiceServicer):
             self._caller(context, Action.CATALOG_READ, request.resource_id)
             return _resource_message(self._node.describe(request.resource_id))
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def GetHashKey(
         self, request: _catalog_pb2.GetHashKeyRequest, context: grpc.ServicerContext
@@ -58,4 +58,4 @@ class CatalogServicer(_Base, _catalog_pb2_grpc.CatalogServiceServicer):
                 hmac_key=key, key_version=version, tag_length=TAG_LENGTH
             )
 
-        return _guarded(context, call)
+        return guarded(context, call)

@@ -1,5 +1,5 @@
 """The ComparisonService servicer: protobuf in, ``ProviderNode`` calls, protobuf out. Nothing
-else; refusals reach ``status.abort_with`` through ``servicer._guarded``."""
+else; refusals reach ``status.abort_with`` through ``servicer.guarded``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bidui.v1 import comparison_pb2 as _comparison_pb2
 from bidui.v1 import comparison_pb2_grpc as _comparison_pb2_grpc
 from provider_node.core.messages import CountOutcome, Header, MatchOutcome, VerificationOutcome
 from provider_node.core.vocabulary import Action, Answer
-from provider_node.transport.guarded import _ANSWERS, _Base, _guarded
+from provider_node.transport.guarded import ANSWERS_FROM_PROTO, ServicerBase, guarded
 
 __all__ = ["ComparisonServicer"]
 
@@ -27,7 +27,7 @@ def _header(message: _comparison_pb2.ComparisonHeader, unspecified: Answer) -> H
     answer = (
         unspecified
         if message.answer == _catalog_pb2.ANSWER_UNSPECIFIED
-        else _ANSWERS.get(message.answer)
+        else ANSWERS_FROM_PROTO.get(message.answer)
     )
     return Header(
         resource_id=message.resource_id,
@@ -80,7 +80,7 @@ def _count_result(outcome: object) -> _comparison_pb2.CountResult:
     )
 
 
-class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
+class ComparisonServicer(ServicerBase, _comparison_pb2_grpc.ComparisonServiceServicer):
     """Each answer has its RPCs: match bits, verification, count (hashed in one, blinded as
     ``BlindEvaluate`` then the answer's second step)."""
 
@@ -98,7 +98,7 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
             tags = list(request.tags)
             return result(self._node.compare_hashed(caller, header, tags, answer))
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def _blinded(
         self,
@@ -114,7 +114,7 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
             )
             return result(outcome)
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def CompareHashed(
         self, request: _comparison_pb2.CompareHashedRequest, context: grpc.ServicerContext
@@ -146,7 +146,7 @@ class ComparisonServicer(_Base, _comparison_pb2_grpc.ComparisonServiceServicer):
                 key_version=outcome.key_version,
             )
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def MatchBlinded(
         self, request: _comparison_pb2.MatchBlindedRequest, context: grpc.ServicerContext

@@ -1,5 +1,5 @@
 """The DiscrepancyService servicer (article 26): protobuf in, ``DiscrepancyDesk`` calls, protobuf
-out. Nothing else; refusals reach ``status.abort_with`` through ``servicer._guarded``."""
+out. Nothing else; refusals reach ``status.abort_with`` through ``servicer.guarded``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from provider_node.core.vocabulary import Action
 from provider_node.governance.discrepancies import DiscrepancyDesk, ReportStatus
 from provider_node.identity.auth import Authenticator
 from provider_node.store.models import DiscrepancyReport
-from provider_node.transport.guarded import _Base, _guarded, _timestamp
+from provider_node.transport.guarded import ServicerBase, guarded, timestamp
 
 __all__ = ["DiscrepancyServicer"]
 
@@ -24,7 +24,7 @@ _STATUSES = {
 }
 
 
-class DiscrepancyServicer(_Base, _discrepancy_pb2_grpc.DiscrepancyServiceServicer):
+class DiscrepancyServicer(ServicerBase, _discrepancy_pb2_grpc.DiscrepancyServiceServicer):
     """Reports on doubted results; the answers are the operator's."""
 
     def __init__(
@@ -43,7 +43,7 @@ class DiscrepancyServicer(_Base, _discrepancy_pb2_grpc.DiscrepancyServiceService
             )
             return _report_message(report)
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def Get(
         self, request: _discrepancy_pb2.GetDiscrepancyRequest, context: grpc.ServicerContext
@@ -52,7 +52,7 @@ class DiscrepancyServicer(_Base, _discrepancy_pb2_grpc.DiscrepancyServiceService
             caller = self._caller(context, Action.DISCREPANCY_READ)
             return _report_message(self._desk.report(caller, request.report_id))
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def List(
         self, request: _discrepancy_pb2.ListDiscrepanciesRequest, context: grpc.ServicerContext
@@ -64,7 +64,7 @@ class DiscrepancyServicer(_Base, _discrepancy_pb2_grpc.DiscrepancyServiceService
                 reports=[_report_message(r) for r in found]
             )
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
 
 def _report_message(report: DiscrepancyReport) -> _discrepancy_pb2.DiscrepancyReport:
@@ -72,14 +72,14 @@ def _report_message(report: DiscrepancyReport) -> _discrepancy_pb2.DiscrepancyRe
         id=report.id,
         comparison_id=report.comparison_id,
         resource_id=report.resource_id,
-        compared_at=_timestamp(report.compared_at),
+        compared_at=timestamp(report.compared_at),
         positions=report.positions,
         description=report.description,
-        filed_at=_timestamp(report.filed_at),
+        filed_at=timestamp(report.filed_at),
         report_deadline=report.report_deadline.isoformat(),
         answer_deadline=report.answer_deadline.isoformat(),
         status=_STATUSES[ReportStatus(report.status)],
-        answered_at=_timestamp(report.answered_at),
+        answered_at=timestamp(report.answered_at),
         answer=report.answer or "",
         correction_id=report.correction_id or "",
     )

@@ -1,5 +1,5 @@
-"""What every gRPC servicer shares: the deadline check and error mapping (``_guarded``), the
-authenticated caller (``_Base``), proto conversions, and the RPC timing interceptor.
+"""What every gRPC servicer shares: the deadline check and error mapping (``guarded``), the
+authenticated caller (``ServicerBase``), proto conversions, and the RPC timing interceptor.
 
 The servicers themselves, one per service (``catalog_servicer``, ``comparison_servicer``,
 ``sharing_servicer``, ``discrepancy_servicer``), turn protobuf into library calls and back,
@@ -25,12 +25,18 @@ from provider_node.observability.metrics import NodeMetrics
 from provider_node.resources.catalog import ANSWERS_TO_PROTO
 from provider_node.transport.status import abort_with
 
-__all__ = ["RpcMetricsInterceptor"]
+__all__ = [
+    "ANSWERS_FROM_PROTO",
+    "RpcMetricsInterceptor",
+    "ServicerBase",
+    "guarded",
+    "timestamp",
+]
 
 _T = TypeVar("_T")
 
 
-def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
+def guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
     if (remaining := context.time_remaining()) is not None and remaining <= 0:
         context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before work began")
     try:
@@ -39,7 +45,7 @@ def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
         abort_with(context, error)
 
 
-class _Base:
+class ServicerBase:
     def __init__(self, node: ProviderNode, authenticator: Authenticator) -> None:
         self._node = node
         self._authenticator = authenticator
@@ -55,10 +61,12 @@ class _Base:
             raise
 
 
-_ANSWERS: dict[int, Answer] = {number: answer for answer, number in ANSWERS_TO_PROTO.items()}
+ANSWERS_FROM_PROTO: dict[int, Answer] = {
+    number: answer for answer, number in ANSWERS_TO_PROTO.items()
+}
 
 
-def _timestamp(moment: dt.datetime | None) -> Timestamp | None:
+def timestamp(moment: dt.datetime | None) -> Timestamp | None:
     if moment is None:
         return None
     stamp = Timestamp()

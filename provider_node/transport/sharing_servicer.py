@@ -1,5 +1,5 @@
 """The SharingService servicer (article 25): protobuf in, ``SharingDesk`` calls, protobuf out.
-Nothing else; refusals reach ``status.abort_with`` through ``servicer._guarded``."""
+Nothing else; refusals reach ``status.abort_with`` through ``servicer.guarded``."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from provider_node.governance.sharing import SharingDesk
 from provider_node.identity.auth import Authenticator
 from provider_node.resources.catalog import ANSWERS_TO_PROTO, MODES_TO_PROTO
 from provider_node.store.models import Application, Grant
-from provider_node.transport.guarded import _ANSWERS, _Base, _guarded, _timestamp
+from provider_node.transport.guarded import ANSWERS_FROM_PROTO, ServicerBase, guarded, timestamp
 
 __all__ = ["SharingServicer"]
 
 
-class SharingServicer(_Base, _sharing_pb2_grpc.SharingServiceServicer):
+class SharingServicer(ServicerBase, _sharing_pb2_grpc.SharingServiceServicer):
     """Applications for conditional resources (article 25); decisions are the operator's."""
 
     def __init__(self, node: ProviderNode, authenticator: Authenticator, desk: SharingDesk) -> None:
@@ -47,7 +47,7 @@ class SharingServicer(_Base, _sharing_pb2_grpc.SharingServiceServicer):
             )
             return _application_message(application, None)
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def GetApplication(
         self, request: _sharing_pb2.GetApplicationRequest, context: grpc.ServicerContext
@@ -56,7 +56,7 @@ class SharingServicer(_Base, _sharing_pb2_grpc.SharingServiceServicer):
             caller = self._caller(context, Action.APPLICATION_READ)
             return _application_message(*self._desk.application(caller, request.application_id))
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
     def ListApplications(
         self, request: _sharing_pb2.ListApplicationsRequest, context: grpc.ServicerContext
@@ -68,7 +68,7 @@ class SharingServicer(_Base, _sharing_pb2_grpc.SharingServiceServicer):
                 applications=[_application_message(a, g) for a, g in found]
             )
 
-        return _guarded(context, call)
+        return guarded(context, call)
 
 
 _MODE_NAMES: dict[int, str] = {number: str(mode) for mode, number in MODES_TO_PROTO.items()}
@@ -88,7 +88,7 @@ def _mode_names(modes: Iterable[int]) -> list[str]:
 
 def _answer_names(answers: Iterable[int]) -> list[str]:
     try:
-        return [str(_ANSWERS[answer]) for answer in answers]
+        return [str(ANSWERS_FROM_PROTO[answer]) for answer in answers]
     except KeyError:
         raise InvalidRequestError(
             "answers must be ANSWER_MATCH, ANSWER_VERIFY or ANSWER_COUNT"
@@ -116,10 +116,10 @@ def _application_message(application: Application, grant: Grant | None) -> _shar
         duty=application.duty,
         items_per_day=application.items_per_day,
         valid_until=application.valid_until.isoformat(),
-        submitted_at=_timestamp(application.submitted_at),
+        submitted_at=timestamp(application.submitted_at),
         decision_deadline=application.decision_deadline.isoformat(),
         status=_STATUSES[application.status],
-        decided_at=_timestamp(application.decided_at),
+        decided_at=timestamp(application.decided_at),
         decision_reason=application.decision_reason or "",
         answers=_answers_to_proto(application.answers),
     )
@@ -132,7 +132,7 @@ def _application_message(application: Application, grant: Grant | None) -> _shar
                 items_per_day=grant.items_per_day,
                 valid_from=grant.valid_from.isoformat(),
                 valid_until=grant.valid_until.isoformat(),
-                revoked_at=_timestamp(grant.revoked_at),
+                revoked_at=timestamp(grant.revoked_at),
                 revocation_reason=grant.revocation_reason or "",
                 answers=_answers_to_proto(grant.answers),
             )

@@ -10,7 +10,8 @@ import pytest
 
 import client_sdk
 import client_sdk.client as client_sdk_client
-from client_sdk.client import channel_options, check_request_id
+from client_sdk.comparison.request import check_request_id
+from client_sdk.connection.channel import channel_options
 from client_sdk.connection.retry import RetryPolicy
 from client_sdk.errors import InvalidRequestError
 

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from comparator import fields
 from comparator.canonical import (
     ComparisonKey,
     Domain,
@@ -19,17 +18,17 @@ from comparator.canonical import (
     encode_record,
     encode_records,
 )
+from comparator.columns import ARRAY_MIN_ROWS, normalize_column
 from comparator.errors import FieldError
 from comparator.fields import (
     FieldType,
     normalize,
-    normalize_column,
     resident_id_check_character,
 )
 
 SETTINGS = settings(max_examples=300, deadline=None)
 # Shorter columns go value by value; this many and more are checked as one array.
-ARRAY_ROWS = fields._ID_ARRAY_MIN_ROWS
+ARRAY_ROWS = ARRAY_MIN_ROWS
 FIELD_TYPES = {
     "id_number": "cn_resident_id",
     "name": "person_name",
