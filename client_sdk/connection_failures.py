@@ -3,7 +3,7 @@
 grpc reports every connection failure as UNAVAILABLE and says why only in the details text. The
 strings below were observed with grpcio 1.85 (BoringSSL) against ``grpc.server`` with
 ``ssl_server_credentials(..., require_client_auth=True)``, and against an OpenSSL TLS front
-(tests/client_sdk/test_tls_refusals.py and test_connection_failures.py keep them)::
+(tests/client_sdk/connection/test_tls_refusals.py and test_connection_failures.py keep them)::
 
     we refuse the node's certificate (not retried):
       wrong CA   "... Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:

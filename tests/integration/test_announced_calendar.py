@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bidui.v1 import catalog_pb2, sharing_pb2, sharing_pb2_grpc
 from provider_node.core.workdays import announce, china_midnight
 from tests.integration.conftest import NodeUnderTest, start
-from tests.provider_node.test_announced_years import LAST, MAKE_UP, NEXT, notice_toml
+from tests.provider_node.core.test_announced_years import LAST, MAKE_UP, NEXT, notice_toml
 
 SUBMITTED = dt.datetime(LAST, 12, 31, 2, 0, tzinfo=dt.UTC)  # 10:00 in China
 

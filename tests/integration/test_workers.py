@@ -32,7 +32,7 @@ from comparator.canonical import Domain, encode_record
 from comparator.oprf import OprfClient
 from provider_node.config import load_config
 from provider_node.resources.catalog import build_catalog
-from tests.cli.operator import audited, bidui
+from tests.cli.running import audited, bidui
 from tests.integration.conftest import build_node_dir
 from tests.postgres import fresh_schema_url
 

@@ -14,7 +14,7 @@ from client_sdk import make_key_and_request
 from provider_node.identity.pki import department_from_certificate, serial_hex
 from provider_node.setup.bootstrap import init_node
 from tests.cli.files import node_files
-from tests.cli.operator import audited, bidui, provider, refused
+from tests.cli.running import audited, bidui, provider, refused
 
 DEPARTMENT = "luzhou-civil-affairs"
 

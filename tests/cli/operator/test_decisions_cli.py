@@ -13,7 +13,7 @@ from provider_node.audit.operator import open_audit
 from provider_node.config import load_config
 from provider_node.governance import grants
 from provider_node.setup.bootstrap import init_node
-from tests.cli.operator import audited, provider, refused
+from tests.cli.running import audited, provider, refused
 
 T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in China
 RESOURCE = "household_register"

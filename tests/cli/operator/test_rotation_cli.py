@@ -19,7 +19,7 @@ from provider_node.resources.loader import IndexMissingError, load_indexes
 from provider_node.setup.bootstrap import init_node
 from provider_node.setup.sample_data import add_residents, synthetic_residents
 from tests.cli.files import mode_of, node_files
-from tests.cli.operator import audited
+from tests.cli.running import audited
 
 CLIENT = "luzhou-civil-affairs"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from provider_node.setup.bootstrap import init_node
-from tests.cli.operator import provider, refused
+from tests.cli.running import provider, refused
 
 
 @pytest.fixture

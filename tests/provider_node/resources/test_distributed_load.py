@@ -25,8 +25,8 @@ from provider_node.resources.distributed_load import (
 from provider_node.resources.keys import NodeKeys
 from provider_node.resources.loader import LoadReport, chunk_work, load_resource
 from provider_node.setup.bootstrap import init_node
-from tests.cli.operator import audited, provider, refused
-from tests.provider_node.test_loader import person, resident_id, source_rows, write_node
+from tests.cli.running import audited, provider, refused
+from tests.provider_node.resources.test_loader import person, resident_id, source_rows, write_node
 
 distributed = pytest.importorskip("distributed")
 

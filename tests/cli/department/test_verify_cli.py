@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.files import mode_of
-from tests.cli.operator import bidui, provider, refused
+from tests.cli.running import bidui, provider, refused
 from tests.integration.conftest import NodeUnderTest, start
 
 PURPOSE = "housing benefit: declared details check"

@@ -19,7 +19,7 @@ NO_CERT = (
     b"PEER_DID_NOT_RETURN_A_CERTIFICATE: Invalid certificate verification context\n"
 )
 UNKNOWN_CA = NO_CERT.replace(b"PEER_DID_NOT_RETURN_A_CERTIFICATE", b"TLSV1_ALERT_UNKNOWN_CA")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_reasons_are_a_bounded_set() -> None:

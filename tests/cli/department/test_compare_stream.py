@@ -17,7 +17,7 @@ import pytest
 
 from provider_node.governance import sharing
 from provider_node.governance.grants import submit_application
-from tests.cli.operator import bidui
+from tests.cli.running import bidui
 from tests.integration.conftest import NodeUnderTest, start
 
 T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in China

@@ -20,8 +20,8 @@ from click.testing import Result
 
 from provider_node.audit.operator import open_audit, record_governance
 from provider_node.config import load_config
-from tests.cli.operator import audited, bidui, provider, refused
-from tests.cli.test_department_cli import compare, connection
+from tests.cli.department.test_department_cli import compare, connection
+from tests.cli.running import audited, bidui, provider, refused
 from tests.integration.conftest import NodeUnderTest, start
 
 T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in China

@@ -12,8 +12,8 @@ import pytest
 
 from provider_node.core.workdays import announce
 from provider_node.setup.bootstrap import init_node
-from tests.cli.operator import provider, refused
-from tests.provider_node.test_announced_years import LAST, MAKE_UP, NEXT, notice_toml
+from tests.cli.running import provider, refused
+from tests.provider_node.core.test_announced_years import LAST, MAKE_UP, NEXT, notice_toml
 
 NOW = dt.datetime(LAST, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in China, 31 days before the end
 

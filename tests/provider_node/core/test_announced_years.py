@@ -29,7 +29,7 @@ from provider_node.core.workdays import (
     supported_years,
 )
 from provider_node.setup.runtime import use_calendar
-from tests.provider_node.test_config import EXAMPLE
+from tests.provider_node.config.test_config import EXAMPLE
 
 SHANGHAI = timezone(timedelta(hours=8))
 LAST = package_years()[1]

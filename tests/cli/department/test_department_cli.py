@@ -21,7 +21,7 @@ from cryptography import x509
 
 from provider_node.identity.pki import serial_hex
 from tests.cli.files import mode_of
-from tests.cli.operator import bidui, provider, refused
+from tests.cli.running import bidui, provider, refused
 from tests.integration.conftest import NodeUnderTest, start
 
 T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in China

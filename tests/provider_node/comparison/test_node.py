@@ -9,14 +9,16 @@ import io
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from comparator.canonical import Domain, encode_record
+from comparator.canonical import ComparisonKey, Domain, encode_record
 from comparator.index import MatchIndex, unpack_matches
 from comparator.oprf import (
+    BlindResult,
     Mode,
     OprfClient,
     OprfServer,
@@ -73,10 +75,18 @@ class FakeClock:
         return dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=self.now)
 
 
+class NodeSetup(NamedTuple):
+    """A node on a SQLite store with one resource, and what the tests drive it with."""
+
+    node: ProviderNode
+    clock: FakeClock
+    audit: AuditLog
+    #: The modeVOPRF public key of the resource, for blinding in either mode.
+    public_key: bytes
+
+
 @pytest.fixture
-def setup(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> tuple[ProviderNode, FakeClock, AuditLog, bytes]:
+def setup(tmp_path: Path, request: pytest.FixtureRequest) -> NodeSetup:
     (tmp_path / "node.toml").write_text(CONFIG)
     config = load_config(tmp_path / "node.toml")
     resource = build_catalog(config)["residents"]
@@ -107,7 +117,7 @@ def setup(
         NodeLimits(max_batch_items=100, session_seconds=60, max_open_sessions_per_department=2),
         monotonic=clock,
     )
-    return node, clock, audit, pk
+    return NodeSetup(node, clock, audit, pk)
 
 
 def _records(audit: AuditLog) -> list[dict[str, object]]:
@@ -116,10 +126,10 @@ def _records(audit: AuditLog) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def _blind(pk: bytes, ids: list[str], verifiable: bool = False):  # type: ignore[no-untyped-def]
+def _blind(
+    pk: bytes, ids: list[str], verifiable: bool = False
+) -> tuple[OprfClient | VoprfClient, BlindResult]:
     resource_key = Domain("residents", "id_number", 1)
-    from comparator.canonical import ComparisonKey
-
     key = ComparisonKey.from_names("id_number", ["id_number"], {"id_number": "cn_resident_id"})
     client = VoprfClient(pk) if verifiable else OprfClient()
     return client, client.blind([encode_record(resource_key, key, [i]) for i in ids])
@@ -128,7 +138,7 @@ def _blind(pk: bytes, ids: list[str], verifiable: bool = False):  # type: ignore
 HEADER = Header("residents", "id_number", "test purpose", "req-1", 1)
 
 
-def test_blinded_comparison_is_one_audit_record(setup) -> None:  # type: ignore[no-untyped-def]
+def test_blinded_comparison_is_one_audit_record(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
     client, blinded = _blind(pk, [IDS[0], "110105194912310038", IDS[2]])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
@@ -145,7 +155,7 @@ def test_blinded_comparison_is_one_audit_record(setup) -> None:  # type: ignore[
     assert node.open_sessions == 0
 
 
-def test_verifiable_comparisons_carry_a_proof_and_match_their_own_index(setup) -> None:  # type: ignore[no-untyped-def]
+def test_verifiable_comparisons_carry_a_proof_and_match_their_own_index(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
     header = replace(HEADER, verifiable=True)
     client, blinded = _blind(pk, [IDS[0], "110105194912310038", IDS[2]], verifiable=True)
@@ -163,7 +173,9 @@ def test_verifiable_comparisons_carry_a_proof_and_match_their_own_index(setup) -
     assert [r["outcome"] for r in _records(audit)] == ["opened", "answered"] * 2
 
 
-def test_the_dleq_batch_limit_applies_to_voprf_only(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_dleq_batch_limit_applies_to_voprf_only(
+    setup: NodeSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
     node, _, _, pk = setup
     monkeypatch.setattr("provider_node.comparison.node.MAX_VERIFIABLE_BATCH", 2)
     _, blinded = _blind(pk, IDS)
@@ -173,7 +185,7 @@ def test_the_dleq_batch_limit_applies_to_voprf_only(setup, monkeypatch) -> None:
         node.blind_evaluate(CALLER, replace(HEADER, verifiable=True), blinded.message)
 
 
-def test_a_mode_the_resource_does_not_offer_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_mode_the_resource_does_not_offer_is_refused(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
     served = node.resources["residents"]
     only_oprf = replace(served.resource, oprf_modes=(OprfMode.OPRF,))
@@ -187,7 +199,7 @@ def test_a_mode_the_resource_does_not_offer_is_refused(setup) -> None:  # type: 
     assert node.open_sessions == 0
 
 
-def test_session_of_another_department_looks_missing(setup) -> None:  # type: ignore[no-untyped-def]
+def test_session_of_another_department_looks_missing(setup: NodeSetup) -> None:
     node, _, _, pk = setup
     client, blinded = _blind(pk, [IDS[0]])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
@@ -198,7 +210,7 @@ def test_session_of_another_department_looks_missing(setup) -> None:  # type: ig
     assert node.match_blinded(CALLER, opened.comparison_id, outputs).match_count == 1
 
 
-def test_expired_session_is_refused_and_abandoned_ones_audited(setup) -> None:  # type: ignore[no-untyped-def]
+def test_expired_session_is_refused_and_abandoned_ones_audited(setup: NodeSetup) -> None:
     node, clock, audit, pk = setup
     client, blinded = _blind(pk, [IDS[0]])
     late = node.blind_evaluate(CALLER, HEADER, blinded.message)
@@ -217,7 +229,7 @@ def test_expired_session_is_refused_and_abandoned_ones_audited(setup) -> None:  
 
 
 @pytest.mark.parametrize("setup", [4], indirect=True)
-def test_items_per_minute_are_limited_per_department(setup) -> None:  # type: ignore[no-untyped-def]
+def test_items_per_minute_are_limited_per_department(setup: NodeSetup) -> None:
     node, clock, audit, pk = setup
     _, three = _blind(pk, IDS)
     node.blind_evaluate(CALLER, HEADER, three.message)  # 3 of 4 used
@@ -247,7 +259,7 @@ def _mend_store(audit: AuditLog) -> None:
         session.execute(text("ALTER TABLE audit_record_away RENAME TO audit_record"))
 
 
-def test_no_evaluation_leaves_when_the_opening_cannot_be_recorded(setup) -> None:  # type: ignore[no-untyped-def]
+def test_no_evaluation_leaves_when_the_opening_cannot_be_recorded(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
     _, blinded = _blind(pk, IDS[:1])
     _break_store(audit)
@@ -256,7 +268,7 @@ def test_no_evaluation_leaves_when_the_opening_cannot_be_recorded(setup) -> None
     assert node.open_sessions == 0
 
 
-def test_a_session_is_forgotten_only_once_its_abandonment_is_recorded(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_is_forgotten_only_once_its_abandonment_is_recorded(setup: NodeSetup) -> None:
     node, clock, audit, pk = setup
     _, blinded = _blind(pk, IDS[:2])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
@@ -271,7 +283,7 @@ def test_a_session_is_forgotten_only_once_its_abandonment_is_recorded(setup) -> 
     assert (closing["comparison_id"], closing["outcome"]) == (opened.comparison_id, "abandoned")
 
 
-def test_a_graceful_stop_records_open_sessions_as_abandoned(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_graceful_stop_records_open_sessions_as_abandoned(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
     _, blinded = _blind(pk, IDS[:1])
     first = node.blind_evaluate(CALLER, HEADER, blinded.message)
@@ -281,7 +293,7 @@ def test_a_graceful_stop_records_open_sessions_as_abandoned(setup) -> None:  # t
     assert closed == {first.comparison_id, second.comparison_id}
 
 
-def test_comparisons_left_open_by_a_crashed_node_are_closed_once(setup) -> None:  # type: ignore[no-untyped-def]
+def test_comparisons_left_open_by_a_crashed_node_are_closed_once(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
     _, blinded = _blind(pk, IDS[:1])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
@@ -295,7 +307,7 @@ def test_comparisons_left_open_by_a_crashed_node_are_closed_once(setup) -> None:
     assert closing["requester"] == CALLER.department
 
 
-def test_open_sessions_are_capped_per_department(setup) -> None:  # type: ignore[no-untyped-def]
+def test_open_sessions_are_capped_per_department(setup: NodeSetup) -> None:
     node, _, _, pk = setup
     _, one = _blind(pk, IDS[:1])
     node.blind_evaluate(CALLER, HEADER, one.message)

@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from provider_node.identity.pki import (
     CertificateAuthority,
     CertificateIdentityError,
+    IssuedCertificate,
     certificate_fingerprint,
     create_ca,
     department_from_certificate,
@@ -98,14 +99,77 @@ def test_client_certificate_names_the_department(ca: CertificateAuthority, tmp_p
     assert certificate_fingerprint(pem) == fingerprint
 
 
-def test_issued_files_work_with_the_ssl_module(ca: CertificateAuthority, tmp_path: Path) -> None:
+def _mutual_tls_contexts(
+    server_ca: CertificateAuthority,
+    server: IssuedCertificate,
+    client_ca: CertificateAuthority,
+    client: IssuedCertificate,
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server that requires a client certificate from ``server_ca``'s chain, and a client
+    that trusts ``client_ca`` for the server's."""
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(server.cert_path, server.key_path)
+    server_side.load_verify_locations(server_ca.cert_path)
+    server_side.verify_mode = ssl.CERT_REQUIRED
+    client_side = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_side.load_cert_chain(client.cert_path, client.key_path)
+    client_side.load_verify_locations(client_ca.cert_path)
+    return server_side, client_side
+
+
+def _handshake(server_side: ssl.SSLContext, client_side: ssl.SSLContext) -> None:
+    """A whole TLS handshake between the two contexts in memory (OpenSSL on both ends); raises
+    the ``ssl.SSLError`` of whichever side refuses the other's certificate."""
+    # Each end's output is carried to the other's input after every step.
+    server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_side.wrap_bio(server_in, server_out, server_side=True)
+    client = client_side.wrap_bio(client_in, client_out, server_hostname="localhost")
+    done = {"server": False, "client": False}
+    for _ in range(10):
+        for name, end in (("client", client), ("server", server)):
+            if not done[name]:
+                try:
+                    end.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+        if all(done.values()):
+            # TLS 1.3: the server checks the client's certificate as the client's last flight
+            # arrives; a refusal reaches the client as an alert on its first read.
+            client.write(b"ping")
+            server_in.write(client_out.read())
+            assert server.read(4) == b"ping"
+            return
+    raise AssertionError("the handshake did not finish")
+
+
+def test_issued_files_make_a_mutual_tls_handshake(ca: CertificateAuthority, tmp_path: Path) -> None:
     server = issue_server_cert(ca, tmp_path)
     client = issue_client_cert(ca, tmp_path, "luzhou-civil-affairs")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(server.cert_path, server.key_path)
-    context.load_verify_locations(ca.cert_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_cert_chain(client.cert_path, client.key_path)
+    _handshake(*_mutual_tls_contexts(ca, server, ca, client))
+
+
+def test_a_client_certificate_of_another_ca_fails_the_handshake(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    other = create_ca(tmp_path / "other", "another node's CA")
+    server = issue_server_cert(ca, tmp_path)
+    stranger = issue_client_cert(other, tmp_path / "other", "luzhou-civil-affairs")
+    with pytest.raises(ssl.SSLError, match="certificate"):
+        _handshake(*_mutual_tls_contexts(ca, server, ca, stranger))
+
+
+def test_a_server_certificate_of_another_ca_is_not_trusted(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    other = create_ca(tmp_path / "other", "another node's CA")
+    impostor = issue_server_cert(other, tmp_path / "other")
+    client = issue_client_cert(ca, tmp_path, "luzhou-civil-affairs")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(*_mutual_tls_contexts(ca, impostor, ca, client))
 
 
 def test_existing_keys_are_not_overwritten(ca: CertificateAuthority, tmp_path: Path) -> None:

@@ -21,7 +21,13 @@ from provider_node.resources.catalog import build_catalog, resource_to_proto
 from provider_node.resources.keys import NodeKeys
 from provider_node.resources.loader import index_path, load_indexes, load_resource
 from provider_node.store.models import Grant
-from tests.provider_node.test_grants import DECIDED, DEPARTMENT, OFFICER, RESOURCE, application
+from tests.provider_node.governance.test_grants import (
+    DECIDED,
+    DEPARTMENT,
+    OFFICER,
+    RESOURCE,
+    application,
+)
 
 NODE = """
 [node]
