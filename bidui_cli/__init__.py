@@ -9,8 +9,12 @@ never import each other (the layer contract in pyproject.toml):
 - ``operator/``: node operators: ``provider`` (``init``, ``load``), ``serve``, ``rotation``
   (``pki rotate-ca``, ``keys rotate``), ``enrolment`` (``pki sign | list | revoke``),
   ``decisions`` (``applications``, ``grants``), ``discrepancies``, ``calendar``, the governance
-  actions sharing ``governance``;
-- ``compliance/``: compliance officers: ``audit``; and ``demo.py`` for newcomers.
+  actions sharing ``governance``; and ``demo`` for newcomers (a node and its requests);
+- ``compliance/``: compliance officers: ``audit``.
+
+A requesting department's install (``requester/pyproject.toml``) holds ``department/`` and the
+shared pieces only; ``main.node_commands`` then offers ``provider``, ``audit`` and ``demo`` as
+commands that say how to install the node.
 
 What more than one role uses lies beside them: ``terminal.py`` parses what users type and
 shapes what they read, ``discrepancy_text.py`` shows a report's standing, ``options.py`` the
