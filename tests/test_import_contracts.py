@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bidui", "bidui_cli", "comparator", "provider_node", "client_sdk")
 CONTRACT = "Layers: bidui_cli > provider_node | client_sdk > comparator | bidui (wire types)"
-ROOMS = ("Node rooms", "SDK rooms", "CLI rooms")
+ROOMS = ("Node rooms", "Node wire types in transport only", "SDK rooms", "CLI rooms")
 
 
 def lint_imports(where: Path) -> subprocess.CompletedProcess[str]:
@@ -78,6 +78,13 @@ def test_the_tree_keeps_its_contracts() -> None:
             "client_sdk.comparison.results",
             "SDK rooms",
             "client_sdk.connection.retry -> client_sdk.comparison.results",
+        ),
+        # Protobuf stays in the transport.
+        (
+            "provider_node/resources/catalog.py",
+            "bidui.v1.catalog_pb2",
+            "Node wire types in transport only",
+            "provider_node.resources.catalog -> bidui.v1.catalog_pb2",
         ),
         # The roles' commands are siblings: a department command never imports an operator's.
         (

@@ -117,7 +117,9 @@ class AccessPolicy:
             )
         if resource.sharing_type is not SharingType.CONDITIONAL:
             return ""
-        return self._gate.run(lambda: self._grant(caller, resource.id, header, mode, answer))
+        return self._gate.run(
+            lambda: self._grant(caller, resource.id, header, mode, answer), owner=caller.department
+        )
 
     def _grant(
         self, caller: Caller, resource_id: str, header: Header, mode: Mode, answer: str | None

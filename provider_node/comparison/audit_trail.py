@@ -150,7 +150,9 @@ class ComparisonAudit:
             return entry
 
         try:
-            self._gate.run(lambda: self._audit.append_action(record), on_late=on_late)
+            self._gate.run(
+                lambda: self._audit.append_action(record), owner=entry.requester, on_late=on_late
+            )
         except errors.NodeError as refusal:
             if not isinstance(refusal, errors.AuditUnavailableError):
                 raise  # refused by ``also``: rolled back, nothing was written

@@ -22,9 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from bidui.v1 import catalog_pb2 as _catalog_pb2
 from comparator import oprf
-from comparator.canonical import CANONICAL_VERSION, ComparisonKey, Domain, FieldSpec
+from comparator.canonical import ComparisonKey, Domain, FieldSpec
 from comparator.fields import FieldType
 from comparator.index import MatchIndex
 from comparator.verification import verification_key, verification_key_name
@@ -32,39 +31,15 @@ from provider_node.config import NodeConfig, ResourceConfig, SourceConfig
 from provider_node.core.vocabulary import Answer, Category, ComparisonMode, OprfMode, SharingType
 
 __all__ = [
-    "ANSWERS_TO_PROTO",
     "BLINDED_VOPRF_INDEX",
-    "MODES_TO_PROTO",
-    "OPRF_MODES_TO_PROTO",
     "OPRF_PROTOCOL_MODES",
     "Resource",
     "ServedResource",
     "UnknownComparisonKeyError",
     "build_catalog",
     "index_mode",
-    "resource_to_proto",
 ]
 
-_SHARING_TYPES = {
-    SharingType.UNCONDITIONAL: _catalog_pb2.SHARING_TYPE_UNCONDITIONAL,
-    SharingType.CONDITIONAL: _catalog_pb2.SHARING_TYPE_CONDITIONAL,
-    SharingType.NOT_SHARED: _catalog_pb2.SHARING_TYPE_NOT_SHARED,
-}
-_CATEGORIES = {
-    Category.BASIC: _catalog_pb2.CATEGORY_BASIC,
-    Category.THEMATIC: _catalog_pb2.CATEGORY_THEMATIC,
-    Category.DEPARTMENTAL: _catalog_pb2.CATEGORY_DEPARTMENTAL,
-}
-#: Comparison modes as the wire spells them (``bidui.v1.Mode``).
-MODES_TO_PROTO = {
-    ComparisonMode.HASHED: _catalog_pb2.MODE_HASHED,
-    ComparisonMode.BLINDED: _catalog_pb2.MODE_BLINDED,
-}
-#: Blinded mode's RFC 9497 protocol modes as the wire spells them (``bidui.v1.OprfMode``).
-OPRF_MODES_TO_PROTO = {
-    OprfMode.OPRF: _catalog_pb2.OPRF_MODE_OPRF,
-    OprfMode.VOPRF: _catalog_pb2.OPRF_MODE_VOPRF,
-}
 #: The comparator's mode for each (its keys are derived with it: DeriveKeyPair names the mode).
 OPRF_PROTOCOL_MODES = {OprfMode.OPRF: oprf.Mode.OPRF, OprfMode.VOPRF: oprf.Mode.VOPRF}
 #: The index mode of modeVOPRF's blinded indexes (modeOPRF's is ``blinded``).
@@ -77,14 +52,6 @@ def index_mode(mode: ComparisonMode | str, verifiable: bool = False) -> str:
     if mode == ComparisonMode.BLINDED and verifiable:
         return BLINDED_VOPRF_INDEX
     return str(mode)
-
-
-#: Answers as the wire spells them (``bidui.v1.Answer``).
-ANSWERS_TO_PROTO = {
-    Answer.MATCH: _catalog_pb2.ANSWER_MATCH,
-    Answer.VERIFY: _catalog_pb2.ANSWER_VERIFY,
-    Answer.COUNT: _catalog_pb2.ANSWER_COUNT,
-}
 
 
 class UnknownComparisonKeyError(KeyError):
@@ -214,57 +181,6 @@ class Resource:
 def build_catalog(config: NodeConfig) -> dict[str, Resource]:
     """Every configured resource by id, in configuration order."""
     return {resource.id: Resource.from_config(resource) for resource in config.resources}
-
-
-def resource_to_proto(
-    resource: Resource,
-    *,
-    oprf_public_key: bytes | None,
-    last_refresh: _dt.datetime | None,
-    record_count: int | None = None,
-) -> _catalog_pb2.Resource:
-    """The catalog entry a requester sees.
-
-    ``record_count`` is published only when the operator set ``expose_record_count = true`` for
-    the resource; by default, and for conditional data unless allowed, it is left out.
-    ``oprf_public_key`` (modeVOPRF's) is only published when the resource offers modeVOPRF.
-    """
-    message = _catalog_pb2.Resource(
-        id=resource.id,
-        name=resource.name,
-        owner_department=resource.owner_department,
-        category=_CATEGORIES[resource.category],
-        fields=[
-            _catalog_pb2.Field(name=name, type=kind.value) for name, kind in resource.fields.items()
-        ],
-        comparison_keys=[
-            _catalog_pb2.ComparisonKey(
-                name=name,
-                fields=[spec.name for spec in key.fields],
-                verifiable_fields=resource.verifiable(name),
-            )
-            for name, key in resource.comparison_keys.items()
-        ],
-        sharing_type=_SHARING_TYPES[resource.sharing_type],
-        usage_conditions=resource.usage_conditions,
-        update_period=resource.update_period,
-        key_version=resource.key_version,
-        modes=[MODES_TO_PROTO[mode] for mode in resource.modes],
-        answers=[ANSWERS_TO_PROTO[answer] for answer in resource.answers],
-        oprf_modes=[OPRF_MODES_TO_PROTO[mode] for mode in resource.offered_oprf_modes],
-        oprf_suite=oprf.SUITE_ID,
-        # The node serves only indexes built under this version (loader.load_indexes).
-        canonical_version=CANONICAL_VERSION,
-    )
-    if oprf_public_key is not None and OprfMode.VOPRF in resource.offered_oprf_modes:
-        message.oprf_public_key = oprf_public_key
-    if last_refresh is not None:
-        if last_refresh.tzinfo is None:
-            raise ValueError("last_refresh must be timezone-aware")
-        message.last_refresh.FromDatetime(last_refresh.astimezone(_dt.UTC))
-    if record_count is not None and resource.expose_record_count:
-        message.record_count = record_count
-    return message
 
 
 @dataclass

@@ -9,7 +9,8 @@ from bidui.v1 import catalog_pb2 as _catalog_pb2
 from bidui.v1 import catalog_pb2_grpc as _catalog_pb2_grpc
 from comparator.keyed_hash import TAG_LENGTH
 from provider_node.core.vocabulary import Action
-from provider_node.resources.catalog import ServedResource, resource_to_proto
+from provider_node.resources.catalog import ServedResource
+from provider_node.transport.catalog_proto import resource_to_proto
 from provider_node.transport.guarded import ServicerBase, guarded
 
 __all__ = ["CatalogServicer"]

@@ -22,7 +22,7 @@ from provider_node.core.errors import UnauthenticatedError
 from provider_node.core.vocabulary import Action, Answer
 from provider_node.identity.auth import Authenticator, Caller
 from provider_node.observability.metrics import NodeMetrics
-from provider_node.resources.catalog import ANSWERS_TO_PROTO
+from provider_node.transport.catalog_proto import ANSWERS_TO_PROTO
 from provider_node.transport.status import abort_with
 
 __all__ = [

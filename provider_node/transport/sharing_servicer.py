@@ -16,8 +16,8 @@ from provider_node.core.errors import InvalidRequestError
 from provider_node.core.vocabulary import Action, Answer, ComparisonMode
 from provider_node.governance.sharing import SharingDesk
 from provider_node.identity.auth import Authenticator
-from provider_node.resources.catalog import ANSWERS_TO_PROTO, MODES_TO_PROTO
 from provider_node.store.models import Application, Grant
+from provider_node.transport.catalog_proto import ANSWERS_TO_PROTO, MODES_TO_PROTO
 from provider_node.transport.guarded import ANSWERS_FROM_PROTO, ServicerBase, guarded, timestamp
 
 __all__ = ["SharingServicer"]

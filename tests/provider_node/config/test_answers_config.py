@@ -17,10 +17,11 @@ from provider_node.config import ConfigError, load_config
 from provider_node.core import errors
 from provider_node.governance.grant_lookup import find_grant
 from provider_node.governance.grants import approve, submit_application
-from provider_node.resources.catalog import build_catalog, resource_to_proto
+from provider_node.resources.catalog import build_catalog
 from provider_node.resources.keys import NodeKeys
 from provider_node.resources.loader import index_path, load_indexes, load_resource
 from provider_node.store.models import Grant
+from provider_node.transport.catalog_proto import resource_to_proto
 from tests.provider_node.governance.test_grants import (
     DECIDED,
     DEPARTMENT,

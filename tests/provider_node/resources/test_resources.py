@@ -15,8 +15,8 @@ from provider_node.resources.catalog import (
     Resource,
     UnknownComparisonKeyError,
     build_catalog,
-    resource_to_proto,
 )
+from provider_node.transport.catalog_proto import resource_to_proto
 
 CONFIG = """\
 [node]
