@@ -10,7 +10,8 @@ What OpenSSL does not check, ``Authenticator.caller`` does on every RPC, from
 ``context.auth_context()``::
 
     x509_pem_cert --parse once (cached)--> department   the one urn:bidui:department:<id> URI SAN
-                                           usage        clientAuth EKU and digitalSignature required
+                                           usage        clientAuth EKU alone, digitalSignature
+                                           issuer       the node's CA itself, and not a CA
                                            lifetime     not longer than the ceiling
                   --every call----------->  valid now   a connection may outlive its certificate
                                            revoked?    RevocationList, refreshed every half second
@@ -33,6 +34,7 @@ from typing import cast
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -84,7 +86,9 @@ def _utc(moment: _dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _identity_problem(cert: x509.Certificate, max_lifetime: _dt.timedelta) -> str | None:
+def _identity_problem(
+    cert: x509.Certificate, max_lifetime: _dt.timedelta, issuer: x509.Certificate | None
+) -> str | None:
     try:
         usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -93,6 +97,25 @@ def _identity_problem(cert: x509.Certificate, max_lifetime: _dt.timedelta) -> st
     # including a TLS server impersonating a node.
     if usage is None or ExtendedKeyUsageOID.CLIENT_AUTH not in usage:
         return "the client certificate is not issued for client authentication (no clientAuth EKU)"
+    if list(usage) != [ExtendedKeyUsageOID.CLIENT_AUTH]:
+        return (
+            "the client certificate is issued for more than client authentication: a "
+            "department's certificate has the clientAuth EKU and no other"
+        )
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:
+        return "the client certificate is a CA certificate (CA:TRUE): it may not sign in as one"
+    if issuer is not None:
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            return (
+                "the client certificate was not issued by this node's CA itself (another "
+                "certificate signed it): ask the provider's operator for one"
+            )
     try:
         key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -116,13 +139,17 @@ def _department(cert: x509.Certificate) -> tuple[str | None, str | None]:
 
 
 def certificate_facts(
-    pem: bytes, *, max_lifetime: _dt.timedelta = MAX_CERTIFICATE_LIFETIME
+    pem: bytes,
+    *,
+    max_lifetime: _dt.timedelta = MAX_CERTIFICATE_LIFETIME,
+    issuer: x509.Certificate | None = None,
 ) -> CertificateFacts:
-    """Parse and check a client certificate (PEM) except for time and revocation."""
+    """Parse and check a client certificate (PEM) except for time and revocation; ``issuer``,
+    the node's CA certificate, must have signed it itself (no intermediate)."""
     cert = x509.load_pem_x509_certificate(pem)
     fingerprint = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
     department, problem = _department(cert)
-    problem = _identity_problem(cert, max_lifetime) or problem
+    problem = _identity_problem(cert, max_lifetime, issuer) or problem
     return CertificateFacts(
         serial=serial_hex(cert),
         fingerprint=fingerprint,
@@ -190,10 +217,15 @@ class Authenticator:
         revocations: RevocationList,
         *,
         max_lifetime: _dt.timedelta = MAX_CERTIFICATE_LIFETIME,
+        issuer: x509.Certificate | None = None,
         clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
     ) -> None:
+        """``issuer`` is the node's CA certificate: a client certificate must be signed by it
+        directly. OpenSSL has checked the chain in the handshake; this check refuses a chain
+        through another certificate (a CA:TRUE leaf signing for a department it is not)."""
         self._revocations = revocations
         self._max_lifetime = max_lifetime
+        self._issuer = issuer
         self._clock = clock
         self._cache: OrderedDict[bytes, CertificateFacts] = OrderedDict()
         self._lock = threading.Lock()
@@ -204,7 +236,7 @@ class Authenticator:
             if facts is not None:
                 self._cache.move_to_end(pem)
                 return facts
-        facts = certificate_facts(pem, max_lifetime=self._max_lifetime)
+        facts = certificate_facts(pem, max_lifetime=self._max_lifetime, issuer=self._issuer)
         with self._lock:
             self._cache[pem] = facts
             while len(self._cache) > _CACHE_SIZE:

@@ -344,25 +344,45 @@ def _load_certificate(certificate: bytes | x509.Certificate) -> x509.Certificate
 
 
 def department_from_extensions(extensions: x509.Extensions) -> str:
-    """The department a certificate or CSR names: its one ``urn:bidui:department:<id>`` URI SAN.
+    """The department a certificate or CSR names: its one ``urn:bidui:department:<id>`` URI SAN,
+    which must be its only subject alternative name.
 
     Nothing else names a department: a subject CN is a display name that any CA may fill freely.
+    A URN prefix in another case is a second claim, not a spelling: URN prefixes compare
+    case-insensitively (RFC 8141), so such a certificate names two departments and is refused,
+    never read as the one in the expected case. Any other name (a DNS name, an address, another
+    URI) would let the certificate serve as something else as well, and is refused too.
     """
     try:
-        sans = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+        names = list(extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound:
-        uris = []
-    urns = [u[len(DEPARTMENT_URN_PREFIX) :] for u in uris if u.startswith(DEPARTMENT_URN_PREFIX)]
-    if not urns:
+        names = []
+    prefix = DEPARTMENT_URN_PREFIX.lower()
+    claims = [
+        name.value
+        for name in names
+        if isinstance(name, x509.UniformResourceIdentifier)
+        and name.value.lower().startswith(prefix)
+    ]
+    if not claims:
         raise CertificateIdentityError(
             f"names no department: it has no {DEPARTMENT_URN_PREFIX}<id> URI SAN"
         )
-    if len(urns) > 1:
+    if len(claims) > 1:
         raise CertificateIdentityError("names more than one department")
-    if not DEPARTMENT_ID_RE.fullmatch(urns[0]):
+    if len(names) > 1:
+        raise CertificateIdentityError(
+            "has subject alternative names besides its department URN (DNS names, addresses or "
+            "other URIs): a department's certificate names its department and nothing else"
+        )
+    if not claims[0].startswith(DEPARTMENT_URN_PREFIX):
+        raise CertificateIdentityError(
+            f"spells its department URN other than {DEPARTMENT_URN_PREFIX}<id> (in lowercase)"
+        )
+    department = claims[0][len(DEPARTMENT_URN_PREFIX) :]
+    if not DEPARTMENT_ID_RE.fullmatch(department):
         raise CertificateIdentityError("has a department URN that is not a valid department id")
-    return urns[0]
+    return department
 
 
 def department_from_certificate(certificate: bytes | x509.Certificate) -> str:

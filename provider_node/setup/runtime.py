@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -262,7 +263,7 @@ def start_node(
         opened.node,
         opened.metrics,
         tls,
-        Authenticator(opened.revocations),
+        Authenticator(opened.revocations, issuer=x509.load_pem_x509_certificate(tls.ca_cert)),
         opened.desk,
         listen or config.node.listen,
         discrepancies=opened.discrepancies,

@@ -13,11 +13,19 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from bidui.v1 import catalog_pb2, comparison_pb2
 from provider_node.identity.enrolment import revoke
-from provider_node.identity.pki import create_ca, issue_client_cert, load_ca, serial_hex
-from tests.certs import CLIENT_AUTH, SERVER_AUTH, odd_client_cert
+from provider_node.identity.pki import (
+    DEPARTMENT_URN_PREFIX,
+    create_ca,
+    issue_client_cert,
+    load_ca,
+    serial_hex,
+)
+from tests.certs import CLIENT_AUTH, SERVER_AUTH, key_of, odd_client_cert
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest
 
@@ -147,3 +155,39 @@ def test_a_department_certificate_is_answered(node: NodeUnderTest) -> None:
     listing = catalog.ListResources(catalog_pb2.ListResourcesRequest(), timeout=10)
     channel.close()
     assert "residents" in [r.id for r in listing.resources]
+
+
+def test_a_certificate_with_more_than_its_department_is_refused_and_audited(
+    node: NodeUnderTest, tmp_path: Path
+) -> None:
+    ca = load_ca(node.directory / "pki")
+    # The default odd certificate carries a DNS name beside its department URN.
+    cert_path, key_path, cert = odd_client_cert(
+        ca, tmp_path, "with-dns", department="tax-bureau", extended_usage=CLIENT_AUTH
+    )
+    error = _call(node, cert_path, key_path)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert "besides its department URN" in error.details()  # type: ignore[attr-defined]
+    assert serial_hex(cert) in {r["cert_serial"] for r in audit_records(node)}
+
+
+def test_a_department_certificate_signed_by_a_ca_true_leaf_is_refused(
+    node: NodeUnderTest, tmp_path: Path
+) -> None:
+    ca = load_ca(node.directory / "pki")
+    _, leaf_key, leaf = odd_client_cert(
+        ca, tmp_path, "rogue-leaf", extended_usage=CLIENT_AUTH, is_ca=True,
+        names=[x509.UniformResourceIdentifier(DEPARTMENT_URN_PREFIX + "rogue-leaf")],
+    )  # fmt: skip
+    forged_cert, forged_key, _ = odd_client_cert(
+        ca, tmp_path, "forged", extended_usage=CLIENT_AUTH,
+        names=[x509.UniformResourceIdentifier(DEPARTMENT_URN_PREFIX + "luzhou-police")],
+        signer=(leaf.subject, key_of(leaf_key)),
+    )  # fmt: skip
+    chain = tmp_path / "forged-chain.pem"
+    chain.write_bytes(forged_cert.read_bytes() + leaf.public_bytes(serialization.Encoding.PEM))
+    error = _call(node, chain, forged_key)
+    # grpcio's handshake accepts the chain; the node's own check that its CA signed the
+    # certificate itself refuses it, and the refusal is audited.
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert "not issued by this node's CA itself" in error.details()  # type: ignore[attr-defined]

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from provider_node.core.errors import AuditUnavailableError, UnauthenticatedError
 from provider_node.identity.auth import Authenticator, RevocationList
 from provider_node.identity.pki import (
+    DEPARTMENT_URN_PREFIX,
     CertificateAuthority,
     create_ca,
     issue_client_cert,
     serial_hex,
 )
-from tests.certs import CLIENT_AUTH, SERVER_AUTH, odd_client_cert
+from tests.certs import CLIENT_AUTH, SERVER_AUTH, key_of, odd_client_cert
 
 
 @pytest.fixture
@@ -103,3 +108,91 @@ def test_a_stale_revocation_list_fails_closed(ca: CertificateAuthority, tmp_path
     clock[0] = 31.0
     with pytest.raises(AuditUnavailableError, match="revocation list"):
         auth.identify(_pem(issued.cert_path))
+
+
+# ---- exactly as docs/PROTOCOL.md §1 says: one department URN, clientAuth alone, the CA itself ----
+
+_URN = DEPARTMENT_URN_PREFIX + "luzhou-tax"
+
+
+@pytest.mark.parametrize(
+    ("shape", "reason"),
+    [
+        (
+            {"names": [x509.UniformResourceIdentifier(_URN), x509.DNSName("tax.example")]},
+            "besides its department URN",
+        ),
+        (
+            {
+                "names": [
+                    x509.UniformResourceIdentifier(_URN),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            },
+            "besides its department URN",
+        ),
+        (
+            {
+                "names": [
+                    x509.UniformResourceIdentifier(_URN),
+                    x509.UniformResourceIdentifier("https://tax.example/"),
+                ]
+            },
+            "besides its department URN",
+        ),
+        (
+            {
+                "names": [
+                    x509.UniformResourceIdentifier(_URN),
+                    x509.UniformResourceIdentifier("URN:BIDUI:DEPARTMENT:luzhou-police"),
+                ]
+            },
+            "more than one department",
+        ),
+        (
+            {"names": [x509.UniformResourceIdentifier("URN:BIDUI:DEPARTMENT:luzhou-tax")]},
+            "in lowercase",
+        ),
+        (
+            {
+                "names": [x509.UniformResourceIdentifier(_URN)],
+                "extended_usage": [
+                    ExtendedKeyUsageOID.CLIENT_AUTH,
+                    ExtendedKeyUsageOID.SERVER_AUTH,
+                ],
+            },
+            "more than client authentication",
+        ),
+        ({"names": [x509.UniformResourceIdentifier(_URN)], "is_ca": True}, "CA:TRUE"),
+    ],
+)
+def test_a_certificate_that_is_more_than_a_department_s_is_refused(
+    ca: CertificateAuthority, tmp_path: Path, shape: dict[str, Any], reason: str
+) -> None:
+    cert_path, _, cert = odd_client_cert(
+        ca, tmp_path, "odd", **{"extended_usage": CLIENT_AUTH, **shape}
+    )
+    with pytest.raises(UnauthenticatedError, match=reason) as refused:
+        _authenticator(set(), issuer=ca.certificate).identify(_pem(cert_path))
+    assert refused.value.cert_serial == serial_hex(cert)
+
+
+def test_only_a_certificate_the_node_s_ca_signed_itself_is_accepted(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    # A CA:TRUE leaf of the node's CA signs a certificate for another department: the chain
+    # verifies, but the node's CA never issued it.
+    _, leaf_key_path, leaf = odd_client_cert(
+        ca, tmp_path, "rogue", extended_usage=CLIENT_AUTH, is_ca=True,
+        names=[x509.UniformResourceIdentifier(DEPARTMENT_URN_PREFIX + "luzhou-rogue")],
+    )  # fmt: skip
+    forged_path, _, _ = odd_client_cert(
+        ca, tmp_path, "forged", extended_usage=CLIENT_AUTH,
+        names=[x509.UniformResourceIdentifier(DEPARTMENT_URN_PREFIX + "luzhou-police")],
+        signer=(leaf.subject, key_of(leaf_key_path)),
+    )  # fmt: skip
+    authenticator = _authenticator(set(), issuer=ca.certificate)
+    with pytest.raises(UnauthenticatedError, match="not issued by this node's CA itself"):
+        authenticator.identify(_pem(forged_path))
+    proper = issue_client_cert(ca, tmp_path, "luzhou-police")
+    assert authenticator.identify(_pem(proper.cert_path)).department == "luzhou-police"
