@@ -23,6 +23,7 @@ import click
 from bidui_cli.errors import UserError
 from bidui_cli.options import config_option
 from provider_node.config import ConfigError, NodeConfig, load_config
+from provider_node.config.models import metrics_listen_problem
 from provider_node.observability.oplog import HandshakeFailureLog
 from provider_node.resources.keys import KeyStoreError
 from provider_node.resources.source import LoaderError
@@ -73,6 +74,10 @@ def serve(
     """
     signals = SignalWaiter()  # before start-up: a SIGTERM during it must not be lost
     config = _load(config_path)
+    if metrics_listen is not None:
+        refused = metrics_listen_problem(metrics_listen, config.node.metrics_expose)
+        if refused is not None:
+            raise UserError(f"--metrics-listen {metrics_listen} {refused}")
     _raise_open_files_limit()  # before workers are forked: they inherit it
     count = workers if workers is not None else config.transport.workers
     if count == 1:

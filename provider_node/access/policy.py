@@ -132,11 +132,16 @@ class AccessPolicy:
             if not header.grant_id or header.grant_id == grant.id:
                 return grant.id
             # The department named one of its grants: that one must cover the comparison.
-            named = get_grant(session, header.grant_id)
+            # One answer for "no such grant" and "another department's": nothing tells them apart.
+            missing = errors.UnknownRecordError(
+                f"no grant {quote(header.grant_id)} of your department on {quote(resource_id)}"
+            )
+            try:
+                named = get_grant(session, header.grant_id)
+            except (errors.InvalidRequestError, errors.UnknownRecordError):
+                raise missing from None
             if named.department != caller.department or named.resource_id != resource_id:
-                raise errors.UnknownRecordError(
-                    f"no grant {quote(header.grant_id)} of your department on {quote(resource_id)}"
-                )
+                raise missing
             if not _covers(named, header.comparison_key, mode, today, answer):
                 raise errors.NotGrantedError(
                     f"grant {quote(named.id)} does not cover {mode} comparisons by "

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from provider_node.audit.log import AuditLog
 from provider_node.core.chores import Periodic
-from provider_node.resources.keys import write_secret_file
+from provider_node.resources.keys import read_secret_file, write_secret_file
 from provider_node.store.engine import read_only_session
 from provider_node.store.models import HEAD_ROW_ID, AuditChainHead, AuditRecord
 
@@ -58,7 +58,7 @@ def load_signing_key(keys_dir: Path) -> Ed25519PrivateKey:
     if not path.exists():
         keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_secret_file(path, Ed25519PrivateKey.generate().private_bytes_raw())
-    return Ed25519PrivateKey.from_private_bytes(path.read_bytes())
+    return Ed25519PrivateKey.from_private_bytes(read_secret_file(path, 32))
 
 
 def _message(seq: int, record_hash: str, at: str) -> bytes:

@@ -52,6 +52,7 @@ __all__ = [
     "StoreTimeouts",
     "TlsConfig",
     "TransportConfig",
+    "metrics_listen_problem",
 ]
 
 DepartmentId = Annotated[str, matching(DEPARTMENT_ID_RE, "a department id ([a-z0-9_-], 1-64)")]
@@ -70,6 +71,19 @@ class StoreTimeouts:
     lock_s: float = 3.0
     statement_s: float = 5.0
     sqlite_busy_s: float = 2.0
+
+
+def metrics_listen_problem(address: str, expose: bool) -> str | None:
+    """Why the metrics endpoint may not listen on ``address``, or None: beyond this machine only
+    when ``metrics_expose`` says so, whatever sets the address (file, variable or flag)."""
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host in ("127.0.0.1", "::1", "localhost") or expose:
+        return None
+    return (
+        "listens beyond this machine: set node.metrics_expose = true to mean it (the "
+        "counters show who compares what and how many items match), and consider "
+        "node.metrics_tls = true"
+    )
 
 
 class NodeSection(Section):
@@ -112,14 +126,9 @@ class NodeSection(Section):
 
     @model_validator(mode="after")
     def _metrics_stay_local_unless_exposed(self) -> NodeSection:
-        host = self.metrics_listen.rsplit(":", 1)[0].strip("[]")
-        if host not in ("127.0.0.1", "::1", "localhost") and not self.metrics_expose:
-            raise problem(
-                "listens beyond this machine: set node.metrics_expose = true to mean it (the "
-                "counters show who compares what and how many items match), and consider "
-                "node.metrics_tls = true",
-                "metrics_listen",
-            )
+        refused = metrics_listen_problem(self.metrics_listen, self.metrics_expose)
+        if refused is not None:
+            raise problem(refused, "metrics_listen")
         return self
 
     @model_validator(mode="after")
@@ -187,6 +196,13 @@ class TlsConfig(Section):
             )
             if not path.is_file()
         ]
+        for key, path in (("server_key", self.server_key), ("ca_key", self.ca_key)):
+            if path is not None and path.is_file() and path.stat().st_mode & 0o077:
+                mode = path.stat().st_mode & 0o777
+                problems.append(
+                    f"{where}tls.{key}: private key {path} is readable by group or others (mode "
+                    f"{mode:04o}); run `chmod 600 {path}`"
+                )
         if problems:
             raise ConfigError(problems)
 

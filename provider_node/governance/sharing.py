@@ -120,13 +120,15 @@ class SharingDesk:
 
     def application(self, caller: Caller, application_id: str) -> tuple[Application, Grant | None]:
         """The caller's own application and its grant; another's is reported as missing."""
+        # One answer for "no such id" and "another department's": nothing tells them apart.
+        missing = errors.UnknownRecordError(f"no application {quote(application_id)}")
         with self._audit.sessions() as session:
             try:
                 application = grant_lookup.get_application(session, application_id)
-            except errors.InvalidRequestError:
-                raise errors.UnknownRecordError(f"no application {quote(application_id)}") from None
+            except (errors.InvalidRequestError, errors.UnknownRecordError):
+                raise missing from None
             if application.department != caller.department:
-                raise errors.UnknownRecordError(f"no application {quote(application_id)}")
+                raise missing
             return application, _grant_of(session, application)
 
     def applications(

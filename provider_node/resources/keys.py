@@ -39,6 +39,7 @@ __all__ = [
     "NodeKeys",
     "create_missing_keys",
     "key_info",
+    "read_secret_file",
     "write_secret_file",
 ]
 
@@ -121,7 +122,9 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _read_secret_file(path: Path) -> bytes:
+def read_secret_file(path: Path, length: int = MASTER_SECRET_LENGTH) -> bytes:
+    """The ``length`` bytes of the secret file ``path``; ``KeyStoreError`` if it is missing, not a
+    regular file, readable by group or others, or of another length."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
@@ -143,11 +146,9 @@ def _read_secret_file(path: Path) -> bytes:
                 f"key file {path} is readable by group or others (mode {mode:04o}); "
                 f"run `chmod 600 {path}`"
             )
-        data = handle.read(MASTER_SECRET_LENGTH + 1)
-    if len(data) != MASTER_SECRET_LENGTH:
-        raise KeyStoreError(
-            f"key file {path} holds {len(data)} bytes, expected exactly {MASTER_SECRET_LENGTH}"
-        )
+        data = handle.read(length + 1)
+    if len(data) != length:
+        raise KeyStoreError(f"key file {path} holds {len(data)} bytes, expected exactly {length}")
     return data
 
 
@@ -194,8 +195,8 @@ class NodeKeys:
         path = Path(directory)
         return cls(
             path,
-            _read_secret_file(path / OPRF_SEED_FILE),
-            _read_secret_file(path / HMAC_MASTER_FILE),
+            read_secret_file(path / OPRF_SEED_FILE),
+            read_secret_file(path / HMAC_MASTER_FILE),
         )
 
     @classmethod

@@ -22,7 +22,8 @@ from provider_node.access.quotas import QuotaPruner
 from provider_node.audit.checkpoints import Checkpointer
 from provider_node.audit.log import AuditLog
 from provider_node.comparison.node import NodeLimits, ProviderNode
-from provider_node.config import NodeConfig
+from provider_node.config import ConfigError, NodeConfig
+from provider_node.config.models import metrics_listen_problem
 from provider_node.core.errors import AuditUnavailableError
 from provider_node.core.vocabulary import OprfMode
 from provider_node.core.workdays import announce, calendar_end, supported_years
@@ -257,6 +258,10 @@ def start_node(
     """
     config = opened.config
     config.tls.check_files(config.path)
+    metrics_address = metrics_listen or config.node.metrics_listen
+    refused = metrics_listen_problem(metrics_address, config.node.metrics_expose)
+    if refused is not None:
+        raise ConfigError(f"metrics address {metrics_address} {refused}")
     tls = TlsMaterial.from_files(config.tls.ca_cert, config.tls.server_cert, config.tls.server_key)
     opened.revocations.start()
     running = create_server(

@@ -11,6 +11,7 @@ node carries one.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 from collections.abc import Iterable
@@ -51,7 +52,12 @@ Resident = tuple[str, str, str]
 
 
 def create_sample_source(path: Path) -> None:
-    """Create the SQLite file ``path`` with an empty ``residents`` table (kept if it exists)."""
+    """Create the SQLite file ``path`` with an empty ``residents`` table (kept if it exists).
+
+    It holds records (synthetic ones, but where they are replaced by real ones it holds real
+    ones): readable by the node's user only, as every file of the node that holds records.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute(SOURCE_SCHEMA)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,5 +154,11 @@ def test_applications_are_checked_and_private_to_their_department(
     with pytest.raises(grpc.RpcError) as hidden:
         theirs.GetApplication(sharing_pb2.GetApplicationRequest(application_id=mine.id))
     assert hidden.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    # Another department's application reads exactly as one that does not exist.
+    unknown = str(uuid.uuid4())
+    with pytest.raises(grpc.RpcError) as absent:
+        theirs.GetApplication(sharing_pb2.GetApplicationRequest(application_id=unknown))
+    assert absent.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert absent.value.details().replace(unknown, mine.id) == hidden.value.details()  # type: ignore[attr-defined]
     assert theirs.ListApplications(sharing_pb2.ListApplicationsRequest()).applications == []
     channel.close()

@@ -40,3 +40,16 @@ def test_metrics_ports_past_the_last_port_are_refused(config: Path) -> None:
     assert refused(result) == (
         "error: cannot start 3 workers: metrics ports 65534+0..2 go past 65535"
     )
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:9464", "[::]:9464", "192.0.2.1:9464"])
+def test_the_metrics_flag_cannot_open_them_beyond_this_machine(config: Path, address: str) -> None:
+    line = refused(provider(config, "serve", "--metrics-listen", address))
+    assert "listens beyond this machine" in line and "metrics_expose" in line
+
+
+def test_a_world_readable_server_key_stops_serve(config: Path) -> None:
+    key = config.parent / "pki" / "node.key"
+    key.chmod(0o644)
+    line = refused(provider(config, "serve"))
+    assert f"run `chmod 600 {key}`" in line

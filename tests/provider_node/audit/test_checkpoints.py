@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,7 @@ from provider_node.audit.checkpoints import (
 )
 from provider_node.audit.log import AuditLog
 from provider_node.audit.records import AuditEntry
+from provider_node.resources.keys import KeyStoreError
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 
@@ -76,3 +78,12 @@ def test_an_altered_checkpoint_or_another_key_is_refused(
     forged["seq"] = 1
     path.write_text(json.dumps(forged) + "\n")
     assert "signature does not verify" in verify_checkpoints(log, path).reason
+
+
+def test_a_checkpoint_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    load_signing_key(tmp_path / "keys")  # made on first use, mode 0600
+    key_file = next((tmp_path / "keys").iterdir())
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key_file.chmod(0o644)
+    with pytest.raises(KeyStoreError, match=r"readable by group or others \(mode 0644\)"):
+        load_signing_key(tmp_path / "keys")

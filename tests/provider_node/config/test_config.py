@@ -298,6 +298,15 @@ def test_tls_files_are_checked_at_serve_time_not_parse_time(tmp_path: Path) -> N
     (tmp_path / "pki").mkdir()
     for name in ("ca.pem", "node.pem", "node.key"):
         (tmp_path / "pki" / name).write_text("x")
+    key = tmp_path / "pki" / "node.key"
+    key.chmod(0o644)
+    with pytest.raises(
+        ConfigError,
+        match=r"tls.server_key: private key .* is readable by group or "
+        r"others \(mode 0644\); run `chmod 600",
+    ):
+        config.tls.check_files(config.path)
+    key.chmod(0o600)
     config.tls.check_files(config.path)
 
 
