@@ -33,6 +33,7 @@ from provider_node.audit.records import ExportFormat
 from provider_node.comparison.open_comparisons import comparison_states
 from provider_node.config import AuditConfig, ConfigError, load_config
 from provider_node.governance.report import build_report, quarter_bounds
+from provider_node.resources.keys import KeyStoreError
 from provider_node.store.engine import make_engine, session_factory
 
 __all__ = ["audit"]
@@ -130,12 +131,14 @@ def verify(config_file: Path, checkpoint_file: Path | None, public_key: str | No
     record is intact, 1 naming the first bad record when any record was edited, deleted or
     inserted (or the log no longer reaches a checkpoint), 2 when the log cannot be read.
     """
-    key = _public_key(public_key)
     path = checkpoint_file or _node_checkpoints(config_file)
+    key, whose = _checkpoint_key(config_file, public_key)
     with _audit_log(config_file) as log:
         report = log.verify()
         states = log.read(comparison_states)
-        checked = verify_checkpoints(log, path, public_key=key) if path is not None else None
+        checked = None
+        if path is not None and key is not None:
+            checked = verify_checkpoints(log, path, public_key=key)
     if not report.ok:
         where = f" at record seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
         click.echo(f"audit chain BROKEN{where}: {report.reason}")
@@ -145,10 +148,15 @@ def verify(config_file: Path, checkpoint_file: Path | None, public_key: str | No
         f"blinded comparisons: {states.open} open, {states.abandoned} abandoned; "
         f"{states.withheld} answers withheld (committed after the node's deadline, never sent)"
     )
-    if checked is None:
+    if path is None:
         click.echo("checkpoints: none found (a cut tail with a rewound head cannot be detected)")
+    elif checked is None:
+        click.echo(
+            f"checkpoints NOT checked ({path}): no key to hold them to; give --public-key, the "
+            "checkpoint public key the compliance office keeps (`bidui audit public-key` prints it)"
+        )
     elif checked.ok:
-        click.echo(f"checkpoints OK: {checked.checked} in {path}")
+        click.echo(f"checkpoints OK: {checked.checked} in {path}, signed under {whose}")
     else:
         click.echo(f"checkpoints BROKEN ({path}): {checked.reason}")
         raise SystemExit(_CHAIN_BROKEN)
@@ -179,6 +187,23 @@ def checkpoint(config_file: Path) -> None:
     click.echo(f"appended to {path}", err=True)
 
 
+@audit.command(name="public-key")
+@_config_option
+def public_key_command(config_file: Path) -> None:
+    """Print the node's checkpoint public key (hex), for the compliance office to keep.
+
+    `bidui audit verify --public-key HEX` then holds the checkpoints to that copy, so a checkpoint
+    file re-signed with another key is caught even where the node's key files were replaced.
+    """
+    try:
+        key = load_signing_key(load_config(config_file).keys.dir)
+    except ConfigError as exc:
+        _fail("\n".join(exc.problems))
+    except KeyStoreError as exc:
+        _fail(str(exc))
+    click.echo(key.public_key().public_bytes_raw().hex())
+
+
 def _node_checkpoints(config_file: Path) -> Path | None:
     try:
         path = load_config(config_file).node.data_dir / CHECKPOINT_FILE
@@ -187,9 +212,21 @@ def _node_checkpoints(config_file: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def _public_key(text: str | None) -> bytes | None:
-    if text is None:
-        return None
+def _checkpoint_key(config_file: Path, given: str | None) -> tuple[bytes | None, str]:
+    """The key to hold checkpoints to, and whose it is: the one given (the compliance office's
+    copy), else this node's own checkpoint key where it can be read. Never the key a checkpoint
+    file carries: whoever rewrote the file would have put their own there."""
+    if given is not None:
+        return _public_key(given), "the public key given"
+    try:
+        keys_dir = load_config(config_file).keys.dir
+        key = load_signing_key(keys_dir, create=False)
+    except (ConfigError, KeyStoreError, OSError):
+        return None, ""
+    return key.public_key().public_bytes_raw(), f"this node's own checkpoint key ({keys_dir})"
+
+
+def _public_key(text: str) -> bytes:
     try:
         key = bytes.fromhex(text)
     except ValueError:

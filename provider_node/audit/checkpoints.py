@@ -52,10 +52,10 @@ CHECKPOINT_INTERVAL_S = 600.0
 _DOMAIN = b"bidui-checkpoint-v1"
 
 
-def load_signing_key(keys_dir: Path) -> Ed25519PrivateKey:
-    """The node's checkpoint key (raw 32 bytes, mode 0600), made on first use."""
+def load_signing_key(keys_dir: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The node's checkpoint key (raw 32 bytes, mode 0600), made on first use when ``create``."""
     path = keys_dir / CHECKPOINT_KEY_FILE
-    if not path.exists():
+    if create and not path.exists():
         keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_secret_file(path, Ed25519PrivateKey.generate().private_bytes_raw())
     return Ed25519PrivateKey.from_private_bytes(read_secret_file(path, 32))
@@ -110,12 +110,11 @@ class CheckpointReport:
     reason: str
 
 
-def verify_checkpoints(
-    audit: AuditLog, path: Path, *, public_key: bytes | None = None
-) -> CheckpointReport:
-    """Hold the log to every checkpoint in ``path``: signature valid (under ``public_key`` when
-    given, e.g. the one the compliance office keeps), and the record at its seq still there with
-    its hash. A log cut back before a checkpoint fails, naming when that part was vouched for."""
+def verify_checkpoints(audit: AuditLog, path: Path, *, public_key: bytes) -> CheckpointReport:
+    """Hold the log to every checkpoint in ``path``: signed under ``public_key`` (the one the
+    compliance office keeps, or the node's own; never the key a checkpoint carries, which whoever
+    rewrote the file would have put there), and the record at its seq still there with its hash.
+    A log cut back before a checkpoint fails, naming when that part was vouched for."""
     try:
         checkpoints = list(_read(path))
     except (OSError, ValueError) as problem:
@@ -128,7 +127,7 @@ def verify_checkpoints(
     return CheckpointReport(True, len(checkpoints), "")
 
 
-def _check(session: Session, checkpoint: dict[str, object], public_key: bytes | None) -> str | None:
+def _check(session: Session, checkpoint: dict[str, object], public_key: bytes) -> str | None:
     try:
         seq = int(str(checkpoint["seq"]))
         record_hash, at = str(checkpoint["record_hash"]), str(checkpoint["at"])
@@ -136,10 +135,10 @@ def _check(session: Session, checkpoint: dict[str, object], public_key: bytes | 
         signature = bytes.fromhex(str(checkpoint["signature"]))
     except (KeyError, TypeError, ValueError):
         return "malformed"
-    if public_key is not None and key_bytes != public_key:
+    if key_bytes != public_key:
         return "signed with another key than the one given"
     try:
-        Ed25519PublicKey.from_public_bytes(key_bytes).verify(
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
             signature, _message(seq, record_hash, at)
         )
     except (InvalidSignature, ValueError):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,7 +46,7 @@ def test_a_cut_tail_with_a_rewound_head_is_caught(
     assert write_checkpoint(log, key, path, now=T0) is None  # the same head is not signed twice
     _fill(log, 3)
     write_checkpoint(log, key, path, now=T0 + dt.timedelta(minutes=10))
-    assert verify_checkpoints(log, path).ok
+    assert verify_checkpoints(log, path, public_key=_public(key)).ok
 
     # Cut the newest three records and rewind the head to match: the chain alone looks whole.
     with engine.begin() as connection:
@@ -57,7 +58,7 @@ def test_a_cut_tail_with_a_rewound_head_is_caught(
             )
         )
     assert log.verify().ok
-    report = verify_checkpoints(log, path)
+    report = verify_checkpoints(log, path, public_key=_public(key))
     assert not report.ok and report.checked == 1
     assert "no longer has record seq 8" in report.reason
     assert "2026-03-02T08:10:00Z" in report.reason
@@ -77,7 +78,7 @@ def test_an_altered_checkpoint_or_another_key_is_refused(
     forged = json.loads(path.read_text())
     forged["seq"] = 1
     path.write_text(json.dumps(forged) + "\n")
-    assert "signature does not verify" in verify_checkpoints(log, path).reason
+    assert "signature does not verify" in verify_checkpoints(log, path, public_key=public).reason
 
 
 def test_a_checkpoint_key_readable_by_others_is_refused(tmp_path: Path) -> None:
@@ -87,3 +88,20 @@ def test_a_checkpoint_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     key_file.chmod(0o644)
     with pytest.raises(KeyStoreError, match=r"readable by group or others \(mode 0644\)"):
         load_signing_key(tmp_path / "keys")
+
+
+def _public(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes_raw()
+
+
+def test_a_checkpoint_file_re_signed_with_another_key_is_caught(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # What an insider with file access does: sign the log's head with a key of their own.
+    log = AuditLog(sessions)
+    key = load_signing_key(tmp_path)
+    _fill(log, 2)
+    forged = tmp_path / "forged.jsonl"
+    write_checkpoint(log, Ed25519PrivateKey.generate(), forged, now=T0)
+    report = verify_checkpoints(log, forged, public_key=_public(key))
+    assert not report.ok and "another key" in report.reason
