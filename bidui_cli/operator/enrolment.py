@@ -103,6 +103,12 @@ def _write_certificate(path: Path, certificate: x509.Certificate) -> None:
     help="Where to write the certificate (default: beside the request, REQUEST.pem); an "
     "existing file is never replaced.",
 )
+@click.option(
+    "--renew",
+    is_flag=True,
+    help="Sign although the request's key already has a valid certificate here (a renewal); "
+    "revoking either certificate later revokes both.",
+)
 @operator_option
 def sign(
     config_path: Path,
@@ -110,6 +116,7 @@ def sign(
     department: str | None,
     days: int,
     out: Path | None,
+    renew: bool,
     operator: str | None,
 ) -> None:
     """Sign a department's certificate signing request with the node's CA.
@@ -138,6 +145,7 @@ def sign(
                 now=act.now,
                 department=department,
                 validity=_dt.timedelta(days=days),
+                renew=renew,
             )
         except CertificateIdentityError as exc:
             fail(f"{request} {exc}")

@@ -22,10 +22,12 @@ from provider_node.store.models import Certificate
 
 __all__ = [
     "get_certificate",
+    "of_the_same_key",
     "record_certificate",
     "revoke_certificate",
     "revoked_serials",
     "serial_hex",
+    "valid_for_key",
 ]
 
 _HEX_RE = re.compile(r"[0-9a-fA-F]{1,40}")
@@ -54,6 +56,7 @@ def record_certificate(
     not_before: datetime,
     not_after: datetime,
     issued_at: datetime,
+    key_sha256: str | None = None,
 ) -> Certificate:
     """Keep a newly issued certificate; ``StateConflictError`` if its serial is already kept."""
     if not DEPARTMENT_ID_RE.fullmatch(department):
@@ -70,6 +73,7 @@ def record_certificate(
         serial=stored,
         department=department,
         fingerprint_sha256=fingerprint_sha256,
+        key_sha256=key_sha256,
         not_before=not_before,
         not_after=not_after,
         issued_at=issued_at,
@@ -92,6 +96,36 @@ def get_certificate(
     if certificate is None:
         raise errors.UnknownRecordError(f"no certificate with serial {stored} was issued here")
     return certificate
+
+
+def valid_for_key(session: Session, key_sha256: str, now: datetime) -> list[Certificate]:
+    """The certificates of the key ``key_sha256`` neither revoked nor expired at ``now``."""
+    return list(
+        session.scalars(
+            select(Certificate)
+            .where(
+                Certificate.key_sha256 == key_sha256,
+                Certificate.revoked_at.is_(None),
+                Certificate.not_after > as_utc(now),
+            )
+            .order_by(Certificate.issued_at)
+        )
+    )
+
+
+def of_the_same_key(session: Session, certificate: Certificate) -> list[Certificate]:
+    """The other unrevoked certificates of ``certificate``'s key (none where it is unknown)."""
+    if certificate.key_sha256 is None:
+        return []
+    return list(
+        session.scalars(
+            select(Certificate).where(
+                Certificate.key_sha256 == certificate.key_sha256,
+                Certificate.serial != certificate.serial,
+                Certificate.revoked_at.is_(None),
+            )
+        )
+    )
 
 
 def revoke_certificate(

@@ -17,18 +17,25 @@ and is read by every node process sharing the database (``auth.RevocationList``)
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from collections.abc import Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from provider_node.audit.log import AuditLog
 from provider_node.audit.records import AuditEntry
-from provider_node.core.errors import UnknownRecordError
+from provider_node.core.errors import StateConflictError, UnknownRecordError
 from provider_node.core.vocabulary import Action
 from provider_node.identity.auth import MAX_CERTIFICATE_LIFETIME
-from provider_node.identity.certificates import get_certificate, record_certificate
+from provider_node.identity.certificates import (
+    get_certificate,
+    of_the_same_key,
+    record_certificate,
+    valid_for_key,
+)
 from provider_node.identity.certificates import revoke_certificate as _revoke_row
 from provider_node.identity.pki import (
     CERT_VALIDITY,
@@ -43,11 +50,21 @@ from provider_node.store.models import Certificate
 __all__ = ["certificates", "revoke", "sign"]
 
 
+def key_fingerprint(certificate: x509.Certificate | x509.CertificateSigningRequest) -> str:
+    """SHA-256 of the public key (SubjectPublicKeyInfo, DER): what every certificate of one key
+    shares, whatever its serial."""
+    der = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
 def _row_arguments(certificate: x509.Certificate, now: _dt.datetime) -> dict[str, object]:
     return {
         "serial": serial_hex(certificate),
         "department": department_from_certificate(certificate),
         "fingerprint_sha256": certificate_fingerprint(certificate),
+        "key_sha256": key_fingerprint(certificate),
         "not_before": certificate.not_valid_before_utc,
         "not_after": certificate.not_valid_after_utc,
         "issued_at": now,
@@ -63,8 +80,14 @@ def sign(
     now: _dt.datetime,
     department: str | None = None,
     validity: _dt.timedelta = CERT_VALIDITY,
+    renew: bool = False,
 ) -> x509.Certificate:
-    """Sign a department's CSR, register the certificate and audit the signing, atomically."""
+    """Sign a department's CSR, register the certificate and audit the signing, atomically.
+
+    A key that already has a valid certificate here is refused (``StateConflictError``) unless
+    ``renew``: a second certificate for one key, signed unawares, would outlive the revocation of
+    the first. Revoking either revokes both (``revoke``).
+    """
     if validity > MAX_CERTIFICATE_LIFETIME:
         raise ValueError(
             f"a client certificate may be valid at most {MAX_CERTIFICATE_LIFETIME.days} days"
@@ -75,6 +98,16 @@ def sign(
     row = _row_arguments(certificate, now)
 
     def register(session: Session) -> AuditEntry:
+        if not renew:
+            current = valid_for_key(session, str(row["key_sha256"]), now)
+            if current:
+                first = current[0]
+                raise StateConflictError(
+                    f"this key already has a valid certificate here (serial {first.serial}, "
+                    f"department {first.department}, until {first.not_after:%Y-%m-%d}): sign "
+                    "again with --renew to issue a second one for the same key, or ask for a "
+                    "request made with a new key"
+                )
         record_certificate(session, **row)  # type: ignore[arg-type]
         return AuditEntry.answered(
             Action.CERTIFICATE_SIGNING,
@@ -116,12 +149,18 @@ def revoke(
             except UnknownRecordError:
                 record_certificate(session, **row)  # type: ignore[arg-type]
         revoked = _revoke_row(session, serial, reason.strip(), now)
+        # A revocation is of the key: every other certificate of it goes with this one.
+        also = [
+            _revoke_row(session, other.serial, reason.strip(), now).serial
+            for other in of_the_same_key(session, revoked)
+        ]
+        with_them = f" (and {', '.join(also)}, of the same key)" if also else ""
         return AuditEntry.answered(
             Action.CERTIFICATE_REVOCATION,
             requester=operator,
             cert_serial=revoked.serial,
             cert_fingerprint=revoked.fingerprint_sha256,
-            reason=f"department {revoked.department}: {reason.strip()}"[:300],
+            reason=f"department {revoked.department}{with_them}: {reason.strip()}"[:300],
         )
 
     audit.append_action(mark)

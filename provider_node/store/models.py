@@ -259,6 +259,8 @@ class Certificate(Base):
     serial: Mapped[str] = mapped_column(String(40), primary_key=True)
     department: Mapped[str] = mapped_column(String(64), index=True)
     fingerprint_sha256: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of the certified public key (SubjectPublicKeyInfo, DER); NULL before migration 0006.
+    key_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime())
     not_after: Mapped[datetime] = mapped_column(UTCDateTime())
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())

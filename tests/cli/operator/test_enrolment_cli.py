@@ -174,3 +174,24 @@ def test_a_written_certificate_is_pem(config: Path, request_file: Path) -> None:
     assert provider(config, "pki", "sign", request_file, "--out", out).exit_code == 0
     assert out.read_bytes() == certificate(out).public_bytes(serialization.Encoding.PEM)
     assert bidui("provider", "pki", "sign", "--help").exit_code == 0
+
+
+def test_a_second_certificate_for_one_key_needs_renew_and_falls_with_the_first(
+    config: Path, request_file: Path
+) -> None:
+    assert provider(config, "pki", "sign", request_file).exit_code == 0
+    first = serial_hex(certificate(request_file.with_suffix(".pem")))
+    again = refused(provider(config, "pki", "sign", request_file, "--out", "second.pem"))
+    assert f"already has a valid certificate here (serial {first}" in again and "--renew" in again
+    second_path = request_file.parent / "second.pem"
+    renewed = provider(config, "pki", "sign", request_file, "--out", second_path, "--renew")
+    assert renewed.exit_code == 0, renewed.output
+    second = serial_hex(certificate(second_path))
+    assert second != first
+
+    # The key is lost: revoking the first certificate revokes the second as well.
+    assert provider(config, "pki", "revoke", first, "--reason", "key lost").exit_code == 0
+    listed = provider(config, "pki", "list", "--department", DEPARTMENT).output
+    assert listed.count("key lost") == 2, listed
+    (record,) = [r for r in audited(config) if r["action"] == "certificate_revocation"]
+    assert second in record["reason"]

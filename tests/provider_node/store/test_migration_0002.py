@@ -23,7 +23,12 @@ REVISION_0001 = "0001_audit_log"
 REVISION_0002 = "0002_grants_quotas_certificates"
 NEW_TABLES = {"applications", "grants", "quota_usage", "certificates"}
 # Columns later revisions add to these tables (0005: answers).
-LATER_COLUMNS = {("applications", "answers"), ("grants", "answers")}
+LATER_COLUMNS = {
+    ("applications", "answers"),
+    ("grants", "answers"),
+    ("certificates", "key_sha256"),
+}
+LATER_INDEXES = {"ix_certificates_key_sha256"}
 T0 = datetime(2025, 9, 29, 2, 0, tzinfo=UTC)
 
 
@@ -125,6 +130,8 @@ def _only_new_tables(
     table = item if type_ == "table" else getattr(item, "table", None)
     table_name = getattr(table, "name", None)
     if type_ == "column" and (table_name, name) in LATER_COLUMNS:
+        return False
+    if type_ == "index" and name in LATER_INDEXES:
         return False
     return table_name in NEW_TABLES
 
