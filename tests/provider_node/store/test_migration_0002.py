@@ -3,21 +3,15 @@ records without touching them, creates exactly the tables the models describe, a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, MetaData, Table, insert, inspect, select, update
 
-import provider_node.store.engine
-from provider_node.store.engine import make_engine
 from provider_node.store.models import Base
+from tests.provider_node.store.conftest import AlembicStep
 
 REVISION_0001 = "0001_audit_log"
 REVISION_0002 = "0002_grants_quotas_certificates"
@@ -30,23 +24,6 @@ LATER_COLUMNS = {
 }
 LATER_INDEXES = {"ix_certificates_key_sha256"}
 T0 = datetime(2025, 9, 29, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def bare_engine(database_url: str) -> Iterator[Engine]:
-    """An engine on an empty database (no migration run yet)."""
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-def _alembic(engine: Engine, verb: str, revision: str) -> None:
-    config = Config()
-    migrations = Path(provider_node.store.engine.__file__).resolve().parent / "migrations"
-    config.set_main_option("script_location", str(migrations))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, verb)(config, revision)
 
 
 def _audit_rows_0001(count: int) -> list[dict[str, Any]]:
@@ -94,9 +71,9 @@ def _snapshot(connection: Connection) -> tuple[list[tuple[Any, ...]], list[tuple
 
 
 def test_0002_upgrades_a_0001_database_without_touching_its_audit_records(
-    bare_engine: Engine,
+    bare_engine: Engine, alembic: AlembicStep
 ) -> None:
-    _alembic(bare_engine, "upgrade", REVISION_0001)
+    alembic(bare_engine, "upgrade", REVISION_0001)
     rows = _audit_rows_0001(5)
     with bare_engine.begin() as connection:
         tables = MetaData()
@@ -107,7 +84,7 @@ def test_0002_upgrades_a_0001_database_without_touching_its_audit_records(
         before = _snapshot(connection)
         columns_before = {c["name"] for c in inspect(connection).get_columns("audit_record")}
 
-    _alembic(bare_engine, "upgrade", REVISION_0002)
+    alembic(bare_engine, "upgrade", REVISION_0002)
 
     with bare_engine.connect() as connection:
         assert _snapshot(connection) == before
@@ -118,7 +95,7 @@ def test_0002_upgrades_a_0001_database_without_touching_its_audit_records(
         assert audit_columns == columns_before
         assert MigrationContext.configure(connection).get_current_revision() == REVISION_0002
 
-    _alembic(bare_engine, "downgrade", REVISION_0001)
+    alembic(bare_engine, "downgrade", REVISION_0001)
     with bare_engine.connect() as connection:
         assert _snapshot(connection) == before
         assert not NEW_TABLES & set(inspect(connection).get_table_names())
@@ -136,14 +113,14 @@ def _only_new_tables(
     return table_name in NEW_TABLES
 
 
-def test_0002_creates_what_the_models_describe(bare_engine: Engine) -> None:
-    _alembic(bare_engine, "upgrade", REVISION_0001)
+def test_0002_creates_what_the_models_describe(bare_engine: Engine, alembic: AlembicStep) -> None:
+    alembic(bare_engine, "upgrade", REVISION_0001)
     with bare_engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"include_object": _only_new_tables})
         missing = compare_metadata(context, Base.metadata)
     assert {d[1].name for d in missing if d[0] == "add_table"} == NEW_TABLES  # the filter works
 
-    _alembic(bare_engine, "upgrade", REVISION_0002)
+    alembic(bare_engine, "upgrade", REVISION_0002)
     with bare_engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"include_object": _only_new_tables})
         assert compare_metadata(context, Base.metadata) == []

@@ -5,50 +5,28 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, Table, insert, inspect, select
 
-import provider_node.store.engine
-from provider_node.store.engine import make_engine
 from provider_node.store.models import Base
+from tests.provider_node.store.conftest import AlembicStep
 
 TABLES = ("applications", "grants")
 DAY = dt.date(2026, 3, 2)
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def bare_engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-def _alembic(engine: Engine, verb: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option(
-        "script_location",
-        str(Path(provider_node.store.engine.__file__).resolve().parent / "migrations"),
-    )
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, verb)(config, revision)
-
-
 def _answers_only(item: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
     return (type_ == "column" and name == "answers") or (type_ == "table" and name in TABLES)
 
 
-def test_0005_keeps_earlier_grants_to_match_bits_and_goes_back(bare_engine: Engine) -> None:
-    _alembic(bare_engine, "upgrade", "0004_discrepancy_reports")
+def test_0005_keeps_earlier_grants_to_match_bits_and_goes_back(
+    bare_engine: Engine, alembic: AlembicStep
+) -> None:
+    alembic(bare_engine, "upgrade", "0004_discrepancy_reports")
     application_id, grant_id = str(uuid.uuid4()), str(uuid.uuid4())
     with bare_engine.begin() as connection:
         tables = MetaData()
@@ -69,7 +47,7 @@ def test_0005_keeps_earlier_grants_to_match_bits_and_goes_back(bare_engine: Engi
             )
         )  # fmt: skip
 
-    _alembic(bare_engine, "upgrade", "0005_answers")
+    alembic(bare_engine, "upgrade", "0005_answers")
     with bare_engine.connect() as connection:
         tables = MetaData()
         for name in TABLES:
@@ -78,7 +56,7 @@ def test_0005_keeps_earlier_grants_to_match_bits_and_goes_back(bare_engine: Engi
         context = MigrationContext.configure(connection, opts={"include_object": _answers_only})
         assert compare_metadata(context, Base.metadata) == []
 
-    _alembic(bare_engine, "downgrade", "0004_discrepancy_reports")
+    alembic(bare_engine, "downgrade", "0004_discrepancy_reports")
     with bare_engine.connect() as connection:
         for name in TABLES:
             assert "answers" not in {c["name"] for c in inspect(connection).get_columns(name)}

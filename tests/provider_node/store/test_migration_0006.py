@@ -5,40 +5,16 @@ them."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, Table, insert, inspect, select
 
-import provider_node.store.engine
-from provider_node.store.engine import make_engine
 from provider_node.store.models import Base
+from tests.provider_node.store.conftest import AlembicStep
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def bare_engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-def _alembic(engine: Engine, verb: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option(
-        "script_location",
-        str(Path(provider_node.store.engine.__file__).resolve().parent / "migrations"),
-    )
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, verb)(config, revision)
 
 
 def _certificates_only(
@@ -48,8 +24,10 @@ def _certificates_only(
     return getattr(table, "name", None) == "certificates"
 
 
-def test_0006_keeps_earlier_certificates_without_a_key_and_goes_back(bare_engine: Engine) -> None:
-    _alembic(bare_engine, "upgrade", "0005_answers")
+def test_0006_keeps_earlier_certificates_without_a_key_and_goes_back(
+    bare_engine: Engine, alembic: AlembicStep
+) -> None:
+    alembic(bare_engine, "upgrade", "0005_answers")
     with bare_engine.begin() as connection:
         certificates = Table("certificates", MetaData(), autoload_with=connection)
         connection.execute(
@@ -62,7 +40,7 @@ def test_0006_keeps_earlier_certificates_without_a_key_and_goes_back(bare_engine
                 issued_at=NOW,
             )
         )
-    _alembic(bare_engine, "upgrade", "0006_certificate_keys")
+    alembic(bare_engine, "upgrade", "0006_certificate_keys")
     with bare_engine.connect() as connection:
         certificates = Table("certificates", MetaData(), autoload_with=connection)
         (row,) = connection.execute(select(certificates)).mappings()
@@ -71,7 +49,7 @@ def test_0006_keeps_earlier_certificates_without_a_key_and_goes_back(bare_engine
             connection, opts={"include_object": _certificates_only}
         )
         assert compare_metadata(context, Base.metadata) == []
-    _alembic(bare_engine, "downgrade", "0005_answers")
+    alembic(bare_engine, "downgrade", "0005_answers")
     with bare_engine.connect() as connection:
         columns = {column["name"] for column in inspect(connection).get_columns("certificates")}
         assert "key_sha256" not in columns and "serial" in columns
