@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from provider_node.core import errors
 from provider_node.core.errors import quote
 from provider_node.core.messages import Header
+from provider_node.core.personal_data import check_free_text
 from provider_node.resources.catalog import Resource
 
 __all__ = ["MAX_PURPOSE_CHARS", "check_header", "check_items", "digest_more", "quote"]
@@ -33,6 +34,8 @@ def check_header(header: Header, resource: Resource) -> None:
         raise errors.InvalidRequestError(
             "request_id must be 1 to 64 printable ASCII characters without spaces"
         )
+    check_free_text("purpose", header.purpose)
+    check_free_text("request_id", header.request_id)
     if header.key_version != resource.key_version:
         raise errors.KeyVersionMismatchError(
             f"key version {header.key_version} is not the current version "

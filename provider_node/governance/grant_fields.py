@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from provider_node.config.values import KEY_NAME_RE
 from provider_node.core import errors
+from provider_node.core.personal_data import check_free_text
 from provider_node.core.vocabulary import Answer, ComparisonMode
 from provider_node.core.workdays import as_utc
 
@@ -25,6 +26,7 @@ __all__ = [
     "calendar_date",
     "comparison_keys",
     "comparison_modes",
+    "free_text",
     "instant",
     "items_per_day",
     "name",
@@ -104,6 +106,14 @@ def text(field: str, value: str, *, limit: int = MAX_TEXT, blank: str = "") -> s
         raise errors.InvalidRequestError(blank or f"{field} must not be blank")
     if len(stripped) > limit or "\x00" in stripped:
         raise errors.InvalidRequestError(f"{field} must be at most {limit} characters, no NUL")
+    return stripped
+
+
+def free_text(field: str, value: str, *, limit: int = MAX_TEXT) -> str:
+    """``text`` a department writes, which must hold no resident ID or mobile number: it is kept
+    in the audit log for years (``core.personal_data``)."""
+    stripped = text(field, value, limit=limit)
+    check_free_text(field, stripped)
     return stripped
 
 

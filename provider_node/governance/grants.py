@@ -90,7 +90,7 @@ def submit_application(
         comparison_keys=key_list,
         modes=mode_list,
         answers=answer_list,
-        duty=fields.text("duty", duty),
+        duty=fields.free_text("duty", duty),
         items_per_day=items,
         valid_until=until,
         submitted_at=submitted,

@@ -215,6 +215,11 @@ def test_header_problems(node: NodeUnderTest, stubs) -> None:  # type: ignore[no
     expect(hashed(purpose="  "), grpc.StatusCode.INVALID_ARGUMENT, "purpose is required")
     expect(hashed(purpose="x" * 501), grpc.StatusCode.INVALID_ARGUMENT, "purpose")
     expect(hashed(request_id="has space"), grpc.StatusCode.INVALID_ARGUMENT, "request_id")
+    someone = node.residents[0][0]  # a resident ID number typed into free text is refused
+    expect(
+        hashed(purpose=f"review of {someone}"), grpc.StatusCode.INVALID_ARGUMENT, "purpose holds"
+    )
+    expect(hashed(request_id=f"case-{someone}"), grpc.StatusCode.INVALID_ARGUMENT, "request_id hol")
     expect(hashed(key_version=2), grpc.StatusCode.FAILED_PRECONDITION, "key version 2")
 
 
