@@ -154,8 +154,9 @@ class TransportConfig(Section):
     # interpreter and gRPC server; they share the indexes (memory-mapped) and the database.
     workers: Annotated[StrictInt, between(1, 256)] = 1
     max_workers: Annotated[StrictInt, between(1, 1024)] = 16  # threads answering RPCs
-    # RPCs in progress at once, beyond which new ones are refused RESOURCE_EXHAUSTED.
-    max_concurrent_rpcs: Annotated[StrictInt, between(1, 100_000)] = 64
+    # RPCs in progress at once, those still waiting for their request message included (they
+    # hold no thread), beyond which new ones are refused RESOURCE_EXHAUSTED.
+    max_concurrent_rpcs: Annotated[StrictInt, between(1, 100_000)] = 1024
     # A client that opens a connection and never finishes the TLS handshake holds a slot.
     handshake_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 5
     max_connection_idle_seconds: Annotated[StrictInt, between(1, 86_400)] = 300

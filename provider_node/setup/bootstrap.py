@@ -70,7 +70,7 @@ blinded_session_seconds = 300       # time between the two steps of a blinded co
 # [transport]
 # workers = 1                       # processes on the one port; `serve --workers N` overrides
 # max_workers = 16
-# max_concurrent_rpcs = 64          # RPCs at once; more are refused RESOURCE_EXHAUSTED
+# max_concurrent_rpcs = 1024        # RPCs at once; more are refused RESOURCE_EXHAUSTED
 # handshake_timeout_seconds = 5
 # max_connection_idle_seconds = 300
 # max_connection_age_seconds = 3600 # then the client reconnects: its certificate is checked again

@@ -10,8 +10,9 @@ that picks a status code.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -74,18 +75,21 @@ def timestamp(moment: dt.datetime | None) -> Timestamp | None:
     return stamp
 
 
-class RpcMetricsInterceptor(grpc.ServerInterceptor):
-    """Times every unary RPC into ``bidui_rpc_duration_seconds{method}``."""
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Times every unary RPC into ``bidui_rpc_duration_seconds{method}``: the handler's time, on
+    its thread, once the request has arrived."""
 
     def __init__(self, metrics: NodeMetrics) -> None:
         self._metrics = metrics
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
@@ -99,8 +103,16 @@ class RpcMetricsInterceptor(grpc.ServerInterceptor):
             finally:
                 metrics.observe_rpc(method, time.perf_counter() - started)
 
+        async def timed_async(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            try:
+                return await inner(request, context)
+            finally:
+                metrics.observe_rpc(method, time.perf_counter() - started)
+
+        # The node's handlers run on the thread pool; the asyncio health service's on the loop.
         return grpc.unary_unary_rpc_method_handler(
-            timed,
+            timed_async if inspect.iscoroutinefunction(inner) else timed,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -7,6 +7,14 @@ such a peer without a thread of its own, and the options below bound what it can
 handshake must finish within ``handshake_timeout_s``, idle and old connections are closed, pings
 are policed. ``auth.Authenticator`` then names the department of every RPC that got through.
 
+The server is grpcio's asyncio server (``grpc.aio``) on an event loop of its own, with the
+node's handlers, which are synchronous, run on a bounded thread pool (``migration_thread_pool``).
+grpcio's synchronous server gives each unary call a thread as soon as its headers arrive, and
+that thread waits for the request message: 16 calls that never send one stopped the node for
+every department, before any code of ours could see who was calling. The asyncio server reads
+the message on the event loop and hands a call to a thread only once it has arrived, so a held
+call costs a coroutine, not a thread, and the threads serve only calls with work to do.
+
 ``create_server`` binds and starts a server for a ready ``ProviderNode`` (tests bind port 0);
 on stop it reports NOT_SERVING on the health service, stops accepting, lets in-flight comparisons
 finish within the grace period and only then releases the port.
@@ -14,19 +22,21 @@ finish within the grace period and only then releases the port.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health as _health
 from grpc_health.v1 import health_pb2 as _health_pb2
 from grpc_health.v1 import health_pb2_grpc as _health_pb2_grpc
+from grpc_health.v1.health import aio as _health_aio
 from grpc_reflection.v1alpha import reflection as _reflection
 
 from bidui.v1 import catalog_pb2 as _catalog_pb2
@@ -86,8 +96,9 @@ class TransportLimits:
 
     max_message_bytes: int = 64 * 1024 * 1024
     max_workers: int = 16
-    #: RPCs admitted at once (running + queued); beyond it grpc answers RESOURCE_EXHAUSTED at once.
-    max_concurrent_rpcs: int = 64
+    #: RPCs admitted at once, those waiting for their message included (a coroutine each, no
+    #: thread); beyond it grpc answers RESOURCE_EXHAUSTED at once. Work runs on ``max_workers``.
+    max_concurrent_rpcs: int = 1024
     #: A TLS handshake (e.g. a ClientHello sent one byte at a time) must finish within this.
     handshake_timeout_s: float = 5.0
     max_connection_idle_s: float = 300.0
@@ -120,16 +131,58 @@ class TransportLimits:
         ]
 
 
+_T = TypeVar("_T")
+
+
+class EventLoop:
+    """The asyncio event loop grpc's server runs on, in a thread of its own, so the rest of the
+    node (start-up, signals, chores, the CLI) stays synchronous."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="bidui-grpc-loop", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the loop and wait for its result (or its exception)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    @property
+    def closed(self) -> bool:
+        return self._loop.is_closed() or not self._thread.is_alive()
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
 @dataclass
 class RunningServer:
-    server: grpc.Server
+    server: grpc.aio.Server
     port: int
-    health: _health.HealthServicer
+    health: _health_aio.HealthServicer
+    loop: EventLoop
 
     def stop(self, grace: float | None = 5.0) -> None:
-        """NOT_SERVING, stop accepting, finish in-flight RPCs within ``grace``, release the port."""
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        """NOT_SERVING, stop accepting, finish in-flight RPCs within ``grace``, release the port.
+        Stopping a stopped server does nothing."""
+        if self.loop.closed:
+            return
+
+        async def stop() -> None:
+            await self.health.enter_graceful_shutdown()
+            await self.server.stop(grace)
+
+        try:
+            self.loop.run(stop())
+        finally:
+            self.loop.close()
 
 
 def create_server(
@@ -144,8 +197,32 @@ def create_server(
     discrepancies: DiscrepancyDesk,
 ) -> RunningServer:
     """Serve on ``address`` (port 0 picks a free one) with mutual TLS; start."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=limits.max_workers, thread_name_prefix="bidui-rpc"),
+    loop = EventLoop()
+    try:
+        server, port, health = loop.run(
+            _start(node, metrics, tls, authenticator, desk, address, limits, discrepancies)
+        )
+    except BaseException:
+        loop.close()
+        raise
+    return RunningServer(server, port, health, loop)
+
+
+async def _start(
+    node: ProviderNode,
+    metrics: NodeMetrics,
+    tls: TlsMaterial,
+    authenticator: Authenticator,
+    desk: SharingDesk,
+    address: str,
+    limits: TransportLimits,
+    discrepancies: DiscrepancyDesk,
+) -> tuple[grpc.aio.Server, int, _health_aio.HealthServicer]:
+    """Build and start the server on the running loop (grpc.aio binds to the loop it starts on)."""
+    server = grpc.aio.server(
+        migration_thread_pool=futures.ThreadPoolExecutor(
+            max_workers=limits.max_workers, thread_name_prefix="bidui-rpc"
+        ),
         interceptors=[RpcMetricsInterceptor(metrics)],
         options=limits.options(),
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
@@ -162,7 +239,7 @@ def create_server(
     _discrepancy_pb2_grpc.add_DiscrepancyServiceServicer_to_server(
         DiscrepancyServicer(node, authenticator, discrepancies), server
     )
-    health = _health.HealthServicer()
+    health = _health_aio.HealthServicer()
     _health_pb2_grpc.add_HealthServicer_to_server(health, server)
     _reflection.enable_server_reflection(
         (*SERVICE_NAMES, _health.SERVICE_NAME, _reflection.SERVICE_NAME), server
@@ -174,10 +251,10 @@ def create_server(
     if port == 0:
         # grpcio reports a port it could not bind (taken, or a bad address) as 0.
         raise OSError(f"cannot listen on {address}: the address is in use or not valid here")
-    server.start()
+    await server.start()
     for name in ("", *SERVICE_NAMES):
-        health.set(name, _health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health)
+        await health.set(name, _health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health
 
 
 class SessionReaper(Periodic):

@@ -331,7 +331,7 @@ def test_capacity_and_transport_defaults(tmp_path: Path) -> None:
     assert config.node.max_open_sessions_per_department == 16
     transport = config.transport
     assert transport.max_workers == 16
-    assert transport.max_concurrent_rpcs == 64
+    assert transport.max_concurrent_rpcs == 1024
     assert transport.handshake_timeout_seconds == 5
     assert transport.max_connection_idle_seconds == 300
     assert transport.max_connection_age_seconds == 3600
