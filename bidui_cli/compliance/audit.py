@@ -33,6 +33,7 @@ from provider_node.audit.records import ExportFormat
 from provider_node.comparison.open_comparisons import comparison_states
 from provider_node.config import AuditConfig, ConfigError, load_config
 from provider_node.governance.report import build_report, quarter_bounds
+from provider_node.identity.certificates import revocations_undone
 from provider_node.resources.keys import KeyStoreError
 from provider_node.store.engine import make_engine, session_factory
 
@@ -136,6 +137,7 @@ def verify(config_file: Path, checkpoint_file: Path | None, public_key: str | No
     with _audit_log(config_file) as log:
         report = log.verify()
         states = log.read(comparison_states)
+        undone = log.read(revocations_undone)
         checked = None
         if path is not None and key is not None:
             checked = verify_checkpoints(log, path, public_key=key)
@@ -148,6 +150,13 @@ def verify(config_file: Path, checkpoint_file: Path | None, public_key: str | No
         f"blinded comparisons: {states.open} open, {states.abandoned} abandoned; "
         f"{states.withheld} answers withheld (committed after the node's deadline, never sent)"
     )
+    if undone:
+        click.echo(
+            f"revocations BROKEN: {', '.join(undone)} revoked in the audit log but valid in the "
+            "certificates table: a revocation was undone outside bidui (the node still refuses "
+            "them: it holds the log's revocations)"
+        )
+        raise SystemExit(_CHAIN_BROKEN)
     if path is None:
         click.echo("checkpoints: none found (a cut tail with a rewound head cannot be detected)")
     elif checked is None:

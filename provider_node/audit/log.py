@@ -185,6 +185,20 @@ class AuditLog:
         self.append_action(record)
         return made[0]
 
+    def append_all(self, act: Callable[[Session], list[AuditEntry]]) -> list[AuditEntry]:
+        """``append_action`` for an action that is several facts (a revocation of every
+        certificate of one key): all its records are committed with the change, or none."""
+        done: list[AuditEntry] = []
+
+        def run(session: Session) -> None:
+            entries = act(session)
+            for entry in entries:
+                self._append_in(session, entry, entry.comparison_id or str(uuid.uuid4()))
+            done[:] = entries
+
+        self._with_retries(run)
+        return done
+
     def append_unless(self, act: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
         """``append_action`` where ``act`` may find nothing to record (returns None): e.g. a
         comparison another node process has already closed. Each retry runs ``act`` afresh."""

@@ -12,19 +12,22 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from provider_node.config import DEPARTMENT_ID_RE
 from provider_node.core import errors
+from provider_node.core.vocabulary import Action, Outcome
 from provider_node.core.workdays import as_utc
-from provider_node.store.models import Certificate
+from provider_node.store.models import AuditRecord, Certificate
 
 __all__ = [
     "get_certificate",
     "of_the_same_key",
     "record_certificate",
+    "revocations_undone",
     "revoke_certificate",
+    "revoked_in_chain",
     "revoked_serials",
     "serial_hex",
     "valid_for_key",
@@ -150,6 +153,33 @@ def revoke_certificate(
     certificate.revocation_reason = reason
     session.flush()
     return certificate
+
+
+def revoked_in_chain(session: Session, after_seq: int = 0) -> tuple[set[str], int]:
+    """The serials the audit chain records as revoked after record ``after_seq``, and the last
+    seq read (for the next call to go on from)."""
+    last = max(session.scalar(select(func.max(AuditRecord.seq))) or 0, after_seq)
+    serials = session.scalars(
+        select(AuditRecord.cert_serial).where(
+            AuditRecord.seq > after_seq,
+            AuditRecord.seq <= last,
+            AuditRecord.action == Action.CERTIFICATE_REVOCATION,
+            AuditRecord.outcome == Outcome.ANSWERED,
+        )
+    )
+    return {serial for serial in serials if serial}, last
+
+
+def revocations_undone(session: Session) -> list[str]:
+    """Certificates the audit chain records as revoked that the certificates table holds as
+    valid: a revocation undone by editing the table."""
+    in_chain, _ = revoked_in_chain(session)
+    valid = session.scalars(
+        select(Certificate.serial).where(
+            Certificate.serial.in_(sorted(in_chain)), Certificate.revoked_at.is_(None)
+        )
+    )
+    return sorted(valid)
 
 
 def revoked_serials(session: Session) -> set[str]:

@@ -142,28 +142,36 @@ def revoke(
     row = _row_arguments(certificate, now) if isinstance(certificate, x509.Certificate) else None
     serial = str(row["serial"]) if row else certificate.lower()  # type: ignore[union-attr]
 
-    def mark(session: Session) -> AuditEntry:
+    def mark(session: Session) -> list[AuditEntry]:
         if row is not None:
             try:
                 get_certificate(session, serial)
             except UnknownRecordError:
                 record_certificate(session, **row)  # type: ignore[arg-type]
         revoked = _revoke_row(session, serial, reason.strip(), now)
-        # A revocation is of the key: every other certificate of it goes with this one.
+        # A revocation is of the key: every other certificate of it goes with this one. Each is
+        # a record of its own in the hash chain, so the node holds every one of them revoked
+        # even if the certificates table is edited back (RevocationList reads both).
         also = [
-            _revoke_row(session, other.serial, reason.strip(), now).serial
+            _revoke_row(session, other.serial, reason.strip(), now)
             for other in of_the_same_key(session, revoked)
         ]
-        with_them = f" (and {', '.join(also)}, of the same key)" if also else ""
-        return AuditEntry.answered(
-            Action.CERTIFICATE_REVOCATION,
-            requester=operator,
-            cert_serial=revoked.serial,
-            cert_fingerprint=revoked.fingerprint_sha256,
-            reason=f"department {revoked.department}{with_them}: {reason.strip()}"[:300],
-        )
+        return [
+            AuditEntry.answered(
+                Action.CERTIFICATE_REVOCATION,
+                requester=operator,
+                cert_serial=certificate.serial,
+                cert_fingerprint=certificate.fingerprint_sha256,
+                reason=(
+                    f"department {certificate.department}"
+                    + (f" (with {serial}, of the same key)" if certificate is not revoked else "")
+                    + f": {reason.strip()}"
+                )[:300],
+            )
+            for certificate in (revoked, *also)
+        ]
 
-    audit.append_action(mark)
+    audit.append_all(mark)
     return serial
 
 

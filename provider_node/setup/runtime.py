@@ -7,6 +7,7 @@ the node in the foreground until SIGTERM or SIGINT.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from comparator.oprf import OprfServer, VoprfServer
 from provider_node.access.policy import AccessPolicy, ItemsPerMinute
@@ -30,7 +32,7 @@ from provider_node.core.workdays import announce, calendar_end, supported_years
 from provider_node.governance.discrepancies import DiscrepancyDesk
 from provider_node.governance.sharing import SharingDesk
 from provider_node.identity.auth import Authenticator, RevocationList
-from provider_node.identity.certificates import revoked_serials
+from provider_node.identity.certificates import revoked_in_chain, revoked_serials
 from provider_node.observability.endpoint import MetricsServer, MetricsTls, start_metrics_server
 from provider_node.observability.metrics import NodeMetrics
 from provider_node.resources.catalog import (
@@ -125,9 +127,11 @@ def open_node(
     metrics.track_discrepancies(sessions)
     audit = AuditLog(sessions, clock=clock, retention_days=config.audit.retention_days)
 
+    chain = ChainRevocations()
+
     def load_revoked() -> set[str]:
         with sessions() as session:
-            return revoked_serials(session)
+            return revoked_serials(session) | chain.read(session)
 
     revocations = RevocationList(load_revoked)
     per_minute = ItemsPerMinute(
@@ -302,3 +306,20 @@ def start_node(
     opened.pruner.start()
     opened.checkpointer.start()
     return StartedNode(opened, running, metrics_server, metrics_port, reaper)
+
+
+class ChainRevocations:
+    """The revocations the audit chain records, read once and then from where the last read
+    ended: a revocation undone in the certificates table still holds, because its record cannot
+    be undone without breaking the chain."""
+
+    def __init__(self) -> None:
+        self._serials: set[str] = set()
+        self._after = 0
+        self._lock = threading.Lock()
+
+    def read(self, session: Session) -> set[str]:
+        with self._lock:
+            serials, self._after = revoked_in_chain(session, self._after)
+            self._serials |= serials
+            return set(self._serials)

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import text
 
 from bidui.v1 import catalog_pb2, comparison_pb2
+from bidui_cli.main import main
 from provider_node.identity.enrolment import revoke
 from provider_node.identity.pki import (
     DEPARTMENT_URN_PREFIX,
@@ -191,3 +194,33 @@ def test_a_department_certificate_signed_by_a_ca_true_leaf_is_refused(
     # certificate itself refuses it, and the refusal is audited.
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     assert "not issued by this node's CA itself" in error.details()  # type: ignore[attr-defined]
+
+
+def test_a_revocation_undone_in_the_table_still_holds_and_is_caught(
+    node: NodeUnderTest, tmp_path: Path
+) -> None:
+    issued = issue_client_cert(load_ca(node.directory / "pki"), tmp_path, "undone-bureau")
+    revoke(
+        node.started.opened.audit,
+        issued.certificate,
+        "staff gone",
+        operator="luzhou-psb",
+        now=dt.datetime.now(dt.UTC),
+    )
+    serial = serial_hex(issued.certificate)
+    # An insider with write access to the database sets the revocation back.
+    with node.started.opened.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE certificates SET revoked_at = NULL, revocation_reason = NULL "
+                "WHERE serial = :serial"
+            ),
+            {"serial": serial},
+        )
+    time.sleep(1.0)  # the revocation list is refreshed every half second
+    error = _call(node, issued.cert_path, issued.key_path)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert "revoked" in error.details()  # type: ignore[attr-defined]
+    verified = CliRunner().invoke(main, ["audit", "verify", "--config", str(node.config_path)])
+    assert verified.exit_code == 1, verified.output
+    assert f"revocations BROKEN: {serial}" in verified.output
