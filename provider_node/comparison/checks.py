@@ -6,7 +6,7 @@ names only bounded and quoted (``quote``), never a queried value.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 
@@ -61,8 +61,9 @@ def check_items(items: Sequence[bytes], length: int, what: str, limit: int) -> N
             )
 
 
-def digest_more(digest: hashlib._Hash, items: Sequence[bytes]) -> hashlib._Hash:
-    """Fold length-prefixed ``items`` into ``digest`` (the audit record's payload_sha256)."""
+def digest_more(digest: hmac.HMAC, items: Sequence[bytes]) -> hmac.HMAC:
+    """Fold length-prefixed ``items`` into ``digest`` (the audit record's payload_sha256: an
+    HMAC-SHA-256 under the node's payload digest key, ``ProviderNode``)."""
     for item in items:
         digest.update(len(item).to_bytes(4, "big"))
         digest.update(item)

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import hmac
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -95,7 +97,12 @@ class ProviderNode:
         gate: StoreGate | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
+        payload_key: bytes | None = None,
     ) -> None:
+        # Audit records fix each request's payload by a digest keyed with a node secret
+        # (NodeKeys.payload_digest_key): a plain SHA-256 of a request's tags could be searched
+        # with the hashed-mode key any department may fetch, recovering what was queried.
+        self._payload_key = payload_key if payload_key is not None else secrets.token_bytes(32)
         self._resources = dict(resources)
         self._clock = clock
         self._gate = gate or StoreGate()
@@ -167,7 +174,7 @@ class ProviderNode:
             Mode.HASHED,
             self._monotonic(),
             records=record_count(header, len(tags)),
-            payload_sha256=digest_more(hashlib.sha256(), tags).hexdigest(),
+            payload_sha256=digest_more(self._payload_digest(), tags).hexdigest(),
         )
         try:
             served = self._authorise(request, answer)
@@ -189,7 +196,7 @@ class ProviderNode:
         """Step 1 of 2: RFC 9497 BlindEvaluate in modeOPRF, or in modeVOPRF with a batched DLEQ
         proof (``header.verifiable``); opens a session for the answer ``header.answer`` asks
         (step 2 is the RPC of that answer, matched against the index of the same mode)."""
-        digest = digest_more(hashlib.sha256(), blinded)
+        digest = digest_more(self._payload_digest(), blinded)
         request = ComparisonRequest(
             caller,
             header,
@@ -310,6 +317,9 @@ class ProviderNode:
         return len(self._sessions)
 
     # -- shared steps ------------------------------------------------------------------------
+
+    def _payload_digest(self) -> hmac.HMAC:
+        return hmac.new(self._payload_key, digestmod=hashlib.sha256)
 
     def _authorise(self, request: ComparisonRequest, answer: Answer | None) -> ServedResource:
         """The catalog's facts and the department's permission; sets the request's grant."""

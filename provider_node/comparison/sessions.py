@@ -8,7 +8,7 @@ another department's blinded comparisons fail.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ class Session:
 
     request: ComparisonRequest
     item_count: int
-    digest: hashlib._Hash
+    digest: hmac.HMAC
     expires: float = 0.0
 
     @property

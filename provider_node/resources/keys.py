@@ -247,6 +247,15 @@ class NodeKeys:
         )
         return hkdf.derive(self._hmac_master)
 
+    def payload_digest_key(self) -> bytes:
+        """The key of the audit records' payload digests (HKDF-SHA256 from the HMAC master): a
+        digest of a request's tags is useless to whoever holds an export without it, though any
+        department may hold a resource's hashed-mode key."""
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"bidui audit payload digest v1"
+        )
+        return hkdf.derive(self._hmac_master)
+
     def __repr__(self) -> str:
         return f"NodeKeys(directory={str(self._directory)!r}, secrets=<hidden>)"
 

@@ -145,7 +145,10 @@ def open_node(
         max_open_sessions=config.node.max_open_sessions,
         max_open_sessions_per_department=config.node.max_open_sessions_per_department,
     )
-    node = ProviderNode(served, audit, metrics, access, limits, gate=gate, clock=clock)
+    node = ProviderNode(
+        served, audit, metrics, access, limits, gate=gate, clock=clock,
+        payload_key=keys.payload_digest_key(),
+    )  # fmt: skip
     # Comparisons a crashed node left open (kill -9 between the two steps) end as abandoned now;
     # younger ones may belong to another live process on this database: its reaper closes them.
     node.reconcile_open_comparisons(float(config.node.blinded_session_seconds))

@@ -3,10 +3,16 @@ blinded mode in RFC 9497 modeOPRF (the default) and modeVOPRF (``verifiable=True
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from bidui.v1 import catalog_pb2
 from client_sdk import ComparisonClient, InvalidRequestError
+from comparator.canonical import encode_record
+from comparator.keyed_hash import KeyedHasher
+from provider_node.resources.keys import NodeKeys
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest
 
@@ -180,3 +186,24 @@ def test_chunks_stay_aligned_when_a_whole_chunk_is_invalid(node: NodeUnderTest, 
     assert statuses == ["matched"] * 5 + ["error"] * 5 + ["not_matched"] * 5 + ["matched"] * 5
     assert len(result.comparison_ids) == 3
     assert result.errors[0].index == 5
+
+
+def test_an_export_cannot_be_searched_with_the_hashed_mode_key(node: NodeUnderTest) -> None:
+    # Issue 17: any department may fetch a resource's HMAC key, so a plain SHA-256 of a
+    # one-record request's tags let whoever holds an export test candidates for what was asked.
+    someone = node.residents[3][0]
+    with node.client() as client:
+        client.compare(
+            "residents", [{"id_number": someone}], key="id_number", mode="hashed",
+            purpose="payload digest test",
+        )  # fmt: skip
+    served = node.started.opened.node.describe("residents")
+    domain = served.resource.domain("id_number")
+    encoded = encode_record(domain, served.resource.comparison_key("id_number"), [someone])
+    tag = KeyedHasher(served.hmac_key, domain).tag(encoded)  # what the department sent
+    (record,) = [r for r in audit_records(node) if r["purpose"] == "payload digest test"]
+    length = len(tag).to_bytes(4, "big")
+    assert record["payload_sha256"] != hashlib.sha256(length + tag).hexdigest()
+    keys = NodeKeys.load(node.started.opened.config.keys.dir)
+    keyed = hmac.new(keys.payload_digest_key(), length + tag, hashlib.sha256)
+    assert record["payload_sha256"] == keyed.hexdigest()
