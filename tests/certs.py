@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provider_node.identity.pki import DEPARTMENT_URN_PREFIX, CertificateAuthority
+from provider_node.identity.names import DEPARTMENT_URN_PREFIX
+from provider_node.identity.pki import CertificateAuthority
 
 _NO_USAGE = {
     name: False

@@ -34,14 +34,12 @@ from bidui_cli.terminal import moment, read_file, table, whole_number
 from provider_node.config import NodeConfig
 from provider_node.identity import enrolment
 from provider_node.identity.auth import MAX_CERTIFICATE_LIFETIME
-from provider_node.identity.pki import (
-    CERT_VALIDITY,
-    CertificateAuthority,
+from provider_node.identity.names import (
     CertificateIdentityError,
     department_from_certificate,
-    load_ca,
     serial_hex,
 )
+from provider_node.identity.pki import CERT_VALIDITY, CertificateAuthority, load_ca
 
 __all__ = ["list_certificates", "revoke", "sign"]
 

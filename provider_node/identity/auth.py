@@ -40,7 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from provider_node.core.chores import Periodic
 from provider_node.core.errors import AuditUnavailableError, UnauthenticatedError
-from provider_node.identity.pki import (
+from provider_node.identity.names import (
     CertificateIdentityError,
     department_from_extensions,
     serial_hex,

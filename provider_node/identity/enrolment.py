@@ -17,11 +17,9 @@ and is read by every node process sharing the database (``auth.RevocationList``)
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,26 +35,16 @@ from provider_node.identity.certificates import (
     valid_for_key,
 )
 from provider_node.identity.certificates import revoke_certificate as _revoke_row
-from provider_node.identity.pki import (
-    CERT_VALIDITY,
-    CertificateAuthority,
+from provider_node.identity.names import (
     certificate_fingerprint,
     department_from_certificate,
+    key_fingerprint,
     serial_hex,
-    sign_client_request,
 )
+from provider_node.identity.pki import CERT_VALIDITY, CertificateAuthority, sign_client_request
 from provider_node.store.models import Certificate
 
 __all__ = ["certificates", "revoke", "sign"]
-
-
-def key_fingerprint(certificate: x509.Certificate | x509.CertificateSigningRequest) -> str:
-    """SHA-256 of the public key (SubjectPublicKeyInfo, DER): what every certificate of one key
-    shares, whatever its serial."""
-    der = certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
 
 
 def _row_arguments(certificate: x509.Certificate, now: _dt.datetime) -> dict[str, object]:

@@ -8,8 +8,8 @@ clients/<dept>.pem/.key  client certificate, 1 year, clientAuth,
 ```
 
 All keys are ECDSA P-256, PEM, files mode 0600. The requesting department's identity is the
-department id in its client certificate's URI SAN (``department_from_certificate``); the audit
-log records the certificate's serial and SHA-256 fingerprint.
+department id in its client certificate's URI SAN (``names.department_from_certificate``); the
+audit log records the certificate's serial and SHA-256 fingerprint.
 
 A department makes its own key and certificate signing request on its own machine; the operator
 signs the request with ``sign_client_request`` (``bidui provider pki sign``), so the private key
@@ -20,7 +20,6 @@ development and the demo only.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import ipaddress
 import os
 from collections.abc import Sequence
@@ -34,36 +33,30 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provider_node.config import DEPARTMENT_ID_RE
+from provider_node.identity.names import (
+    DEPARTMENT_URN_PREFIX,
+    CertificateIdentityError,
+    department_from_extensions,
+)
 from provider_node.resources.keys import write_secret_file
 
 __all__ = [
     "CA_VALIDITY",
     "CERT_VALIDITY",
-    "DEPARTMENT_URN_PREFIX",
     "CertificateAuthority",
-    "CertificateIdentityError",
     "IssuedCertificate",
-    "certificate_fingerprint",
     "create_ca",
-    "department_from_certificate",
-    "department_from_extensions",
     "issue_client_cert",
     "issue_server_cert",
     "load_ca",
-    "serial_hex",
     "sign_client_request",
 ]
 
-DEPARTMENT_URN_PREFIX = "urn:bidui:department:"
 CA_VALIDITY = _dt.timedelta(days=5 * 365)
 CERT_VALIDITY = _dt.timedelta(days=365)
 _SIGNABLE_KEYS = (ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey)
 # Tolerates small clock differences between the machines.
 _BACKDATE = _dt.timedelta(minutes=5)
-
-
-class CertificateIdentityError(ValueError):
-    """A certificate carries no usable department identity, or contradictory ones."""
 
 
 @dataclass(frozen=True)
@@ -330,74 +323,3 @@ def sign_client_request(
     if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < 2048:
         raise CertificateIdentityError("has an RSA key shorter than 2048 bits")
     return _client_certificate(ca, named, public_key, now, validity)
-
-
-def _load_certificate(certificate: bytes | x509.Certificate) -> x509.Certificate:
-    if isinstance(certificate, x509.Certificate):
-        return certificate
-    try:
-        if certificate.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(certificate)
-        return x509.load_der_x509_certificate(certificate)
-    except ValueError:
-        raise CertificateIdentityError("is not a valid X.509 certificate") from None
-
-
-def department_from_extensions(extensions: x509.Extensions) -> str:
-    """The department a certificate or CSR names: its one ``urn:bidui:department:<id>`` URI SAN,
-    which must be its only subject alternative name.
-
-    Nothing else names a department: a subject CN is a display name that any CA may fill freely.
-    A URN prefix in another case is a second claim, not a spelling: URN prefixes compare
-    case-insensitively (RFC 8141), so such a certificate names two departments and is refused,
-    never read as the one in the expected case. Any other name (a DNS name, an address, another
-    URI) would let the certificate serve as something else as well, and is refused too.
-    """
-    try:
-        names = list(extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        names = []
-    prefix = DEPARTMENT_URN_PREFIX.lower()
-    claims = [
-        name.value
-        for name in names
-        if isinstance(name, x509.UniformResourceIdentifier)
-        and name.value.lower().startswith(prefix)
-    ]
-    if not claims:
-        raise CertificateIdentityError(
-            f"names no department: it has no {DEPARTMENT_URN_PREFIX}<id> URI SAN"
-        )
-    if len(claims) > 1:
-        raise CertificateIdentityError("names more than one department")
-    if len(names) > 1:
-        raise CertificateIdentityError(
-            "has subject alternative names besides its department URN (DNS names, addresses or "
-            "other URIs): a department's certificate names its department and nothing else"
-        )
-    if not claims[0].startswith(DEPARTMENT_URN_PREFIX):
-        raise CertificateIdentityError(
-            f"spells its department URN other than {DEPARTMENT_URN_PREFIX}<id> (in lowercase)"
-        )
-    department = claims[0][len(DEPARTMENT_URN_PREFIX) :]
-    if not DEPARTMENT_ID_RE.fullmatch(department):
-        raise CertificateIdentityError("has a department URN that is not a valid department id")
-    return department
-
-
-def department_from_certificate(certificate: bytes | x509.Certificate) -> str:
-    """The department a client certificate (DER, PEM or parsed) stands for; no chain check."""
-    return department_from_extensions(_load_certificate(certificate).extensions)
-
-
-def serial_hex(certificate: x509.Certificate) -> str:
-    """The serial number as lowercase hex without leading zeros: how bidui names a certificate."""
-    return format(certificate.serial_number, "x")
-
-
-def certificate_fingerprint(certificate: bytes | x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER encoding, lowercase hex (PEM and parsed input accepted)."""
-    if isinstance(certificate, bytes) and not certificate.lstrip().startswith(b"-----BEGIN"):
-        return hashlib.sha256(certificate).hexdigest()
-    der = _load_certificate(certificate).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha256(der).hexdigest()

@@ -39,6 +39,7 @@ from cryptography import x509
 
 from provider_node.config import MAX_KEY_VERSION, NodeConfig
 from provider_node.identity import pki
+from provider_node.identity.names import serial_hex
 from provider_node.resources.keys import MASTER_SECRET_LENGTH, SECRET_FILES, write_secret_file
 from provider_node.setup.bootstrap import SERVER_HOSTNAMES
 
@@ -161,7 +162,7 @@ class CaRotation(Rotation):
             retired.append((path, _backup(path, stamp, secret=path.suffix == ".key")))
             path.unlink()
         reason = (
-            f"CA and server certificate replaced (new CA serial {pki.serial_hex(ca.certificate)}); "
+            f"CA and server certificate replaced (new CA serial {serial_hex(ca.certificate)}); "
             f"{len(self.clients)} client certificates retired"
         )
         return Rotated(tuple(replaced), tuple(retired), reason)

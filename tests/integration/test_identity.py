@@ -21,13 +21,8 @@ from sqlalchemy import text
 from bidui.v1 import catalog_pb2, comparison_pb2
 from bidui_cli.main import main
 from provider_node.identity.enrolment import revoke
-from provider_node.identity.pki import (
-    DEPARTMENT_URN_PREFIX,
-    create_ca,
-    issue_client_cert,
-    load_ca,
-    serial_hex,
-)
+from provider_node.identity.names import DEPARTMENT_URN_PREFIX, serial_hex
+from provider_node.identity.pki import create_ca, issue_client_cert, load_ca
 from tests.certs import CLIENT_AUTH, SERVER_AUTH, key_of, odd_client_cert
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest

@@ -43,7 +43,8 @@ from client_sdk import (
 )
 from provider_node.governance import sharing
 from provider_node.identity import enrolment
-from provider_node.identity.pki import certificate_fingerprint, load_ca, serial_hex
+from provider_node.identity.names import certificate_fingerprint, serial_hex
+from provider_node.identity.pki import load_ca
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import REQUESTER, NodeUnderTest, start
 from tests.integration.test_refusals import header, valid_blinded

@@ -28,7 +28,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from bidui.v1 import catalog_pb2, comparison_pb2, sharing_pb2, sharing_pb2_grpc
 from provider_node.governance import sharing
-from provider_node.identity.pki import load_ca, serial_hex
+from provider_node.identity.names import serial_hex
+from provider_node.identity.pki import load_ca
 from tests.certs import odd_client_cert
 from tests.integration.audit_helpers import audit_records
 from tests.integration.conftest import NodeUnderTest, start

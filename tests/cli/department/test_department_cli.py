@@ -19,7 +19,7 @@ import pytest
 from click.testing import Result
 from cryptography import x509
 
-from provider_node.identity.pki import serial_hex
+from provider_node.identity.names import serial_hex
 from tests.cli.files import mode_of
 from tests.cli.running import bidui, provider, refused
 from tests.integration.conftest import NodeUnderTest, start

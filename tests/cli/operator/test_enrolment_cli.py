@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from client_sdk import make_key_and_request
-from provider_node.identity.pki import department_from_certificate, serial_hex
+from provider_node.identity.names import department_from_certificate, serial_hex
 from provider_node.setup.bootstrap import init_node
 from tests.cli.files import node_files
 from tests.cli.running import audited, bidui, provider, refused

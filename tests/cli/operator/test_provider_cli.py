@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bidui_cli.operator.provider import provider
 from provider_node.config import load_config
-from provider_node.identity.pki import department_from_certificate
+from provider_node.identity.names import department_from_certificate
 from provider_node.resources.keys import HMAC_MASTER_FILE, OPRF_SEED_FILE
 from provider_node.setup.bootstrap import init_node
 from tests.cli.files import mode_of, node_files

@@ -15,13 +15,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from provider_node.core.errors import AuditUnavailableError, UnauthenticatedError
 from provider_node.identity.auth import Authenticator, RevocationList
-from provider_node.identity.pki import (
-    DEPARTMENT_URN_PREFIX,
-    CertificateAuthority,
-    create_ca,
-    issue_client_cert,
-    serial_hex,
-)
+from provider_node.identity.names import DEPARTMENT_URN_PREFIX, serial_hex
+from provider_node.identity.pki import CertificateAuthority, create_ca, issue_client_cert
 from tests.certs import CLIENT_AUTH, SERVER_AUTH, key_of, odd_client_cert
 
 

@@ -17,13 +17,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from provider_node.identity.names import (
+    CertificateIdentityError,
+    certificate_fingerprint,
+    department_from_certificate,
+)
 from provider_node.identity.pki import (
     CertificateAuthority,
-    CertificateIdentityError,
     IssuedCertificate,
-    certificate_fingerprint,
     create_ca,
-    department_from_certificate,
     issue_client_cert,
     issue_server_cert,
     load_ca,
