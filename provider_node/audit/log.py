@@ -202,16 +202,13 @@ class AuditLog:
     def append_unless(self, act: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
         """``append_action`` where ``act`` may find nothing to record (returns None): e.g. a
         comparison another node process has already closed. Each retry runs ``act`` afresh."""
-        done: list[AuditEntry | None] = [None]
 
-        def run(session: Session) -> None:
+        def some(session: Session) -> list[AuditEntry]:
             entry = act(session)
-            if entry is not None:
-                self._append_in(session, entry, entry.comparison_id or str(uuid.uuid4()))
-            done[0] = entry
+            return [] if entry is None else [entry]
 
-        self._with_retries(run)
-        return done[0]
+        done = self.append_all(some)
+        return done[0] if done else None
 
     def _with_retries(self, work: Callable[[Session], None]) -> None:
         for attempt in range(1, _APPEND_ATTEMPTS + 1):

@@ -178,8 +178,7 @@ class StoreGate:
             if slot.stuck:
                 self._stuck -= 1
             self._free += 1
-            self._hand_out()
-            self._changed.notify_all()
+            self._hand_out()  # wakes the waiters
 
     def _hand_out(self) -> None:
         """Free slots to waiting owners in turn, one request each (the lock is held)."""

@@ -9,9 +9,9 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
 import pytest
 
 from bidui.v1 import catalog_pb2, comparison_pb2, comparison_pb2_grpc
@@ -29,22 +29,25 @@ def _never(release: threading.Event) -> Iterator[catalog_pb2.ListResourcesReques
     yield from ()
 
 
-def _hold(
-    node: NodeUnderTest, calls: int, cert: Path, key: Path
-) -> tuple[threading.Event, list[object]]:
-    """``calls`` unary calls whose request message never comes, until the event is set."""
+@contextmanager
+def _held(node: NodeUnderTest, calls: int, cert: Path, key: Path) -> Iterator[None]:
+    """``calls`` unary calls whose request message never comes, held while the block runs."""
     release = threading.Event()
-    held: list[object] = []
     channels = [node.channel(cert=cert, key=key) for _ in range(-(-calls // STREAMS_PER_CHANNEL))]
-    for number in range(calls):
-        channel = channels[number // STREAMS_PER_CHANNEL]
-        method = channel.stream_unary(
-            "/bidui.v1.CatalogService/ListResources",
-            request_serializer=catalog_pb2.ListResourcesRequest.SerializeToString,
-            response_deserializer=catalog_pb2.ListResourcesResponse.FromString,
-        )
-        held.append(method.future(_never(release), timeout=60))
-    return release, [*held, *channels]
+    try:
+        for number in range(calls):
+            method = channels[number // STREAMS_PER_CHANNEL].stream_unary(
+                "/bidui.v1.CatalogService/ListResources",
+                request_serializer=catalog_pb2.ListResourcesRequest.SerializeToString,
+                response_deserializer=catalog_pb2.ListResourcesResponse.FromString,
+            )
+            method.future(_never(release), timeout=60)
+        time.sleep(0.5)  # every held call has reached the node
+        yield
+    finally:
+        release.set()
+        for channel in channels:
+            channel.close()
 
 
 def _answered_meanwhile(node: NodeUnderTest, calls: int = 10) -> list[float]:
@@ -70,15 +73,8 @@ def test_held_calls_of_another_department_take_nothing_from_the_requester(
     node: NodeUnderTest, tmp_path: Path, calls: int
 ) -> None:
     holder = issue_client_cert(load_ca(node.directory / "pki"), tmp_path, "luzhou-holder")
-    release, held = _hold(node, calls, holder.cert_path, holder.key_path)
-    try:
-        time.sleep(0.5)  # every held call has reached the node
+    with _held(node, calls, holder.cert_path, holder.key_path):
         seconds = _answered_meanwhile(node)
-    finally:
-        release.set()
-        for item in held:
-            if isinstance(item, grpc.Channel):
-                item.close()
     assert len(seconds) == 10 and max(seconds) < 2.0, seconds
 
 
@@ -95,13 +91,6 @@ def test_held_calls_of_a_revoked_certificate_take_nothing_either(
         now=dt.datetime.now(dt.UTC),
     )
     time.sleep(1.0)  # the revocation list is refreshed every half second
-    release, held = _hold(node, 20, revoked.cert_path, revoked.key_path)
-    try:
-        time.sleep(0.5)
+    with _held(node, 20, revoked.cert_path, revoked.key_path):
         seconds = _answered_meanwhile(node)
-    finally:
-        release.set()
-        for item in held:
-            if isinstance(item, grpc.Channel):
-                item.close()
     assert max(seconds) < 2.0, seconds
