@@ -23,6 +23,7 @@ from provider_node.audit.records import AuditEntry
 from provider_node.comparison.answers import audit_reason
 from provider_node.comparison.checks import MAX_PURPOSE_CHARS
 from provider_node.comparison.open_comparisons import recorded
+from provider_node.comparison.refusal_tally import RefusalTally
 from provider_node.comparison.request import ComparisonRequest
 from provider_node.core import errors
 from provider_node.core.vocabulary import Action, Outcome
@@ -47,8 +48,10 @@ class ComparisonAudit:
         gate: StoreGate,
         monotonic: Callable[[], float],
         resources: Container[str],
+        refusals: RefusalTally,
     ) -> None:
         self._audit = audit
+        self.refusals = refusals
         self._metrics = metrics
         self._gate = gate
         self._monotonic = monotonic
@@ -100,7 +103,9 @@ class ComparisonAudit:
 
         A request refused because the store cannot be written is not audited: its record could
         not be written either (and would cost the requester the store's deadline a second time);
-        nothing was answered, and the failure is counted and in the operations log.
+        nothing was answered, and the failure is counted and in the operations log. Refusals that
+        follow one of the same source and kind within the refusal window are counted into one
+        record (``RefusalTally``).
         """
         self._metrics.record_refusal(refusal.reason)
         # Only known resources become label values: the label set stays bounded.
@@ -118,13 +123,16 @@ class ComparisonAudit:
             return
         if not request.grant_id:
             request.grant_id = getattr(refusal, "grant_id", "")
-        entry = self.entry(
-            request,
-            outcome=refusal.outcome,
-            status=refusal.status,
-            message=str(refusal)[:_MAX_MESSAGE],
-        )
-        self.append(entry)
+        message = str(refusal)[:_MAX_MESSAGE]
+        entry = self.entry(request, outcome=refusal.outcome, status=refusal.status, message=message)
+        # One source's repeated refusals cost one write per window, not one each (refusal_tally).
+        if self.refusals.counted(entry, message):
+            return
+        try:
+            self.append(entry)
+        except errors.AuditUnavailableError:
+            self.refusals.lost(entry)
+            raise
 
     def append(
         self,

@@ -60,6 +60,7 @@ from provider_node.comparison.checks import (
     digest_more,
     quote,
 )
+from provider_node.comparison.refusal_tally import RefusalTally
 from provider_node.comparison.request import ComparisonRequest
 from provider_node.comparison.session_closing import SessionCloser
 from provider_node.comparison.sessions import Session, SessionTable
@@ -81,6 +82,8 @@ class NodeLimits:
     session_seconds: float = 300.0
     max_open_sessions: int = 1024
     max_open_sessions_per_department: int = 16
+    #: Seconds over which one source's repeated refusals become one record (0: one each).
+    refusal_window_seconds: float = 10.0
 
 
 class ProviderNode:
@@ -107,7 +110,10 @@ class ProviderNode:
         self._clock = clock
         self._gate = gate or StoreGate()
         self._audit = audit
-        self._record = ComparisonAudit(audit, metrics, self._gate, monotonic, self._resources)
+        refusals = RefusalTally(limits.refusal_window_seconds, monotonic=monotonic, clock=clock)
+        self._record = ComparisonAudit(
+            audit, metrics, self._gate, monotonic, self._resources, refusals
+        )
         self._metrics = metrics
         self._access = access
         self._max_batch_items = limits.max_batch_items
@@ -311,6 +317,16 @@ class ProviderNode:
         """Close comparisons opened more than ``older_than`` seconds ago that no process closed
         (a node killed between the two steps); safe to run in every node process."""
         return self._closer.reconcile(older_than)
+
+    def record_refusals(self, *, everything: bool = False) -> int:
+        """Write the records of refusal windows that closed (every window at a graceful stop);
+        the reaper runs this every round. Returns how many records were written."""
+        return self._record.refusals.flush(self._audit, everything=everything)
+
+    @property
+    def refusals_pending(self) -> int:
+        """Refusals counted and not yet on record."""
+        return self._record.refusals.pending
 
     @property
     def open_sessions(self) -> int:

@@ -224,6 +224,9 @@ class AuditConfig(Section):
     lock_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 3
     statement_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 5
     sqlite_busy_timeout_seconds: Annotated[StrictInt, between(1, 300)] = 2
+    # One source's refusals after the first within this many seconds are counted into one record
+    # (how many, first and last time, last reason) instead of one write each; 0 records each.
+    refusal_window_seconds: Annotated[StrictInt, between(0, 3600)] = 10
 
     def timeouts(self) -> StoreTimeouts:
         return StoreTimeouts(

@@ -71,6 +71,9 @@ class Action(StrEnum):
     """What an audit record is about: a comparison, or one governance action (article 35)."""
 
     COMPARISON = "comparison"
+    #: Refusals of one source counted over a window after the first was recorded in full
+    #: (item_count: how many); see provider_node.comparison.refusal_tally.
+    REFUSALS = "refusals"
     # A department's reads and requests, each audited whatever its outcome.
     CATALOG_READ = "catalog_read"
     HASH_KEY_FETCH = "hash_key_fetch"

@@ -144,6 +144,7 @@ def open_node(
         session_seconds=config.node.blinded_session_seconds,
         max_open_sessions=config.node.max_open_sessions,
         max_open_sessions_per_department=config.node.max_open_sessions_per_department,
+        refusal_window_seconds=config.audit.refusal_window_seconds,
     )
     node = ProviderNode(
         served, audit, metrics, access, limits, gate=gate, clock=clock,
@@ -207,13 +208,16 @@ def _close_open_sessions(node: ProviderNode, patience: float) -> None:
         try:
             node.abandon_open_sessions()
             node.resolve_answers_in_doubt()
+            node.record_refusals(everything=True)
             return
         except AuditUnavailableError as problem:
             if time.monotonic() >= deadline:
                 _log.error(
-                    "stopping with %d blinded comparisons not recorded as abandoned (%s): the "
-                    "next node to start on this audit log records them",
+                    "stopping with %d blinded comparisons not recorded as abandoned and %d "
+                    "refusals not recorded (%s): the next node to start on this audit log "
+                    "records the comparisons; the refusals are in the metrics only",
                     node.open_sessions,
+                    node.refusals_pending,
                     problem,
                 )
                 return

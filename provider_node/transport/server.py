@@ -266,6 +266,7 @@ class SessionReaper(Periodic):
         def round_() -> None:
             node.reap_expired_sessions()
             node.resolve_answers_in_doubt()
+            node.record_refusals()
             # A little past the lifetime: a live process reaps its own first.
             node.reconcile_open_comparisons(lifetime + 2 * interval)
 

@@ -138,9 +138,13 @@ class NodeUnderTest:
         return ComparisonClient(self.target, self.credentials(), timeout=30.0)
 
 
-def build_node_dir(directory: Path, *, audit_url: str | None = None) -> tuple[Path, list, list]:
+def build_node_dir(
+    directory: Path, *, audit_url: str | None = None, refusal_window: int | None = None
+) -> tuple[Path, list, list]:
     init = init_node(directory, clients=(REQUESTER,))
     text = init.config_path.read_text(encoding="utf-8")
+    if refusal_window is not None:
+        text = text.replace("[audit]\n", f"[audit]\nrefusal_window_seconds = {refusal_window}\n")
     text = text.replace("max_batch_items = 100000", f"max_batch_items = {MAX_BATCH}")
     # residents offers both RFC 9497 modes: modeOPRF (the default) and modeVOPRF.
     text = text.replace('oprf_modes = ["oprf"]', 'oprf_modes = ["oprf", "voprf"]')
@@ -164,10 +168,14 @@ def start(
     audit_url: str | None = None,
     clock: Callable[[], datetime] | None = None,
     extra_config: str = "",
+    refusal_window: int | None = None,
 ) -> NodeUnderTest:
     """``clock`` is the node's own (audit, grants, allowances); TLS always checks real time.
-    ``extra_config`` is TOML appended to node.toml (e.g. a ``[[calendar.years]]`` table)."""
-    config_path, residents, absent = build_node_dir(directory, audit_url=audit_url)
+    ``extra_config`` is TOML appended to node.toml (e.g. a ``[[calendar.years]]`` table);
+    ``refusal_window`` sets ``audit.refusal_window_seconds`` (None: the default)."""
+    config_path, residents, absent = build_node_dir(
+        directory, audit_url=audit_url, refusal_window=refusal_window
+    )
     if extra_config:
         with config_path.open("a", encoding="utf-8") as handle:
             handle.write("\n" + extra_config)
@@ -188,6 +196,9 @@ def start(
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeUnderTest]:
-    running = start(tmp_path_factory.mktemp("node"))
+    # The tests on this node read each refusal's own record, many refusals of one department
+    # in a row: every refusal is recorded alone here. test_refusal_floods.py runs the default
+    # window, where a source's repeated refusals are counted into one record.
+    running = start(tmp_path_factory.mktemp("node"), refusal_window=0)
     yield running
     running.started.stop(grace=1.0)

@@ -73,7 +73,7 @@ CLOCK = _NodeClock()
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeUnderTest]:
-    running = start(tmp_path_factory.mktemp("sdk-sharing"), clock=CLOCK)
+    running = start(tmp_path_factory.mktemp("sdk-sharing"), clock=CLOCK, refusal_window=0)
     yield running
     running.started.stop(grace=1.0)
 

@@ -45,7 +45,7 @@ def _clock() -> dt.datetime:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeUnderTest]:
-    running = start(tmp_path_factory.mktemp("verification"), clock=_clock)
+    running = start(tmp_path_factory.mktemp("verification"), clock=_clock, refusal_window=0)
     yield running
     running.started.stop(grace=1.0)
 

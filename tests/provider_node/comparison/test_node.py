@@ -4,152 +4,38 @@ the resource does not offer."""
 
 from __future__ import annotations
 
-import datetime as dt
-import io
-import json
 from dataclasses import replace
-from pathlib import Path
-from typing import NamedTuple
 
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from comparator.canonical import ComparisonKey, Domain, encode_record
-from comparator.index import MatchIndex, unpack_matches
-from comparator.oprf import (
-    BlindResult,
-    Mode,
-    OprfClient,
-    OprfServer,
-    VoprfClient,
-    VoprfServer,
-    generate_key_pair,
-)
-from provider_node.access.policy import AccessPolicy, ItemsPerMinute
+from comparator.index import unpack_matches
 from provider_node.audit.log import AuditLog
-from provider_node.comparison.node import NodeLimits, ProviderNode
-from provider_node.config import load_config
 from provider_node.core import errors
-from provider_node.core.messages import Header
 from provider_node.core.vocabulary import OprfMode
 from provider_node.identity.auth import Caller
-from provider_node.observability.metrics import NodeMetrics
-from provider_node.resources.catalog import ServedResource, build_catalog
-from provider_node.store.engine import make_engine, migrate, session_factory
-
-CONFIG = """
-[node]
-name = "test"
-department = "psb"
-[audit]
-database_url = "sqlite:///audit.db"
-[[resources]]
-id = "residents"
-name = "Residents"
-owner_department = "psb"
-category = "basic"
-sharing_type = "unconditional"
-update_period = "P1D"
-usage_conditions = ""
-modes = ["blinded"]
-oprf_modes = ["oprf", "voprf"]
-fields = { id_number = "cn_resident_id" }
-keys = { "id_number" = ["id_number"] }
-source = { csv = "residents.csv" }
-"""
-IDS = ["11010519491231002X", "510502199611099144", "510502199805027771"]
-CALLER = Caller("civil-affairs", "ab" * 32)
-
-
-class FakeClock:
-    """Monotonic seconds, and the wall clock moving with them (a Monday in 2026, 10:00 UTC)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wall(self) -> dt.datetime:
-        return dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=self.now)
-
-
-class NodeSetup(NamedTuple):
-    """A node on a SQLite store with one resource, and what the tests drive it with."""
-
-    node: ProviderNode
-    clock: FakeClock
-    audit: AuditLog
-    #: The modeVOPRF public key of the resource, for blinding in either mode.
-    public_key: bytes
-
-
-@pytest.fixture
-def setup(tmp_path: Path, request: pytest.FixtureRequest) -> NodeSetup:
-    (tmp_path / "node.toml").write_text(CONFIG)
-    config = load_config(tmp_path / "node.toml")
-    resource = build_catalog(config)["residents"]
-    sk, _ = generate_key_pair(Mode.OPRF)
-    sk_v, pk = generate_key_pair(Mode.VOPRF)
-    servers = {OprfMode.OPRF: OprfServer(sk), OprfMode.VOPRF: VoprfServer(sk_v)}
-    key = resource.comparison_key("id_number")
-    domain = resource.domain("id_number")
-    encoded = [encode_record(domain, key, [i]) for i in IDS]
-    indexes = {
-        ("id_number", "blinded"): MatchIndex.build(servers[OprfMode.OPRF].evaluate_batch(encoded)),
-        ("id_number", "blinded-voprf"): MatchIndex.build(
-            servers[OprfMode.VOPRF].evaluate_batch(encoded)
-        ),
-    }
-    engine = make_engine(config.audit.database_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    audit = AuditLog(sessions)
-    clock = FakeClock()
-    served = ServedResource(resource, servers, pk, b"k" * 32, indexes)
-    per_minute = ItemsPerMinute(hashed=0, blinded=getattr(request, "param", 0))
-    node = ProviderNode(
-        {"residents": served},
-        audit,
-        NodeMetrics(CollectorRegistry()),
-        AccessPolicy(sessions, per_minute, clock=clock.wall),
-        NodeLimits(max_batch_items=100, session_seconds=60, max_open_sessions_per_department=2),
-        monotonic=clock,
-    )
-    return NodeSetup(node, clock, audit, pk)
-
-
-def _records(audit: AuditLog) -> list[dict[str, object]]:
-    out = io.StringIO()
-    audit.export(out, "jsonl")
-    return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
-def _blind(
-    pk: bytes, ids: list[str], verifiable: bool = False
-) -> tuple[OprfClient | VoprfClient, BlindResult]:
-    resource_key = Domain("residents", "id_number", 1)
-    key = ComparisonKey.from_names("id_number", ["id_number"], {"id_number": "cn_resident_id"})
-    client = VoprfClient(pk) if verifiable else OprfClient()
-    return client, client.blind([encode_record(resource_key, key, [i]) for i in ids])
-
-
-HEADER = Header("residents", "id_number", "test purpose", "req-1", 1)
+from tests.provider_node.comparison.node_setup import (
+    CALLER,
+    HEADER,
+    IDS,
+    NodeSetup,
+    blind,
+    records,
+)
 
 
 def test_blinded_comparison_is_one_audit_record(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
-    client, blinded = _blind(pk, [IDS[0], "110105194912310038", IDS[2]])
+    client, blinded = blind(pk, [IDS[0], "110105194912310038", IDS[2]])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
     # The evaluations left only once the comparison was on record as opened.
-    (opening,) = _records(audit)
+    (opening,) = records(audit)
     assert (opening["outcome"], opening["related_id"]) == ("opened", opened.comparison_id)
     assert node.open_sessions == 1
     outputs = client.finalize(blinded.state, opened.evaluation)
     outcome = node.match_blinded(CALLER, opened.comparison_id, outputs)
     assert unpack_matches(outcome.match_bits, 3) == [True, False, True]
-    _, record = _records(audit)
+    _, record = records(audit)
     assert record["comparison_id"] == opened.comparison_id == outcome.comparison_id
     assert (record["outcome"], record["item_count"], record["match_count"]) == ("answered", 3, 2)
     assert node.open_sessions == 0
@@ -158,19 +44,19 @@ def test_blinded_comparison_is_one_audit_record(setup: NodeSetup) -> None:
 def test_verifiable_comparisons_carry_a_proof_and_match_their_own_index(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
     header = replace(HEADER, verifiable=True)
-    client, blinded = _blind(pk, [IDS[0], "110105194912310038", IDS[2]], verifiable=True)
+    client, blinded = blind(pk, [IDS[0], "110105194912310038", IDS[2]], verifiable=True)
     opened = node.blind_evaluate(CALLER, header, blinded.message)
     assert opened.evaluation.proof is not None  # VoprfClient.finalize checks it
     outputs = client.finalize(blinded.state, opened.evaluation)
     outcome = node.match_blinded(CALLER, opened.comparison_id, outputs)
     assert unpack_matches(outcome.match_bits, 3) == [True, False, True]
     # modeOPRF: no proof, and its outputs (another key) are matched against the modeOPRF index.
-    plain, blinded = _blind(pk, [IDS[0], IDS[1]])
+    plain, blinded = blind(pk, [IDS[0], IDS[1]])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
     assert opened.evaluation.proof is None
     outputs = plain.finalize(blinded.state, opened.evaluation)
     assert node.match_blinded(CALLER, opened.comparison_id, outputs).match_count == 2
-    assert [r["outcome"] for r in _records(audit)] == ["opened", "answered"] * 2
+    assert [r["outcome"] for r in records(audit)] == ["opened", "answered"] * 2
 
 
 def test_the_dleq_batch_limit_applies_to_voprf_only(
@@ -178,9 +64,9 @@ def test_the_dleq_batch_limit_applies_to_voprf_only(
 ) -> None:
     node, _, _, pk = setup
     monkeypatch.setattr("provider_node.comparison.node.MAX_VERIFIABLE_BATCH", 2)
-    _, blinded = _blind(pk, IDS)
+    _, blinded = blind(pk, IDS)
     node.blind_evaluate(CALLER, HEADER, blinded.message)  # modeOPRF: up to max_batch_items
-    _, blinded = _blind(pk, IDS, verifiable=True)
+    _, blinded = blind(pk, IDS, verifiable=True)
     with pytest.raises(errors.BatchTooLargeError):
         node.blind_evaluate(CALLER, replace(HEADER, verifiable=True), blinded.message)
 
@@ -190,18 +76,18 @@ def test_a_mode_the_resource_does_not_offer_is_refused(setup: NodeSetup) -> None
     served = node.resources["residents"]
     only_oprf = replace(served.resource, oprf_modes=(OprfMode.OPRF,))
     node.resources["residents"].resource = only_oprf  # type: ignore[misc]
-    _, blinded = _blind(pk, IDS[:1], verifiable=True)
+    _, blinded = blind(pk, IDS[:1], verifiable=True)
     with pytest.raises(errors.ModeNotOfferedError, match=r"mode voprf \(offered: oprf\)") as info:
         node.blind_evaluate(CALLER, replace(HEADER, verifiable=True), blinded.message)
     assert (info.value.reason, info.value.status) == ("mode_not_offered", "FAILED_PRECONDITION")
-    (record,) = _records(audit)
+    (record,) = records(audit)
     assert record["outcome"] == "refused" and "offered: oprf" in str(record)
     assert node.open_sessions == 0
 
 
 def test_session_of_another_department_looks_missing(setup: NodeSetup) -> None:
     node, _, _, pk = setup
-    client, blinded = _blind(pk, [IDS[0]])
+    client, blinded = blind(pk, [IDS[0]])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
     outputs = client.finalize(blinded.state, opened.evaluation)
     with pytest.raises(errors.SessionExpiredError):
@@ -212,18 +98,18 @@ def test_session_of_another_department_looks_missing(setup: NodeSetup) -> None:
 
 def test_expired_session_is_refused_and_abandoned_ones_audited(setup: NodeSetup) -> None:
     node, clock, audit, pk = setup
-    client, blinded = _blind(pk, [IDS[0]])
+    client, blinded = blind(pk, [IDS[0]])
     late = node.blind_evaluate(CALLER, HEADER, blinded.message)
     clock.now += 61
     with pytest.raises(errors.SessionExpiredError):
         node.match_blinded(
             CALLER, late.comparison_id, client.finalize(blinded.state, late.evaluation)
         )
-    _, again = _blind(pk, [IDS[1], IDS[2]])
+    _, again = blind(pk, [IDS[1], IDS[2]])
     node.blind_evaluate(CALLER, HEADER, again.message)
     clock.now += 61
     assert node.reap_expired_sessions() == 1
-    outcomes = [(r["outcome"], r["item_count"]) for r in _records(audit)]
+    outcomes = [(r["outcome"], r["item_count"]) for r in records(audit)]
     assert outcomes == [("opened", 1), ("refused", 1), ("opened", 2), ("abandoned", 2)]
     assert node.open_sessions == 0
 
@@ -231,18 +117,18 @@ def test_expired_session_is_refused_and_abandoned_ones_audited(setup: NodeSetup)
 @pytest.mark.parametrize("setup", [4], indirect=True)
 def test_items_per_minute_are_limited_per_department(setup: NodeSetup) -> None:
     node, clock, audit, pk = setup
-    _, three = _blind(pk, IDS)
+    _, three = blind(pk, IDS)
     node.blind_evaluate(CALLER, HEADER, three.message)  # 3 of 4 used
     # Never into debt: a request that does not fit is refused whole, saying what is left.
     with pytest.raises(errors.QuotaExceededError, match="1 remain in this minute"):
         node.blind_evaluate(CALLER, HEADER, three.message)
-    _, one = _blind(pk, IDS[:1])
+    _, one = blind(pk, IDS[:1])
     node.blind_evaluate(CALLER, HEADER, one.message)  # exactly fills the minute
     # Another department has its own allowance.
     node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, three.message)
     clock.now += 60  # the next minute
     node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, three.message)
-    refused = [r for r in _records(audit) if r["outcome"] == "refused"]
+    refused = [r for r in records(audit) if r["outcome"] == "refused"]
     assert [(r["status_code"], r["requester"]) for r in refused] == [
         ("RESOURCE_EXHAUSTED", "civil-affairs")
     ]
@@ -261,7 +147,7 @@ def _mend_store(audit: AuditLog) -> None:
 
 def test_no_evaluation_leaves_when_the_opening_cannot_be_recorded(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
-    _, blinded = _blind(pk, IDS[:1])
+    _, blinded = blind(pk, IDS[:1])
     _break_store(audit)
     with pytest.raises(errors.AuditUnavailableError):
         node.blind_evaluate(CALLER, HEADER, blinded.message)
@@ -270,7 +156,7 @@ def test_no_evaluation_leaves_when_the_opening_cannot_be_recorded(setup: NodeSet
 
 def test_a_session_is_forgotten_only_once_its_abandonment_is_recorded(setup: NodeSetup) -> None:
     node, clock, audit, pk = setup
-    _, blinded = _blind(pk, IDS[:2])
+    _, blinded = blind(pk, IDS[:2])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
     clock.now += 61
     _break_store(audit)
@@ -279,37 +165,37 @@ def test_a_session_is_forgotten_only_once_its_abandonment_is_recorded(setup: Nod
     assert node.open_sessions == 1  # kept: the store could not take the record
     _mend_store(audit)
     assert node.reap_expired_sessions() == 1
-    closing = _records(audit)[-1]
+    closing = records(audit)[-1]
     assert (closing["comparison_id"], closing["outcome"]) == (opened.comparison_id, "abandoned")
 
 
 def test_a_graceful_stop_records_open_sessions_as_abandoned(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
-    _, blinded = _blind(pk, IDS[:1])
+    _, blinded = blind(pk, IDS[:1])
     first = node.blind_evaluate(CALLER, HEADER, blinded.message)
     second = node.blind_evaluate(Caller("tax-bureau", "ef" * 32), HEADER, blinded.message)
     assert node.abandon_open_sessions() == 2
-    closed = {r["comparison_id"] for r in _records(audit) if r["outcome"] == "abandoned"}
+    closed = {r["comparison_id"] for r in records(audit) if r["outcome"] == "abandoned"}
     assert closed == {first.comparison_id, second.comparison_id}
 
 
 def test_comparisons_left_open_by_a_crashed_node_are_closed_once(setup: NodeSetup) -> None:
     node, _, audit, pk = setup
-    _, blinded = _blind(pk, IDS[:1])
+    _, blinded = blind(pk, IDS[:1])
     opened = node.blind_evaluate(CALLER, HEADER, blinded.message)
     # Another process on the same log (or this one after kill -9) sees the opening only.
     assert node.reconcile_open_comparisons(0.0) == 0  # still open here: not another's to close
     node._sessions.forget(opened.comparison_id)  # the process that held it is gone
     assert node.reconcile_open_comparisons(0.0) == 1
     assert node.reconcile_open_comparisons(0.0) == 0  # closed exactly once
-    closing = _records(audit)[-1]
+    closing = records(audit)[-1]
     assert (closing["comparison_id"], closing["outcome"]) == (opened.comparison_id, "abandoned")
     assert closing["requester"] == CALLER.department
 
 
 def test_open_sessions_are_capped_per_department(setup: NodeSetup) -> None:
     node, _, _, pk = setup
-    _, one = _blind(pk, IDS[:1])
+    _, one = blind(pk, IDS[:1])
     node.blind_evaluate(CALLER, HEADER, one.message)
     node.blind_evaluate(CALLER, HEADER, one.message)
     with pytest.raises(errors.TooManySessionsError, match="your department has 2"):
