@@ -159,7 +159,7 @@ class ComparisonAudit:
 
         try:
             self._gate.run(
-                lambda: self._audit.append_action(record), owner=entry.requester, on_late=on_late
+                lambda: self._audit.append_grouped(record), owner=entry.requester, on_late=on_late
             )
         except errors.NodeError as refusal:
             if not isinstance(refusal, errors.AuditUnavailableError):

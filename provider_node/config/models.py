@@ -227,6 +227,12 @@ class AuditConfig(Section):
     # One source's refusals after the first within this many seconds are counted into one record
     # (how many, first and last time, last reason) instead of one write each; 0 records each.
     refusal_window_seconds: Annotated[StrictInt, between(0, 3600)] = 10
+    # Records of requests arriving together are committed in one transaction, at most this many
+    # (each answer still waits for its own record's commit); 1 commits every record alone.
+    group_commit_max_records: Annotated[StrictInt, between(1, 1024)] = 64
+    # Requests' store work running at once (the rest wait their turn, fairly between departments,
+    # within request_deadline_seconds); the store keeps as many connections open.
+    store_slots: Annotated[StrictInt, between(1, 256)] = 32
 
     def timeouts(self) -> StoreTimeouts:
         return StoreTimeouts(

@@ -120,12 +120,19 @@ def open_node(
             indexes=indexes,
             last_refresh=min(built) if built else None,
         )
-    engine = make_engine(config.audit.database_url, config.audit.timeouts())
+    engine = make_engine(
+        config.audit.database_url, config.audit.timeouts(), pool_size=config.audit.store_slots
+    )
     migrate(engine)
     sessions = session_factory(engine)
     metrics.track_applications(sessions)
     metrics.track_discrepancies(sessions)
-    audit = AuditLog(sessions, clock=clock, retention_days=config.audit.retention_days)
+    audit = AuditLog(
+        sessions,
+        clock=clock,
+        retention_days=config.audit.retention_days,
+        group_commit_max_records=config.audit.group_commit_max_records,
+    )
 
     chain = ChainRevocations()
 
@@ -137,7 +144,9 @@ def open_node(
     per_minute = ItemsPerMinute(
         hashed=config.node.max_hashed_items_per_minute, blinded=config.node.max_items_per_minute
     )
-    gate = StoreGate(deadline=config.audit.request_deadline_seconds)
+    gate = StoreGate(
+        workers=config.audit.store_slots, deadline=config.audit.request_deadline_seconds
+    )
     access = AccessPolicy(sessions, per_minute, gate=gate, clock=clock)
     limits = NodeLimits(
         max_batch_items=config.node.max_batch_items,

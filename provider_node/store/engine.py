@@ -54,8 +54,11 @@ _timeouts: weakref.WeakKeyDictionary[Engine, StoreTimeouts] = weakref.WeakKeyDic
 _MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, timeouts: StoreTimeouts = StoreTimeouts()) -> Engine:
-    """An engine for the node's store.
+def make_engine(
+    url: str, timeouts: StoreTimeouts = StoreTimeouts(), *, pool_size: int = 5
+) -> Engine:
+    """An engine for the node's store; ``pool_size`` connections kept open (the store gate's
+    slots, so work given a slot never waits for a connection), 10 more opened when needed.
 
     SQLite: WAL journal, ``synchronous=FULL`` (a committed audit record survives a crash or power
     loss), a busy timeout, foreign keys, and every transaction opened with ``BEGIN IMMEDIATE``
@@ -69,7 +72,7 @@ def make_engine(url: str, timeouts: StoreTimeouts = StoreTimeouts()) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = _make_sqlite_engine(url, timeouts)
+        engine = _make_sqlite_engine(url, timeouts, pool_size)
         _timeouts[engine] = timeouts
         return engine
     connect_args: dict[str, Any] = {}
@@ -96,13 +99,14 @@ def make_engine(url: str, timeouts: StoreTimeouts = StoreTimeouts()) -> Engine:
         hide_parameters=True,
         pool_pre_ping=True,
         pool_timeout=timeouts.pool_s,
+        pool_size=pool_size,
         connect_args=connect_args,
     )
     _timeouts[engine] = timeouts
     return engine
 
 
-def _make_sqlite_engine(url: str, timeouts: StoreTimeouts) -> Engine:
+def _make_sqlite_engine(url: str, timeouts: StoreTimeouts, pool_size: int) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database:
@@ -112,7 +116,7 @@ def _make_sqlite_engine(url: str, timeouts: StoreTimeouts) -> Engine:
         hide_parameters=True,
         connect_args={"check_same_thread": False, "timeout": timeouts.sqlite_busy_s},
         # One shared connection for an in-memory database, or each thread would see its own.
-        **({"poolclass": StaticPool} if in_memory else {}),
+        **({"poolclass": StaticPool} if in_memory else {"pool_size": pool_size}),
     )
 
     @event.listens_for(engine, "connect")

@@ -17,7 +17,9 @@ a time, so a department with many requests in flight (or one flooding the node w
 requests, each audited) delays another department by at most one slot's turn, and each owner may
 have at most ``max_waiting_per_owner`` requests waiting. Work whose caller has already been
 answered UNAVAILABLE and which still holds a slot is *stuck*: when every slot is stuck the store
-is not answering, and a request is refused at once rather than queued behind it.
+is not answering, and a request is refused at once rather than queued behind it; so it is when
+some work is stuck and none has ended for a whole deadline (a frozen store holds a few slots,
+not all of them, when few requests come).
 
 A write that times out on the request path may still commit later, even one that ends in an
 error (the commit reached the database, its acknowledgment did not). ``run(..., on_late=...)`` is
@@ -77,7 +79,7 @@ class StoreGate:
     def __init__(
         self,
         *,
-        workers: int = 8,
+        workers: int = 32,
         deadline: float = 8.0,
         max_waiting_per_owner: int = 64,
         monotonic: Callable[[], float] = time.monotonic,
@@ -92,6 +94,9 @@ class StoreGate:
         self._changed = threading.Condition()
         self._monotonic = monotonic
         self.deadline = deadline
+        # When a piece of work last ended: a store where work is stuck and none has ended for a
+        # whole deadline is not answering.
+        self._last_done = monotonic()
 
     def run(
         self,
@@ -146,10 +151,10 @@ class StoreGate:
 
     def _take_slot(self, owner: str, ends: float) -> None:
         with self._changed:
+            self._refuse_if_hung()
             if self._free > 0 and not self._queues:
                 self._free -= 1
                 return
-            self._refuse_if_hung()
             queue = self._queues.setdefault(owner, deque())
             if len(queue) >= self._max_waiting:
                 raise StoreBusyError(
@@ -161,7 +166,7 @@ class StoreGate:
             self._hand_out()
             while not ticket.granted:
                 remaining = ends - self._monotonic()
-                if remaining <= 0 or self._all_stuck():
+                if remaining <= 0 or self._hung():
                     self._leave(owner, ticket)
                     self._refuse_if_hung()
                     raise StoreTimeoutError(
@@ -175,6 +180,7 @@ class StoreGate:
             if slot.done:
                 return
             slot.done = True
+            self._last_done = self._monotonic()
             if slot.stuck:
                 self._stuck -= 1
             self._free += 1
@@ -199,13 +205,18 @@ class StoreGate:
             if not queue:
                 del self._queues[owner]
 
-    def _all_stuck(self) -> bool:
-        return self._free == 0 and self._stuck >= self._workers
+    def _hung(self) -> bool:
+        """Every slot is stuck, or some are and no work has ended for a whole deadline."""
+        if self._stuck == 0:
+            return False
+        if self._free == 0 and self._stuck >= self._workers:
+            return True
+        return self._monotonic() - self._last_done >= self.deadline
 
     def _refuse_if_hung(self) -> None:
-        if self._all_stuck():
+        if self._hung():
             raise StoreBusyError(
-                "the node's database is not answering (every connection to it is waiting), so "
+                "the node's database is not answering (work on it has stopped ending), so "
                 "no comparison is answered now; retry later"
             )
 

@@ -45,7 +45,7 @@ def test_no_queue_behind_a_store_that_holds_every_slot() -> None:
     with pytest.raises(AuditUnavailableError):
         gate.run(lambda: release.wait(5))
     started = time.monotonic()
-    with pytest.raises(AuditUnavailableError, match="every connection to it is waiting"):
+    with pytest.raises(AuditUnavailableError, match="database is not answering"):
         gate.run(lambda: 1)
     assert time.monotonic() - started < 0.05  # refused at once, not after another deadline
     release.set()
@@ -57,6 +57,29 @@ def test_no_queue_behind_a_store_that_holds_every_slot() -> None:
             time.sleep(0.02)
     else:
         pytest.fail("the gate never freed its slot")
+    gate.shutdown()
+
+
+def test_no_queue_behind_a_store_where_nothing_ends_for_a_deadline() -> None:
+    # A frozen store with few requests holds a few slots, not all of them.
+    clock = [0.0]
+    gate = StoreGate(workers=8, deadline=0.2, monotonic=lambda: clock[0])
+    release = threading.Event()
+    with pytest.raises(AuditUnavailableError):
+        gate.run(lambda: release.wait(5))  # the deadline passes on the real clock
+    assert gate.run(lambda: 1) == 1  # work ended just now: the store answers others
+    clock[0] += 0.2  # a whole deadline with one piece stuck and nothing ending
+    with pytest.raises(AuditUnavailableError, match="database is not answering"):
+        gate.run(lambda: 2)
+    release.set()
+    for _ in range(50):  # the stuck work ends: the store answers again
+        try:
+            assert gate.run(lambda: 3) == 3
+            break
+        except AuditUnavailableError:
+            time.sleep(0.02)
+    else:
+        pytest.fail("the gate never took the store back")
     gate.shutdown()
 
 
