@@ -21,6 +21,7 @@ import click
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from bidui_cli.compliance.verify_export import verify_export_command
 from bidui_cli.options import config_option
 from provider_node.audit.checkpoints import (
     CHECKPOINT_FILE,
@@ -32,7 +33,7 @@ from provider_node.audit.log import AuditLog, AuditUnavailableError
 from provider_node.audit.records import ExportFormat
 from provider_node.comparison.open_comparisons import comparison_states
 from provider_node.config import AuditConfig, ConfigError, load_config
-from provider_node.governance.report import build_report, quarter_bounds
+from provider_node.governance.report import build_report, period_bounds
 from provider_node.identity.certificates import revocations_undone
 from provider_node.resources.keys import KeyStoreError
 from provider_node.store.engine import make_engine, session_factory
@@ -318,10 +319,9 @@ def _export_to_file(
 
 @audit.command()
 @_config_option
+@click.option("--quarter", help="A quarter, e.g. 2026Q4 (China time: from 00:00 on its first day).")
 @click.option(
-    "--quarter",
-    required=True,
-    help="The quarter to report, e.g. 2026Q4 (UTC calendar quarters).",
+    "--year", help="A whole year, e.g. 2026: the annual report (due by the end of January)."
 )
 @click.option(
     "--format",
@@ -329,32 +329,54 @@ def _export_to_file(
     type=click.Choice(["text", "csv"]),
     default="text",
     show_default=True,
-    help="A readable page, or grouped counts as CSV.",
+    help="A page to read and file, or CSV whose count column sums to the comparisons.",
 )
-def report(config_file: Path, quarter: str, fmt: str) -> None:
-    """The quarterly sharing report (article 36), from the audit log, to stdout.
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default="zh",
+    show_default=True,
+    help="The page's language (the CSV's column names are always English).",
+)
+def report(config_file: Path, quarter: str | None, year: str | None, fmt: str, lang: str) -> None:
+    """The sharing report of a quarter or a year (article 36), from the audit log, to stdout.
 
     Counts comparisons answered per requesting department, resource and mode (requests, items,
     matches), refusals by status, applications (submitted, approved, refused, the share decided
-    within 5 working days, pending and overdue at the quarter's end), grants revoked, comparisons
-    per grant, certificates signed and revoked, and other audited actions; states whether the
-    audit chain verifies (exit 1, after the report, when it does not). Never shows a purpose, a
-    payload digest or any queried value.
+    within 5 working days, pending and overdue at the period's end), grants revoked, comparisons
+    per grant, discrepancy reports, certificates signed and revoked, and other audited actions;
+    states whether the audit chain verifies (exit 1, after the report, when it does not). Never
+    shows a purpose, a payload digest or any queried value.
 
     \b
-    Example:
+    Examples:
       bidui audit report --config node/node.toml --quarter 2026Q4 > 2026Q4.txt
+      bidui audit report --config node/node.toml --year 2026 --format csv > 2026.csv
     """
+    if (quarter is None) == (year is None):
+        raise click.UsageError("give --quarter (e.g. 2026Q4) or --year (e.g. 2026), one of them")
+    period, option = (quarter, "--quarter") if quarter is not None else (year, "--year")
+    assert period is not None
     try:
-        quarter_bounds(quarter)
+        name = period_bounds(period)[0]
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--quarter") from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
+    if ("Q" in name) != (option == "--quarter"):
+        raise click.BadParameter(
+            "a quarter is written like 2026Q4" if option == "--quarter" else "a year is like 2026",
+            param_hint=option,
+        )
     with _audit_log(config_file) as log:
         department = load_config(config_file).node.department
-        result = build_report(log, quarter, department, now=datetime.now(UTC))
+        result = build_report(
+            log, period, department, now=datetime.now(UTC), lang="en" if lang == "en" else "zh"
+        )
     if fmt == "csv":
         result.write_csv(sys.stdout)
     else:
         result.write_text(sys.stdout)
     if not result.chain.ok:  # the report is printed, flagged; automation must notice too
         raise SystemExit(_CHAIN_BROKEN)
+
+
+audit.add_command(verify_export_command)

@@ -322,6 +322,8 @@ def verify_export(inp: TextIO, fmt: ExportFormat) -> ChainReport:
         for record in read_export(inp, fmt):
             if checker.feed(record) is not None:
                 break
+    except UnicodeDecodeError:
+        raise  # not text: the caller says so, it is no sign of tampering
     except (KeyError, ValueError) as exc:
         return ChainReport(False, checker.records_checked, None, f"malformed export: {exc}")
     return checker.finish()

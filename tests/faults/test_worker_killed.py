@@ -62,7 +62,11 @@ def test_a_worker_killed_under_load_loses_nothing(
         step = requester.hashed if i % 2 else requester.blinded
         load.run(name, lambda s=step, n=name: s(ledger, n))
     try:
+        # Load first: until both workers have answered a few (a busy machine takes longer).
+        warmed = time.monotonic() + 30.0
         time.sleep(2.5)
+        while len(ledger.answers()) <= 20 and time.monotonic() < warmed:
+            time.sleep(0.25)
         answered_before = len(ledger.answers())
         crashed_at = time.monotonic()
         os.kill(pids[1], signal.SIGKILL)

@@ -111,7 +111,9 @@ def test_the_quarterly_report_counts_reports_filed_and_answered(
     node.now = datetime(2026, 1, 5, 10, 0, tzinfo=CHINA)
     node.confirm(overdue)  # after the quarter: still pending (and overdue) at its end
 
-    report = build_report(node.audit, "2025Q4", OPERATOR, now=datetime(2026, 2, 1, tzinfo=UTC))
+    report = build_report(
+        node.audit, "2025Q4", OPERATOR, now=datetime(2026, 2, 1, tzinfo=UTC), lang="en"
+    )
     page = io.StringIO()
     report.write_text(page)
     section = page.getvalue().split("discrepancy reports (article 26)")[1].split("\n\n")[0]
@@ -121,7 +123,7 @@ def test_the_quarterly_report_counts_reports_filed_and_answered(
         ["reports", "answered", "2"],
         ["within", "5", "working", "days", "(on", "time)", "1", "(50.0%", "of", "those",
          "answered)"],
-        ["reports", "pending", "3", "(at", "2026-01-01", "00:00", "UTC)"],
+        ["reports", "pending", "3", "(at", "2026-01-01", "00:00)"],
         ["past", "their", "deadline", "(overdue)", "2"],
     ]  # fmt: skip
     other = page.getvalue().split("other audited actions")[1]

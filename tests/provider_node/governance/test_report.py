@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import io
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,22 +18,29 @@ from provider_node.audit.operator import open_audit
 from provider_node.audit.records import AuditEntry
 from provider_node.config import load_config
 from provider_node.governance import grants, sharing
-from provider_node.governance.report import build_report, quarter_bounds
+from provider_node.governance.report import CSV_FIELDS, build_report, period_bounds
 from provider_node.setup.bootstrap import init_node
 
 
-def test_quarter_bounds() -> None:
-    assert quarter_bounds("2026Q1") == (
-        datetime(2026, 1, 1, tzinfo=UTC),
-        datetime(2026, 4, 1, tzinfo=UTC),
+def test_periods_are_china_s_quarters_and_years() -> None:
+    # A quarter starts at 00:00 Beijing time on its first day: 16:00 UTC the day before.
+    assert period_bounds("2026Q1") == (
+        "2026Q1",
+        datetime(2025, 12, 31, 16, tzinfo=UTC),
+        datetime(2026, 3, 31, 16, tzinfo=UTC),
     )
-    assert quarter_bounds("2026-q4") == (
-        datetime(2026, 10, 1, tzinfo=UTC),
-        datetime(2027, 1, 1, tzinfo=UTC),
+    assert period_bounds("2026-q4")[1:] == (
+        datetime(2026, 9, 30, 16, tzinfo=UTC),
+        datetime(2026, 12, 31, 16, tzinfo=UTC),
     )
-    for bad in ("2026Q5", "Q4", "2026", "2026Q4x"):
+    assert period_bounds(" 2026 ") == (
+        "2026",
+        datetime(2025, 12, 31, 16, tzinfo=UTC),
+        datetime(2026, 12, 31, 16, tzinfo=UTC),
+    )
+    for bad in ("2026Q5", "Q4", "26", "2026Q4x", "2026-13"):
         with pytest.raises(ValueError, match="2026Q4"):
-            quarter_bounds(bad)
+            period_bounds(bad)
 
 
 def _entry(requester: str, outcome: str, items: int, matches: int, **extra: object) -> AuditEntry:
@@ -52,11 +61,13 @@ def _entry(requester: str, outcome: str, items: int, matches: int, **extra: obje
 @pytest.fixture
 def node(tmp_path: Path) -> tuple[Path, AuditLog, list[datetime]]:
     init = init_node(tmp_path)
-    times = [datetime(2026, 9, 30, 23, 59, tzinfo=UTC)]  # the last moment of Q3
+    # 23:59 on 30 September in Beijing, the last minute of Q3; the next record, at 00:00 on
+    # 1 October in Beijing, is Q4's though it is still 30 September in UTC.
+    times = [datetime(2026, 9, 30, 15, 59, tzinfo=UTC)]
     audit = open_audit(load_config(init.config_path))
     audit._clock = lambda: times[0]  # type: ignore[method-assign]
     audit.append(_entry("civil-affairs", "answered", 100, 40))  # Q3: not in the Q4 report
-    times[0] = datetime(2026, 10, 1, tzinfo=UTC)
+    times[0] = datetime(2026, 9, 30, 16, 0, tzinfo=UTC)
     audit.append(_entry("civil-affairs", "answered", 10, 4))
     audit.append(_entry("civil-affairs", "answered", 20, 5))
     audit.append(_entry("civil-affairs", "answered", 7, 7, mode="blinded"))
@@ -71,8 +82,10 @@ def node(tmp_path: Path) -> tuple[Path, AuditLog, list[datetime]]:
 
 def test_report_counts_one_quarter(node: tuple[Path, AuditLog, list[datetime]]) -> None:
     _, audit, _ = node
-    report = build_report(audit, "2026-q4", "luzhou-psb", now=datetime(2027, 2, 1, tzinfo=UTC))
-    assert report.quarter == "2026Q4"
+    report = build_report(
+        audit, "2026-q4", "luzhou-psb", now=datetime(2027, 2, 1, tzinfo=UTC), lang="en"
+    )
+    assert report.period == "2026Q4"
     text = io.StringIO()
     report.write_text(text)
     page = text.getvalue()
@@ -88,29 +101,51 @@ def test_report_counts_one_quarter(node: tuple[Path, AuditLog, list[datetime]]) 
     assert "'=HYPERLINK()" in table.getvalue()  # no formula reaches a spreadsheet
 
 
+def test_refusals_counted_over_a_window_are_counted_each(
+    node: tuple[Path, AuditLog, list[datetime]],
+) -> None:
+    _, audit, _ = node
+    first = _entry("flooder", "refused", 1, 0, status_code="NOT_FOUND")
+    audit.append(first)
+    audit.append(replace(first, action="refusals", item_count=41, resource_id="", mode=""))
+    report = build_report(
+        audit, "2026Q4", "luzhou-psb", now=datetime(2027, 2, 1, tzinfo=UTC), lang="en"
+    )
+    page = io.StringIO()
+    report.write_text(page)
+    (line,) = [x for x in page.getvalue().splitlines() if x.split()[:1] == ["flooder"]]
+    assert line.split() == ["flooder", "refused", "NOT_FOUND", "42"]
+    assert "refusals" not in page.getvalue().split("other audited actions")[1]
+
+
 def test_cli_report_flags_a_broken_chain(node: tuple[Path, AuditLog, list[datetime]]) -> None:
     import sqlite3
 
     config_path, _, _ = node
     runner = CliRunner()
-    ok = runner.invoke(
-        main, ["audit", "report", "--config", str(config_path), "--quarter", "2026Q4"]
-    )
+    report = ["audit", "report", "--config", str(config_path)]
+    ok = runner.invoke(main, [*report, "--quarter", "2026Q4"])
     assert ok.exit_code == 0, ok.output
-    assert "audit chain: OK" in ok.stdout
-    assert "conditional sharing (article 25)" in ok.stdout
+    assert "审计链: 完整，已核验 6 条记录" in ok.stdout  # Chinese unless asked otherwise
+    assert "有条件共享（第二十五条）" in ok.stdout
+    assert "统计期间: 2026-10-01 – 2026-12-31 (北京时间)" in ok.stdout
+    english = runner.invoke(main, [*report, "--quarter", "2026Q4", "--lang", "en"])
+    assert "audit chain: OK" in english.stdout
+    assert "conditional sharing (article 25)" in english.stdout
+    annual = runner.invoke(main, [*report, "--year", "2026", "--lang", "en"])
+    assert annual.exit_code == 0, annual.output
+    assert "annual sharing report" in annual.stdout
+    assert "audit chain: OK, 6 records verified" in annual.stdout
     with sqlite3.connect(config_path.parent / "audit.db") as db:
         db.execute("UPDATE audit_record SET item_count = 1 WHERE seq = 2")
     db.close()
-    broken = runner.invoke(
-        main, ["audit", "report", "--config", str(config_path), "--quarter", "2026Q4"]
-    )
+    broken = runner.invoke(main, [*report, "--quarter", "2026Q4", "--lang", "en"])
     assert broken.exit_code == 1
     assert "audit chain: BROKEN at record seq 2" in broken.stdout
-    bad = runner.invoke(
-        main, ["audit", "report", "--config", str(config_path), "--quarter", "26Q4"]
-    )
-    assert bad.exit_code == 2
+    for wrong in (["--quarter", "26Q4"], ["--quarter", "2026"], ["--year", "2026Q4"], []):
+        bad = runner.invoke(main, [*report, *wrong])
+        assert bad.exit_code == 2, (wrong, bad.output)
+        assert "Traceback" not in bad.output
 
 
 # ---- conditional sharing, grants and certificates, on SQLite and PostgreSQL ---------------------
@@ -217,8 +252,10 @@ def test_report_counts_sharing_grants_and_certificates(sessions: sessionmaker[Se
     does.certificate("certificate_revocation")
     does.at(2026, 4, 2).approve(decided_in_q2)  # still pending (and overdue) at the end of Q1
 
-    report = build_report(does.audit, "2026Q1", OPERATOR, now=datetime(2026, 6, 1, tzinfo=UTC))
-    assert report.as_of == datetime(2026, 4, 1, tzinfo=UTC)
+    report = build_report(
+        does.audit, "2026Q1", OPERATOR, now=datetime(2026, 6, 1, tzinfo=UTC), lang="en"
+    )
+    assert report.as_of == datetime(2026, 3, 31, 16, tzinfo=UTC)  # 1 April, 00:00 in Beijing
     text = io.StringIO()
     report.write_text(text)
     page = text.getvalue()
@@ -229,7 +266,7 @@ def test_report_counts_sharing_grants_and_certificates(sessions: sessionmaker[Se
     assert figures(page, "applications decided") == ["2"]
     on_time = figures(page, "within 5 working days (on time)")
     assert on_time == ["1", "(50.0%", "of", "those", "decided)"]
-    assert figures(page, "applications pending") == ["3", "(at", "2026-04-01", "00:00", "UTC)"]
+    assert figures(page, "applications pending") == ["3", "(at", "2026-04-01", "00:00)"]
     assert figures(page, "past their deadline (overdue)") == ["2"]
     assert figures(page, "grants revoked") == ["1"]
     assert figures(page, grant) == [DEPARTMENT, "residents", "2", "15", "2"]
@@ -245,7 +282,11 @@ def test_report_counts_sharing_grants_and_certificates(sessions: sessionmaker[Se
     report.write_csv(table)
     for shown in (page, table.getvalue()):
         assert DUTY not in shown and PURPOSE not in shown
-    assert "grant_id" in table.getvalue().splitlines()[0]
+    rows = list(csv.DictReader(io.StringIO(table.getvalue())))
+    assert tuple(rows[0]) == CSV_FIELDS
+    comparisons = [r for r in rows if r["action"] == "comparison"]
+    assert "opened" not in {r["outcome"] for r in comparisons}  # counted once, by its answer
+    assert sum(int(r["count"]) for r in comparisons) == 6  # 4 answered, 2 refused
 
     # A quarter not yet over counts its pending applications now.
     now = datetime(2026, 3, 10, tzinfo=UTC)
