@@ -118,6 +118,12 @@ def days_until(deadline: _dt.date, today: _dt.date) -> str:
     return f"{count} left" if days > 0 else f"{count} overdue"
 
 
+def deadline(day: _dt.date, provisional: bool) -> str:
+    """A deadline as shown: its date, marked when the node counted it past its working-day
+    calendar (weekdays less the fixed-date holidays, recounted once the year is announced)."""
+    return f"{day} (provisional)" if provisional else str(day)
+
+
 def moment(instant: _dt.datetime | None) -> str:
     """An instant as the audit log keeps it, in UTC to the minute; ``-`` for none."""
     return "-" if instant is None else f"{instant.astimezone(_dt.UTC):%Y-%m-%d %H:%M} UTC"

@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62idui/v1/discrepancy.proto\x12\x08\x62idui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x03\n\x11\x44iscrepancyReport\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rcomparison_id\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12/\n\x0b\x63ompared_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpositions\x18\x05 \x03(\r\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12,\n\x08\x66iled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freport_deadline\x18\x08 \x01(\t\x12\x17\n\x0f\x61nswer_deadline\x18\t \x01(\t\x12+\n\x06status\x18\n \x01(\x0e\x32\x1b.bidui.v1.DiscrepancyStatus\x12/\n\x0b\x61nswered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61nswer\x18\x0c \x01(\t\x12\x15\n\rcorrection_id\x18\r \x01(\t\"W\n\x16\x46ileDiscrepancyRequest\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x11\n\tpositions\x18\x02 \x03(\r\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"*\n\x15GetDiscrepancyRequest\x12\x11\n\treport_id\x18\x01 \x01(\t\"1\n\x18ListDiscrepanciesRequest\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\"I\n\x19ListDiscrepanciesResponse\x12,\n\x07reports\x18\x01 \x03(\x0b\x32\x1b.bidui.v1.DiscrepancyReport*\xbc\x01\n\x11\x44iscrepancyStatus\x12\"\n\x1e\x44ISCREPANCY_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44ISCREPANCY_STATUS_PENDING\x10\x01\x12 \n\x1c\x44ISCREPANCY_STATUS_CONFIRMED\x10\x02\x12 \n\x1c\x44ISCREPANCY_STATUS_CORRECTED\x10\x03\x12\x1f\n\x1b\x44ISCREPANCY_STATUS_REJECTED\x10\x04\x32\xf1\x01\n\x12\x44iscrepancyService\x12\x45\n\x04\x46ile\x12 .bidui.v1.FileDiscrepancyRequest\x1a\x1b.bidui.v1.DiscrepancyReport\x12\x43\n\x03Get\x12\x1f.bidui.v1.GetDiscrepancyRequest\x1a\x1b.bidui.v1.DiscrepancyReport\x12O\n\x04List\x12\".bidui.v1.ListDiscrepanciesRequest\x1a#.bidui.v1.ListDiscrepanciesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62idui/v1/discrepancy.proto\x12\x08\x62idui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x03\n\x11\x44iscrepancyReport\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rcomparison_id\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12/\n\x0b\x63ompared_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpositions\x18\x05 \x03(\r\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12,\n\x08\x66iled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freport_deadline\x18\x08 \x01(\t\x12\x17\n\x0f\x61nswer_deadline\x18\t \x01(\t\x12+\n\x06status\x18\n \x01(\x0e\x32\x1b.bidui.v1.DiscrepancyStatus\x12/\n\x0b\x61nswered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61nswer\x18\x0c \x01(\t\x12\x15\n\rcorrection_id\x18\r \x01(\t\x12\x1d\n\x15\x64\x65\x61\x64lines_provisional\x18\x0e \x01(\x08\"W\n\x16\x46ileDiscrepancyRequest\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x11\n\tpositions\x18\x02 \x03(\r\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"*\n\x15GetDiscrepancyRequest\x12\x11\n\treport_id\x18\x01 \x01(\t\"1\n\x18ListDiscrepanciesRequest\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\"I\n\x19ListDiscrepanciesResponse\x12,\n\x07reports\x18\x01 \x03(\x0b\x32\x1b.bidui.v1.DiscrepancyReport*\xbc\x01\n\x11\x44iscrepancyStatus\x12\"\n\x1e\x44ISCREPANCY_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44ISCREPANCY_STATUS_PENDING\x10\x01\x12 \n\x1c\x44ISCREPANCY_STATUS_CONFIRMED\x10\x02\x12 \n\x1c\x44ISCREPANCY_STATUS_CORRECTED\x10\x03\x12\x1f\n\x1b\x44ISCREPANCY_STATUS_REJECTED\x10\x04\x32\xf1\x01\n\x12\x44iscrepancyService\x12\x45\n\x04\x46ile\x12 .bidui.v1.FileDiscrepancyRequest\x1a\x1b.bidui.v1.DiscrepancyReport\x12\x43\n\x03Get\x12\x1f.bidui.v1.GetDiscrepancyRequest\x1a\x1b.bidui.v1.DiscrepancyReport\x12O\n\x04List\x12\".bidui.v1.ListDiscrepanciesRequest\x1a#.bidui.v1.ListDiscrepanciesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bidui.v1.discrepancy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DISCREPANCYSTATUS']._serialized_start=729
-  _globals['_DISCREPANCYSTATUS']._serialized_end=917
+  _globals['_DISCREPANCYSTATUS']._serialized_start=760
+  _globals['_DISCREPANCYSTATUS']._serialized_end=948
   _globals['_DISCREPANCYREPORT']._serialized_start=74
-  _globals['_DISCREPANCYREPORT']._serialized_end=467
-  _globals['_FILEDISCREPANCYREQUEST']._serialized_start=469
-  _globals['_FILEDISCREPANCYREQUEST']._serialized_end=556
-  _globals['_GETDISCREPANCYREQUEST']._serialized_start=558
-  _globals['_GETDISCREPANCYREQUEST']._serialized_end=600
-  _globals['_LISTDISCREPANCIESREQUEST']._serialized_start=602
-  _globals['_LISTDISCREPANCIESREQUEST']._serialized_end=651
-  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_start=653
-  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_end=726
-  _globals['_DISCREPANCYSERVICE']._serialized_start=920
-  _globals['_DISCREPANCYSERVICE']._serialized_end=1161
+  _globals['_DISCREPANCYREPORT']._serialized_end=498
+  _globals['_FILEDISCREPANCYREQUEST']._serialized_start=500
+  _globals['_FILEDISCREPANCYREQUEST']._serialized_end=587
+  _globals['_GETDISCREPANCYREQUEST']._serialized_start=589
+  _globals['_GETDISCREPANCYREQUEST']._serialized_end=631
+  _globals['_LISTDISCREPANCIESREQUEST']._serialized_start=633
+  _globals['_LISTDISCREPANCIESREQUEST']._serialized_end=682
+  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_start=684
+  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_end=757
+  _globals['_DISCREPANCYSERVICE']._serialized_start=951
+  _globals['_DISCREPANCYSERVICE']._serialized_end=1192
 # @@protoc_insertion_point(module_scope)

@@ -75,6 +75,7 @@ class DiscrepancyReport(_message.Message):
     ANSWERED_AT_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
     CORRECTION_ID_FIELD_NUMBER: _builtins.int
+    DEADLINES_PROVISIONAL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     comparison_id: _builtins.str
     resource_id: _builtins.str
@@ -88,6 +89,10 @@ class DiscrepancyReport(_message.Message):
     """mandatory for a rejection; an optional note otherwise"""
     correction_id: _builtins.str
     """CORRECTED: the audit record id of the index refresh"""
+    deadlines_provisional: _builtins.bool
+    """A deadline above was counted past the node's working-day calendar and is recounted once
+    that year is announced.
+    """
     @_builtins.property
     def compared_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -114,10 +119,11 @@ class DiscrepancyReport(_message.Message):
         answered_at: _timestamp_pb2.Timestamp | None = ...,
         answer: _builtins.str = ...,
         correction_id: _builtins.str = ...,
+        deadlines_provisional: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "compared_at", b"compared_at", "filed_at", b"filed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answer_deadline", b"answer_deadline", "answered_at", b"answered_at", "compared_at", b"compared_at", "comparison_id", b"comparison_id", "correction_id", b"correction_id", "description", b"description", "filed_at", b"filed_at", "id", b"id", "positions", b"positions", "report_deadline", b"report_deadline", "resource_id", b"resource_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answer_deadline", b"answer_deadline", "answered_at", b"answered_at", "compared_at", b"compared_at", "comparison_id", b"comparison_id", "correction_id", b"correction_id", "deadlines_provisional", b"deadlines_provisional", "description", b"description", "filed_at", b"filed_at", "id", b"id", "positions", b"positions", "report_deadline", b"report_deadline", "resource_id", b"resource_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,27 +26,27 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from bidui.v1 import catalog_pb2 as bidui_dot_v1_dot_catalog__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62idui/v1/sharing.proto\x12\x08\x62idui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x62idui/v1/catalog.proto\"\xf9\x01\n\x05Grant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x63omparison_keys\x18\x02 \x03(\t\x12\x1d\n\x05modes\x18\x03 \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x15\n\ritems_per_day\x18\x04 \x01(\x04\x12\x12\n\nvalid_from\x18\x05 \x01(\t\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12.\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11revocation_reason\x18\x08 \x01(\t\x12!\n\x07\x61nswers\x18\t \x03(\x0e\x32\x10.bidui.v1.Answer\"\xba\x03\n\x0b\x41pplication\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\x17\n\x0f\x63omparison_keys\x18\x04 \x03(\t\x12\x1d\n\x05modes\x18\x05 \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x0c\n\x04\x64uty\x18\x06 \x01(\t\x12\x15\n\ritems_per_day\x18\x07 \x01(\x04\x12\x13\n\x0bvalid_until\x18\x08 \x01(\t\x12\x30\n\x0csubmitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65\x63ision_deadline\x18\n \x01(\t\x12+\n\x06status\x18\x0b \x01(\x0e\x32\x1b.bidui.v1.ApplicationStatus\x12.\n\ndecided_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\r \x01(\t\x12\x1e\n\x05grant\x18\x0e \x01(\x0b\x32\x0f.bidui.v1.Grant\x12!\n\x07\x61nswers\x18\x0f \x03(\x0e\x32\x10.bidui.v1.Answer\"\xb8\x01\n\x0c\x41pplyRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63omparison_keys\x18\x02 \x03(\t\x12\x1d\n\x05modes\x18\x03 \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x0c\n\x04\x64uty\x18\x04 \x01(\t\x12\x15\n\ritems_per_day\x18\x05 \x01(\x04\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12!\n\x07\x61nswers\x18\x07 \x03(\x0e\x32\x10.bidui.v1.Answer\"/\n\x15GetApplicationRequest\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\".\n\x17ListApplicationsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"G\n\x18ListApplicationsResponse\x12+\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x15.bidui.v1.Application*\x98\x01\n\x11\x41pplicationStatus\x12\"\n\x1e\x41PPLICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41PPLICATION_STATUS_PENDING\x10\x01\x12\x1f\n\x1b\x41PPLICATION_STATUS_APPROVED\x10\x02\x12\x1e\n\x1a\x41PPLICATION_STATUS_REFUSED\x10\x03\x32\xed\x01\n\x0eSharingService\x12\x36\n\x05\x41pply\x12\x16.bidui.v1.ApplyRequest\x1a\x15.bidui.v1.Application\x12H\n\x0eGetApplication\x12\x1f.bidui.v1.GetApplicationRequest\x1a\x15.bidui.v1.Application\x12Y\n\x10ListApplications\x12!.bidui.v1.ListApplicationsRequest\x1a\".bidui.v1.ListApplicationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62idui/v1/sharing.proto\x12\x08\x62idui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x62idui/v1/catalog.proto\"\xf9\x01\n\x05Grant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x63omparison_keys\x18\x02 \x03(\t\x12\x1d\n\x05modes\x18\x03 \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x15\n\ritems_per_day\x18\x04 \x01(\x04\x12\x12\n\nvalid_from\x18\x05 \x01(\t\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12.\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11revocation_reason\x18\x08 \x01(\t\x12!\n\x07\x61nswers\x18\t \x03(\x0e\x32\x10.bidui.v1.Answer\"\xd8\x03\n\x0b\x41pplication\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\x17\n\x0f\x63omparison_keys\x18\x04 \x03(\t\x12\x1d\n\x05modes\x18\x05 \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x0c\n\x04\x64uty\x18\x06 \x01(\t\x12\x15\n\ritems_per_day\x18\x07 \x01(\x04\x12\x13\n\x0bvalid_until\x18\x08 \x01(\t\x12\x30\n\x0csubmitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65\x63ision_deadline\x18\n \x01(\t\x12+\n\x06status\x18\x0b \x01(\x0e\x32\x1b.bidui.v1.ApplicationStatus\x12.\n\ndecided_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\r \x01(\t\x12\x1e\n\x05grant\x18\x0e \x01(\x0b\x32\x0f.bidui.v1.Grant\x12!\n\x07\x61nswers\x18\x0f \x03(\x0e\x32\x10.bidui.v1.Answer\x12\x1c\n\x14\x64\x65\x61\x64line_provisional\x18\x10 \x01(\x08\"\xb8\x01\n\x0c\x41pplyRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63omparison_keys\x18\x02 \x03(\t\x12\x1d\n\x05modes\x18\x03 \x03(\x0e\x32\x0e.bidui.v1.Mode\x12\x0c\n\x04\x64uty\x18\x04 \x01(\t\x12\x15\n\ritems_per_day\x18\x05 \x01(\x04\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12!\n\x07\x61nswers\x18\x07 \x03(\x0e\x32\x10.bidui.v1.Answer\"/\n\x15GetApplicationRequest\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\".\n\x17ListApplicationsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"G\n\x18ListApplicationsResponse\x12+\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x15.bidui.v1.Application*\x98\x01\n\x11\x41pplicationStatus\x12\"\n\x1e\x41PPLICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41PPLICATION_STATUS_PENDING\x10\x01\x12\x1f\n\x1b\x41PPLICATION_STATUS_APPROVED\x10\x02\x12\x1e\n\x1a\x41PPLICATION_STATUS_REFUSED\x10\x03\x32\xed\x01\n\x0eSharingService\x12\x36\n\x05\x41pply\x12\x16.bidui.v1.ApplyRequest\x1a\x15.bidui.v1.Application\x12H\n\x0eGetApplication\x12\x1f.bidui.v1.GetApplicationRequest\x1a\x15.bidui.v1.Application\x12Y\n\x10ListApplications\x12!.bidui.v1.ListApplicationsRequest\x1a\".bidui.v1.ListApplicationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bidui.v1.sharing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPLICATIONSTATUS']._serialized_start=1148
-  _globals['_APPLICATIONSTATUS']._serialized_end=1300
+  _globals['_APPLICATIONSTATUS']._serialized_start=1178
+  _globals['_APPLICATIONSTATUS']._serialized_end=1330
   _globals['_GRANT']._serialized_start=94
   _globals['_GRANT']._serialized_end=343
   _globals['_APPLICATION']._serialized_start=346
-  _globals['_APPLICATION']._serialized_end=788
-  _globals['_APPLYREQUEST']._serialized_start=791
-  _globals['_APPLYREQUEST']._serialized_end=975
-  _globals['_GETAPPLICATIONREQUEST']._serialized_start=977
-  _globals['_GETAPPLICATIONREQUEST']._serialized_end=1024
-  _globals['_LISTAPPLICATIONSREQUEST']._serialized_start=1026
-  _globals['_LISTAPPLICATIONSREQUEST']._serialized_end=1072
-  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_start=1074
-  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_end=1145
-  _globals['_SHARINGSERVICE']._serialized_start=1303
-  _globals['_SHARINGSERVICE']._serialized_end=1540
+  _globals['_APPLICATION']._serialized_end=818
+  _globals['_APPLYREQUEST']._serialized_start=821
+  _globals['_APPLYREQUEST']._serialized_end=1005
+  _globals['_GETAPPLICATIONREQUEST']._serialized_start=1007
+  _globals['_GETAPPLICATIONREQUEST']._serialized_end=1054
+  _globals['_LISTAPPLICATIONSREQUEST']._serialized_start=1056
+  _globals['_LISTAPPLICATIONSREQUEST']._serialized_end=1102
+  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_start=1104
+  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_end=1175
+  _globals['_SHARINGSERVICE']._serialized_start=1333
+  _globals['_SHARINGSERVICE']._serialized_end=1570
 # @@protoc_insertion_point(module_scope)

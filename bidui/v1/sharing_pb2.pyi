@@ -118,6 +118,7 @@ class Application(_message.Message):
     DECISION_REASON_FIELD_NUMBER: _builtins.int
     GRANT_FIELD_NUMBER: _builtins.int
     ANSWERS_FIELD_NUMBER: _builtins.int
+    DEADLINE_PROVISIONAL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     department: _builtins.str
     resource_id: _builtins.str
@@ -131,6 +132,10 @@ class Application(_message.Message):
     status: Global___ApplicationStatus.ValueType
     decision_reason: _builtins.str
     """mandatory for a refusal"""
+    deadline_provisional: _builtins.bool
+    """decision_deadline was counted past the node's working-day calendar (weekdays less the
+    fixed-date statutory holidays) and is recounted once that year is announced.
+    """
     @_builtins.property
     def comparison_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -165,10 +170,11 @@ class Application(_message.Message):
         decision_reason: _builtins.str = ...,
         grant: Global___Grant | None = ...,
         answers: _abc.Iterable[_catalog_pb2.Answer.ValueType] | None = ...,
+        deadline_provisional: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "grant", b"grant", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "comparison_keys", b"comparison_keys", "decided_at", b"decided_at", "decision_deadline", b"decision_deadline", "decision_reason", b"decision_reason", "department", b"department", "duty", b"duty", "grant", b"grant", "id", b"id", "items_per_day", b"items_per_day", "modes", b"modes", "resource_id", b"resource_id", "status", b"status", "submitted_at", b"submitted_at", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "comparison_keys", b"comparison_keys", "deadline_provisional", b"deadline_provisional", "decided_at", b"decided_at", "decision_deadline", b"decision_deadline", "decision_reason", b"decision_reason", "department", b"department", "duty", b"duty", "grant", b"grant", "id", b"id", "items_per_day", b"items_per_day", "modes", b"modes", "resource_id", b"resource_id", "status", b"status", "submitted_at", b"submitted_at", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

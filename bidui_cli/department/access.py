@@ -25,7 +25,15 @@ import click
 
 from bidui_cli import terminal
 from bidui_cli.department.connection import NodeAddress, node_options, reported
-from bidui_cli.terminal import days_until, iso_date, moment, name_list, required_text, whole_number
+from bidui_cli.terminal import (
+    days_until,
+    deadline,
+    iso_date,
+    moment,
+    name_list,
+    required_text,
+    whole_number,
+)
 from client_sdk import make_key_and_request
 from client_sdk.comparison.catalog import AnswerName, ComparisonMode
 from client_sdk.governance.sharing import Application, ApplicationStatus, Grant
@@ -91,6 +99,10 @@ def _grant_terms(grant: Grant) -> str:
     )
 
 
+def _deadline(application: Application) -> str:
+    return deadline(application.decision_deadline, application.deadline_provisional)
+
+
 def _standing(application: Application) -> str:
     """Days left for a pending one; the grant of an approved one; a refusal's reason."""
     if application.status is ApplicationStatus.PENDING:
@@ -113,7 +125,7 @@ def _print_application(application: Application) -> None:
         ("items/day", f"{application.items_per_day:,}"),
         ("valid until", str(application.valid_until)),
         ("submitted", moment(application.submitted_at)),
-        ("deadline", f"{application.decision_deadline} (5 working days, China time)"),
+        ("deadline", f"{_deadline(application)} (5 working days, China time)"),
         ("status", application.status.value),
     ]
     if application.status is ApplicationStatus.PENDING:
@@ -204,7 +216,7 @@ def apply(
             answers=cast(tuple[AnswerName, ...], answers),
         )
     click.echo(f"Applied for {application.resource_id}: application {application.id}")
-    click.echo(f"  decision due by {application.decision_deadline} (5 working days, China time)")
+    click.echo(f"  decision due by {_deadline(application)} (5 working days, China time)")
     click.echo(f"  see it with: bidui applications --id {application.id}")
 
 
@@ -237,7 +249,7 @@ def department_applications(
                 a.id,
                 a.resource_id,
                 china_date(a.submitted_at),
-                a.decision_deadline,
+                _deadline(a),
                 a.status.value,
                 _standing(a),
             )

@@ -24,7 +24,7 @@ from bidui_cli import terminal
 from bidui_cli.department.connection import NodeAddress, node_options, reported
 from bidui_cli.discrepancy_text import positions_text, standing
 from bidui_cli.errors import fail
-from bidui_cli.terminal import moment, required_text
+from bidui_cli.terminal import deadline, moment, required_text
 from client_sdk.governance.discrepancies import DiscrepancyReport, DiscrepancyStatus
 from comparator.china_time import china_date
 
@@ -51,6 +51,10 @@ def _positions(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     return places
 
 
+def _deadline(report: DiscrepancyReport) -> str:
+    return deadline(report.answer_deadline, report.deadlines_provisional)
+
+
 def _print(report: DiscrepancyReport) -> None:
     today = china_date(terminal.clock())
     lines = [
@@ -60,7 +64,7 @@ def _print(report: DiscrepancyReport) -> None:
         ("positions", positions_text(report.positions)),
         ("description", report.description),
         ("filed", moment(report.filed_at)),
-        ("deadline", f"{report.answer_deadline} ({standing(report, today)})"),
+        ("deadline", f"{_deadline(report)} ({standing(report, today)})"),
         ("status", report.status.value),
     ]
     if report.answered_at is not None:
@@ -112,7 +116,7 @@ def file_report(
     with reported(), node.client(timeout=_TIMEOUT) as client:
         report = client.report_discrepancy(comparison_id, positions, description)
     click.echo(f"Reported {len(report.positions)} doubted results: report {report.id}")
-    click.echo(f"  answer due by {report.answer_deadline} (5 working days, China time)")
+    click.echo(f"  answer due by {_deadline(report)} (5 working days, China time)")
     click.echo(f"  see it with: bidui discrepancy show {report.id}")
 
 
@@ -145,7 +149,7 @@ def list_reports(node: NodeAddress, comparison_id: str | None) -> None:
                 r.comparison_id,
                 len(r.positions),
                 china_date(r.filed_at),
-                r.answer_deadline,
+                _deadline(r),
                 r.status.value,
                 r.answer or r.correction_id or standing(r, today),
             )

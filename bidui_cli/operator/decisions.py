@@ -28,6 +28,7 @@ from bidui_cli.operator.governance import Governance, governance, operator_optio
 from bidui_cli.options import config_option
 from bidui_cli.terminal import (
     days_until,
+    deadline,
     iso_date,
     moment,
     name_list,
@@ -105,7 +106,7 @@ def list_applications(config_path: Path, status: str | None, overdue: bool) -> N
                 a.department,
                 a.resource_id,
                 china_date(a.submitted_at),
-                a.decision_deadline,
+                deadline(a.decision_deadline, a.deadline_provisional),
                 a.status,
                 _standing(a, act.today),
             )
@@ -133,7 +134,10 @@ def _show(act: Governance, session: Session, application_id: str) -> None:
         ("items/day", f"{a.items_per_day:,}"),
         ("valid until", str(a.valid_until)),
         ("submitted", moment(a.submitted_at)),
-        ("deadline", f"{a.decision_deadline} ({_standing(a, act.today)})"),
+        (
+            "deadline",
+            f"{deadline(a.decision_deadline, a.deadline_provisional)} ({_standing(a, act.today)})",
+        ),
         ("status", a.status),
     ]
     if a.decided_at is not None:

@@ -26,7 +26,7 @@ from bidui_cli.discrepancy_text import positions_text, standing
 from bidui_cli.errors import fail
 from bidui_cli.operator.governance import governance, operator_option, reason_option
 from bidui_cli.options import config_option
-from bidui_cli.terminal import moment, table
+from bidui_cli.terminal import deadline, moment, table
 from provider_node.core.workdays import china_date
 from provider_node.governance import discrepancies as answers
 from provider_node.governance import discrepancy_records as store
@@ -72,7 +72,7 @@ def list_reports(config_path: Path, status: str | None, overdue: bool) -> None:
                 r.resource_id,
                 len(r.positions),
                 china_date(r.filed_at),
-                r.answer_deadline,
+                deadline(r.answer_deadline, r.deadlines_provisional),
                 r.status,
                 standing(r, act.today),
             )
@@ -103,7 +103,11 @@ def show(config_path: Path, report_id: str) -> None:
             ("positions", positions_text(r.positions)),
             ("description", r.description),
             ("filed", f"{moment(r.filed_at)} (by {r.report_deadline}, 3 working days)"),
-            ("deadline", f"{r.answer_deadline} ({standing(r, act.today)})"),
+            (
+                "deadline",
+                f"{deadline(r.answer_deadline, r.deadlines_provisional)} "
+                f"({standing(r, act.today)})",
+            ),
             ("status", r.status),
         ]
         if r.answered_at is not None:

@@ -97,6 +97,9 @@ class DiscrepancyReport:
     answered_at: _dt.datetime | None = None
     answer: str = ""
     correction_id: str = ""
+    #: A deadline was counted past the node's working-day calendar (weekdays less the fixed-date
+    #: holidays): the node recounts it once that year is announced.
+    deadlines_provisional: bool = False
 
 
 class DiscrepancyCalls:
@@ -227,6 +230,7 @@ def report_from_message(message: _discrepancy_pb2.DiscrepancyReport) -> Discrepa
         filed_at=node_instant(message.filed_at),
         report_deadline=node_date(message.report_deadline, "report_deadline", where),
         answer_deadline=node_date(message.answer_deadline, "answer_deadline", where),
+        deadlines_provisional=message.deadlines_provisional,
         status=status,
         answered_at=node_instant(message.answered_at) if message.HasField("answered_at") else None,
         answer=message.answer,

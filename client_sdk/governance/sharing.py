@@ -111,6 +111,9 @@ class Application:
     grant: Grant | None = None
     #: The answers applied for (match bits, verification, count).
     answers: tuple[AnswerName, ...] = ("match",)
+    #: ``decision_deadline`` was counted past the node's working-day calendar (weekdays less the
+    #: fixed-date holidays): the node recounts it once that year is announced.
+    deadline_provisional: bool = False
 
 
 class SharingCalls:
@@ -216,6 +219,7 @@ def application_from_message(message: _sharing_pb2.Application) -> Application:
         valid_until=node_date(message.valid_until, "valid_until", where),
         submitted_at=node_instant(message.submitted_at),
         decision_deadline=node_date(message.decision_deadline, "decision_deadline", where),
+        deadline_provisional=message.deadline_provisional,
         status=status,
         decided_at=node_instant(message.decided_at) if message.HasField("decided_at") else None,
         decision_reason=message.decision_reason,

@@ -91,3 +91,5 @@ class Action(StrEnum):
     INDEX_LOAD = "index_load"
     KEY_ROTATION = "key_rotation"
     CA_ROTATION = "ca_rotation"
+    #: Provisional deadlines recounted once the working-day calendar knows their year.
+    DEADLINE_RECOMPUTATION = "deadline_recomputation"

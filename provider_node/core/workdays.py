@@ -42,6 +42,7 @@ __all__ = [
     "CHINA_TZ",
     "AnnouncedYear",
     "CalendarRangeError",
+    "Deadline",
     "add_working_days",
     "announce",
     "announced_years",
@@ -53,12 +54,29 @@ __all__ = [
     "is_working_day",
     "package_years",
     "supported_years",
+    "working_deadline",
 ]
 
 #: The time zone every calendar date of the regulation is read in.
 
 #: More working days than any deadline of the regulation asks for; a larger count is a bug.
 _MAX_WORKING_DAYS = 366
+
+#: The statutory holidays on fixed calendar dates (全国年节及纪念日放假办法, 2024 revision, in force
+#: from 2025): New Year's Day, 1–2 May, 1–3 October. The rest (Spring Festival, Qingming, Dragon
+#: Boat, Mid-Autumn) move with the lunar calendar, and the State Council adds bridge days and
+#: make-up working days each year: a year it has not announced can only be guessed.
+FIXED_DATE_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The last day on which something is on time. ``provisional``: counted in part over a year
+    the calendar does not know yet, as weekdays less the fixed-date statutory holidays, so it is
+    to be recomputed once that year is announced (``working_deadline`` again)."""
+
+    day: date
+    provisional: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,3 +212,26 @@ def add_working_days(start: datetime | date, n: int) -> date:
         if is_working_day(day):
             counted += 1
     return day
+
+
+def working_deadline(start: datetime | date, n: int) -> Deadline:
+    """``add_working_days(start, n)`` where the calendar knows every day counted; past its end,
+    days are counted provisionally (Monday to Friday, less ``FIXED_DATE_HOLIDAYS``) and the
+    deadline says so. A right to apply or to report is never refused because a holiday table has
+    not caught up with the State Council. ``CalendarRangeError`` only for a start before the
+    first year the calendar knows."""
+    try:
+        return Deadline(add_working_days(start, n))
+    except CalendarRangeError:
+        day = china_date(start) if isinstance(start, datetime) else start
+        if day.year < supported_years()[0]:
+            raise
+    last = supported_years()[1]
+    counted = 0
+    while counted < n:
+        day += timedelta(days=1)
+        if day.year <= last:
+            counted += is_working_day(day)
+        elif day.weekday() < 5 and (day.month, day.day) not in FIXED_DATE_HOLIDAYS:
+            counted += 1
+    return Deadline(day, provisional=True)

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from provider_node.config import DEPARTMENT_ID_RE
 from provider_node.core import errors
 from provider_node.core.vocabulary import Action, Outcome
-from provider_node.core.workdays import add_working_days, china_date
+from provider_node.core.workdays import china_date, working_deadline
 from provider_node.governance import grant_fields as fields
 from provider_node.store.models import AuditRecord, DiscrepancyReport
 
@@ -103,8 +103,8 @@ def file_report(
 
     ``UnknownRecordError`` when the id names no comparison of the department; ``StateConflictError``
     when that comparison gave no result (refused, failed, withheld); ``ReportTooLateError`` after
-    the third working day following it; ``InvalidRequestError`` for a bad position or description;
-    ``CalendarRangeError`` when a deadline falls outside the working-day calendar.
+    the third working day following it; ``InvalidRequestError`` for a bad position or description.
+    Deadlines past the calendar's end are provisional (``deadlines_provisional``).
     """
     filed_at = fields.instant(now)
     fields.name("department", department, DEPARTMENT_ID_RE)
@@ -112,13 +112,17 @@ def file_report(
     record = _comparison(session, department, comparison_id)
     places = _positions(positions, record)
     compared_on = china_date(record.occurred_at)
-    report_deadline = add_working_days(compared_on, REPORT_WORKING_DAYS)
-    if china_date(filed_at) > report_deadline:
+    reporting = working_deadline(compared_on, REPORT_WORKING_DAYS)
+    report_deadline = reporting.day
+    # A provisional deadline may come before the true one (an unannounced holiday): it never
+    # makes a report late.
+    if not reporting.provisional and china_date(filed_at) > report_deadline:
         raise errors.ReportTooLateError(
             f"comparison {record.comparison_id} was made on {compared_on} (China time): a doubted "
             f"result could be reported until {report_deadline}, {REPORT_WORKING_DAYS} working "
             "days later (article 26)"
         )
+    answering = working_deadline(filed_at, ANSWER_WORKING_DAYS)
     report = DiscrepancyReport(
         id=report_id or str(uuid.uuid4()),
         comparison_id=record.comparison_id,
@@ -129,7 +133,8 @@ def file_report(
         description=text,
         filed_at=filed_at,
         report_deadline=report_deadline,
-        answer_deadline=add_working_days(filed_at, ANSWER_WORKING_DAYS),
+        answer_deadline=answering.day,
+        deadlines_provisional=reporting.provisional or answering.provisional,
         status=ReportStatus.PENDING.value,
     )
     session.add(report)

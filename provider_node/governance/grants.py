@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from provider_node.config import DEPARTMENT_ID_RE, RESOURCE_ID_RE
 from provider_node.core import errors
-from provider_node.core.workdays import add_working_days, china_date
+from provider_node.core.workdays import china_date, working_deadline
 from provider_node.governance import grant_fields as fields
 from provider_node.store.models import Application, Base, Grant
 
@@ -72,8 +72,8 @@ def submit_application(
 ) -> Application:
     """Record a pending application; its deadline is ``DECISION_WORKING_DAYS`` working days after
     ``now`` in China. ``answers`` left out or empty: match bits only. ``InvalidRequestError`` for
-    any bad field (named in the message); ``CalendarRangeError`` if the deadline falls in a year
-    the calendar does not know."""
+    any bad field (named in the message). A deadline that falls in a year the calendar does not
+    know yet is provisional (``deadline_provisional``), recomputed by ``settle_provisional``."""
     submitted = fields.instant(now)
     fields.name("department", department, DEPARTMENT_ID_RE)
     fields.name("resource_id", resource_id, RESOURCE_ID_RE)
@@ -83,6 +83,8 @@ def submit_application(
     until = fields.calendar_date("valid_until", valid_until)
     if until < china_date(submitted):
         raise errors.InvalidRequestError(f"valid_until {until} is already past")
+    # Past the calendar's end the deadline is provisional, never a refusal (working_deadline).
+    deadline = working_deadline(submitted, DECISION_WORKING_DAYS)
     application = Application(
         id=str(uuid.uuid4()),
         department=department,
@@ -94,7 +96,8 @@ def submit_application(
         items_per_day=items,
         valid_until=until,
         submitted_at=submitted,
-        decision_deadline=add_working_days(submitted, DECISION_WORKING_DAYS),
+        decision_deadline=deadline.day,
+        deadline_provisional=deadline.provisional,
         status=ApplicationStatus.PENDING.value,
     )
     session.add(application)

@@ -29,6 +29,7 @@ from provider_node.config.models import metrics_listen_problem
 from provider_node.core.errors import AuditUnavailableError
 from provider_node.core.vocabulary import OprfMode
 from provider_node.core.workdays import announce, calendar_end, supported_years
+from provider_node.governance import provisional_deadlines
 from provider_node.governance.discrepancies import DiscrepancyDesk
 from provider_node.governance.sharing import SharingDesk
 from provider_node.identity.auth import Authenticator, RevocationList
@@ -162,6 +163,13 @@ def open_node(
     # Comparisons a crashed node left open (kill -9 between the two steps) end as abandoned now;
     # younger ones may belong to another live process on this database: its reaper closes them.
     node.reconcile_open_comparisons(float(config.node.blinded_session_seconds))
+    settled = provisional_deadlines.settle(audit, operator=config.node.department)
+    if any(settled):
+        _log.info(
+            "recounted on the announced calendar: %d application and %d discrepancy report "
+            "deadlines that were provisional",
+            *settled,
+        )
     desk = SharingDesk(served, audit, clock=clock)
     pruner = QuotaPruner(sessions, clock=clock)
     checkpointer = Checkpointer(audit, config.keys.dir, config.node.data_dir, clock=clock)
@@ -200,10 +208,10 @@ def use_calendar(config: NodeConfig, now: datetime) -> None:
     if end - now < _CALENDAR_WARNING:
         last = supported_years()[1]
         _log.warning(
-            "the working-day calendar runs out in %d days (it knows dates up to %d-12-31): an "
-            "application whose deadline falls later is refused. Once the State Council announces "
-            "%d, add it to [[calendar.years]] in %s or update the chinese-calendar package, and "
-            "restart",
+            "the working-day calendar runs out in %d days (it knows dates up to %d-12-31): "
+            "deadlines falling later are provisional (weekdays less the fixed-date holidays). "
+            "Once the State Council announces %d, add it to [[calendar.years]] in %s or update "
+            "the chinese-calendar package, and restart: they are then recounted",
             max((end - now).days, 0),
             last,
             last + 1,

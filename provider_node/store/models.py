@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     Double,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -195,6 +197,11 @@ class Application(Base):
     answers: Mapped[list[str]] = mapped_column(
         JSON, default=lambda: ["match"], server_default=text(MATCH_ONLY)
     )
+    #: The decision deadline was counted over a year the calendar did not know yet (migration
+    #: 0007): recomputed once it does (``workdays.working_deadline``).
+    deadline_provisional: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
 
 
 class Grant(Base):
@@ -314,6 +321,10 @@ class DiscrepancyReport(Base):
     report_deadline: Mapped[date] = mapped_column(Date)
     #: The last day (in China) for the provider's answer: 5 working days after filing.
     answer_deadline: Mapped[date] = mapped_column(Date)
+    #: Either deadline was counted over a year the calendar did not know yet (migration 0007).
+    deadlines_provisional: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
     status: Mapped[str] = mapped_column(String(16))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_by: Mapped[str | None] = mapped_column(Text)

@@ -78,6 +78,7 @@ def _report_message(report: DiscrepancyReport) -> _discrepancy_pb2.DiscrepancyRe
         filed_at=timestamp(report.filed_at),
         report_deadline=report.report_deadline.isoformat(),
         answer_deadline=report.answer_deadline.isoformat(),
+        deadlines_provisional=report.deadlines_provisional,
         status=_STATUSES[ReportStatus(report.status)],
         answered_at=timestamp(report.answered_at),
         answer=report.answer or "",

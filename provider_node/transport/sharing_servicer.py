@@ -118,6 +118,7 @@ def _application_message(application: Application, grant: Grant | None) -> _shar
         valid_until=application.valid_until.isoformat(),
         submitted_at=timestamp(application.submitted_at),
         decision_deadline=application.decision_deadline.isoformat(),
+        deadline_provisional=application.deadline_provisional,
         status=_STATUSES[application.status],
         decided_at=timestamp(application.decided_at),
         decision_reason=application.decision_reason or "",

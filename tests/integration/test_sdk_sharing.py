@@ -38,7 +38,6 @@ from client_sdk import (
     PermissionDeniedError,
     QuotaExceededError,
     ResourceNotFoundError,
-    ServiceError,
     make_key_and_request,
 )
 from provider_node.governance import sharing
@@ -315,14 +314,16 @@ def test_apply_refusals_keep_the_node_s_words(client: ComparisonClient) -> None:
         client.application(str(uuid.uuid4()))
 
 
-def test_a_deadline_past_the_node_s_calendar_is_the_node_s_to_fix(
+def test_a_deadline_past_the_node_s_calendar_is_provisional_never_a_refusal(
     client: ComparisonClient,
 ) -> None:
     # Monday 2026-12-28: five working days later falls in 2027, which the calendar does not know.
     CLOCK.set(dt.datetime(2026, 12, 28, 1, 0, tzinfo=dt.UTC))
     try:
-        with pytest.raises(ServiceError, match="working-day calendar") as caught:
-            _apply(client, ["id_number"], ["hashed"])
+        application = _apply(client, ["id_number"], ["hashed"])
     finally:
         CLOCK.set(MONDAY)
-    assert not caught.value.user_error
+    # 29, 30, 31 December, (1 January: a fixed-date holiday), 4 and 5 January.
+    assert application.decision_deadline == dt.date(2027, 1, 5)
+    assert application.deadline_provisional
+    assert client.application(application.id).deadline_provisional

@@ -116,12 +116,19 @@ def test_submission_fields_are_validated(
         application(session, **change)
 
 
-def test_a_deadline_beyond_the_known_calendar_is_refused(sessions: sessionmaker[Session]) -> None:
+def test_a_deadline_beyond_the_known_calendar_is_provisional_not_refused(
+    sessions: sessionmaker[Session],
+) -> None:
     last = supported_years()[1]
     late = datetime(last, 12, 29, 10, 0, tzinfo=CHINA)
-    with sessions.begin() as session, pytest.raises(errors.CalendarRangeError) as caught:
-        application(session, now=late, valid_until=date(last + 1, 6, 30))
-    assert status.status_code(caught.value).name == "FAILED_PRECONDITION"
+    with sessions.begin() as session:
+        made = application(session, now=late, valid_until=date(last + 1, 6, 30))
+        assert made.deadline_provisional and made.decision_deadline.year == last + 1
+    with sessions.begin() as session:
+        on_time = application(
+            session, now=datetime(last, 12, 1, 10, 0, tzinfo=CHINA), valid_until=date(last, 12, 31)
+        )
+        assert not on_time.deadline_provisional
 
 
 def test_listing_and_unknown_ids(sessions: sessionmaker[Session]) -> None:

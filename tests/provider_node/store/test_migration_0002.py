@@ -16,11 +16,12 @@ from tests.provider_node.store.conftest import AlembicStep
 REVISION_0001 = "0001_audit_log"
 REVISION_0002 = "0002_grants_quotas_certificates"
 NEW_TABLES = {"applications", "grants", "quota_usage", "certificates"}
-# Columns later revisions add to these tables (0005: answers).
+# Columns later revisions add to these tables (0005: answers; 0006: key_sha256; 0007: provisional).
 LATER_COLUMNS = {
     ("applications", "answers"),
     ("grants", "answers"),
     ("certificates", "key_sha256"),
+    ("applications", "deadline_provisional"),
 }
 LATER_INDEXES = {"ix_certificates_key_sha256"}
 T0 = datetime(2025, 9, 29, 2, 0, tzinfo=UTC)

@@ -28,9 +28,10 @@ def _only_reports(item: Any, name: str | None, type_: str, reflected: bool, othe
 
 def test_0004_creates_what_the_model_describes_and_goes_back(engine: Engine) -> None:
     with engine.connect() as connection:
-        # 0004 and every later revision (to 0006_certificate_keys) applied.
+        # 0004 and every later revision (to 0007_provisional_deadlines) applied.
         assert (
-            MigrationContext.configure(connection).get_current_revision() == "0006_certificate_keys"
+            MigrationContext.configure(connection).get_current_revision()
+            == "0007_provisional_deadlines"
         )
         context = MigrationContext.configure(connection, opts={"include_object": _only_reports})
         assert compare_metadata(context, Base.metadata) == []
