@@ -14,13 +14,17 @@ resets; nothing of it is counted.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node.access.quotas import consume_department_minute, consume_grant_day
+from provider_node.access.quotas import (
+    consume_department_minute,
+    consume_department_resource_day,
+    consume_grant_day,
+)
 from provider_node.core import errors
 from provider_node.core.errors import quote
 from provider_node.core.messages import Header
@@ -33,7 +37,7 @@ from provider_node.resources.catalog import ServedResource, index_mode
 from provider_node.store.gate import StoreGate
 from provider_node.store.models import Grant
 
-__all__ = ["AccessPolicy", "ItemsPerMinute"]
+__all__ = ["AccessPolicy", "ItemsPerDay", "ItemsPerMinute"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,19 @@ class ItemsPerMinute:
     """Per-department limits, one per mode: a hashed item costs the node far less than a blinded
     one, so one number for both would either starve hashed comparisons or not protect blinded
     capacity. 0 means no limit."""
+
+    hashed: int
+    blinded: int
+
+    def of(self, mode: Mode) -> int:
+        return self.hashed if mode is Mode.HASHED else self.blinded
+
+
+@dataclass(frozen=True)
+class ItemsPerDay:
+    """A department's items per calendar day in China on one resource, one per mode, granted or
+    not: an unconditional resource's member list cannot be rebuilt by enumeration in days (the
+    plausible resident-ID space, ~2.6e8, takes months at the defaults). 0 means no limit."""
 
     hashed: int
     blinded: int
@@ -59,9 +76,12 @@ class AccessPolicy:
         *,
         gate: StoreGate | None = None,
         clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
+        items_per_day: Mapping[str, ItemsPerDay] | None = None,
     ) -> None:
         self._sessions = sessions
         self._per_minute = items_per_minute
+        # By resource id; a resource not named has no daily limit.
+        self._per_day = dict(items_per_day or {})
         self._gate = gate or StoreGate()
         self._clock = clock
 
@@ -150,23 +170,28 @@ class AccessPolicy:
             return named.id
 
     def charge(
-        self, caller: Caller, mode: Mode, grant_id: str, items: int
+        self, caller: Caller, mode: Mode, grant_id: str, items: int, resource_id: str = ""
     ) -> Callable[[Session], None] | None:
-        """The allowance charge of one request — ``items`` against the department's minute and
-        the grant's day, or ``QuotaExceededError`` and nothing counted — to run inside the
-        transaction that commits the request's audit record (one commit, one fsync, for both).
-        None when nothing limits the request."""
+        """The allowance charge of one request — ``items`` against the department's minute, its
+        day on the resource and the grant's day, or ``QuotaExceededError`` and nothing counted —
+        to run inside the transaction that commits the request's audit record (one commit, one
+        fsync, for all). None when nothing limits the request."""
         per_minute = self._per_minute.of(mode)
-        if not per_minute and not grant_id:
+        daily = self._per_day.get(resource_id)
+        per_day = daily.of(mode) if daily is not None else 0
+        if not per_minute and not per_day and not grant_id:
             return None
         now = self._clock()
 
         def charge(session: Session) -> None:
-            # Fixed order (department minute, then grant day, then the audit chain head): two
-            # transactions never wait on each other's rows.
+            # Fixed order (department minute, department resource day, grant day, then the audit
+            # chain head): two transactions never wait on each other's rows.
             if per_minute:
                 scope = f"{caller.department}/{mode}"
                 consume_department_minute(session, scope, per_minute, items, now)
+            if per_day:
+                scope = f"{caller.department}/{resource_id}/{mode}"
+                consume_department_resource_day(session, scope, per_day, items, now)
             if grant_id:
                 grant = get_grant(session, grant_id)
                 consume_grant_day(session, grant_id, grant.items_per_day, items, now)

@@ -6,6 +6,7 @@ row of ``quota_usage`` keyed by (kind, scope, window start)::
     kind                 scope         window                       limit
     grant_day            a grant id    one calendar day in China    the grant's items_per_day
     department_minute    a department  one minute (UTC)             the node's items per minute
+    department_resource_day  department/resource/mode  one day in China  the resource's daily limit
 
 ``consume`` counts a request's items in one step that either takes all of them or none::
 
@@ -21,7 +22,8 @@ PostgreSQL the UPDATE locks the row and re-checks its condition on the committed
 COMMITTED, the default); on SQLite ``make_engine`` opens every transaction with ``BEGIN IMMEDIATE``.
 The caller owns the transaction (``with sessions.begin():``): a rolled-back transaction counts
 nothing, and the row stays locked until it ends, so keep it short. A request that is counted against
-several windows must consume them in one fixed order (department minute, then grant day) so two
+several windows must consume them in one fixed order (department minute, department resource day,
+then grant day) so two
 transactions never wait on each other's rows.
 
 ``QuotaPruner`` deletes quota windows two days after they end: nothing reads a window once it is
@@ -54,6 +56,7 @@ __all__ = [
     "QuotaPruner",
     "consume",
     "consume_department_minute",
+    "consume_department_resource_day",
     "consume_grant_day",
     "peek",
     "prune",
@@ -74,11 +77,14 @@ class QuotaKind(StrEnum):
     GRANT_DAY = "grant_day"
     #: Items one department compares per minute on this node, whatever the resource.
     DEPARTMENT_MINUTE = "department_minute"
+    #: Items one department compares against one resource per calendar day in China, granted or
+    #: not: what bounds an enumeration of a resource shared unconditionally.
+    DEPARTMENT_RESOURCE_DAY = "department_resource_day"
 
     @property
     def length(self) -> timedelta:
         # China keeps no daylight saving, so its day is always 24 hours.
-        return timedelta(days=1) if self is QuotaKind.GRANT_DAY else timedelta(minutes=1)
+        return timedelta(minutes=1) if self is QuotaKind.DEPARTMENT_MINUTE else timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ def window_start(kind: QuotaKind, now: datetime) -> datetime:
 
     A grant's day starts at midnight in China (16:00 UTC the day before); a minute at second 0.
     """
-    if kind is QuotaKind.GRANT_DAY:
+    if kind is not QuotaKind.DEPARTMENT_MINUTE:
         return china_midnight(china_date(now))
     return as_utc(now).replace(second=0, microsecond=0)
 
@@ -167,6 +173,15 @@ def consume_grant_day(
     """``consume`` against the grant's quota for today (a calendar day in China)."""
     kind = QuotaKind.GRANT_DAY
     return consume(session, kind, grant_id, window_start(kind, now), items_per_day, items, now)
+
+
+def consume_department_resource_day(
+    session: Session, scope: str, items_per_day: int, items: int, now: datetime
+) -> Allowance:
+    """``consume`` against a department's daily limit on one resource (``scope``:
+    department/resource/mode), a calendar day in China."""
+    kind = QuotaKind.DEPARTMENT_RESOURCE_DAY
+    return consume(session, kind, scope, window_start(kind, now), items_per_day, items, now)
 
 
 def consume_department_minute(

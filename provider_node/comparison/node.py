@@ -41,6 +41,7 @@ from comparator.errors import InvalidInputError
 from comparator.index import ENTRY_LENGTH
 from comparator.keyed_hash import TAG_LENGTH
 from comparator.oprf import ELEMENT_LENGTH, MAX_VERIFIABLE_BATCH, OUTPUT_LENGTH
+from provider_node.access.enumeration import EnumerationWatch
 from provider_node.access.policy import AccessPolicy
 from provider_node.audit.log import AuditLog
 from provider_node.comparison.answers import (
@@ -84,6 +85,9 @@ class NodeLimits:
     max_open_sessions_per_department: int = 16
     #: Seconds over which one source's repeated refusals become one record (0: one each).
     refusal_window_seconds: float = 10.0
+    #: Items a department's run against a resource reaches in a day before a match rate under
+    #: 0.1 % flags it as an enumeration (0: never).
+    enumeration_items: int = 100_000
 
 
 class ProviderNode:
@@ -125,6 +129,11 @@ class ProviderNode:
             monotonic=monotonic,
         )
         self._closer = SessionCloser(audit, self._record, metrics, self._sessions, clock)
+        self._enumeration = EnumerationWatch(
+            metrics.record_enumeration_suspected,
+            clock=clock,
+            threshold=limits.enumeration_items,
+        )
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -188,7 +197,9 @@ class ProviderNode:
             check_width(header, len(tags))
             answered = evaluate(served, header, Mode.HASHED, tags)
             # The allowance is charged in the transaction that records the answer: one commit.
-            charge = self._access.charge(caller, Mode.HASHED, request.grant_id, len(tags))
+            charge = self._access.charge(
+                caller, Mode.HASHED, request.grant_id, len(tags), header.resource_id
+            )
             return self._answer(request, answered, charge=charge)
         except errors.NodeError as refusal:
             self._record.refuse(request, refusal)
@@ -232,7 +243,9 @@ class ProviderNode:
             try:
                 self._record.append(
                     self._record.entry(request, outcome=Outcome.OPENED, related_id=comparison_id),
-                    also=self._access.charge(caller, Mode.BLINDED, request.grant_id, len(blinded)),
+                    also=self._access.charge(
+                        caller, Mode.BLINDED, request.grant_id, len(blinded), header.resource_id
+                    ),
                 )
             except errors.NodeError:
                 self._sessions.forget(comparison_id)
@@ -372,6 +385,9 @@ class ProviderNode:
             outcome=Outcome.ANSWERED,
             items=answered.records,
             matches=answered.matches,
+        )
+        self._enumeration.record(
+            request.caller.department, header.resource_id, answered.records, answered.matches
         )
         self._metrics.record_answer(
             header.resource_id,

@@ -109,6 +109,10 @@ class NodeSection(Section):
     # (4,000/s) and 12,000,000 hashed ones (200,000/s) keep one department from taking the node.
     max_items_per_minute: Annotated[StrictInt, between(0, 1_000_000_000)] = 240_000
     max_hashed_items_per_minute: Annotated[StrictInt, between(0, 10_000_000_000)] = 12_000_000
+    # Per department and resource per day in China, granted or not, unless the resource sets its
+    # own: enumerating the ~2.6e8 plausible resident IDs takes 26 days hashed, 130 blinded.
+    max_items_per_department_day: Annotated[StrictInt, between(0, 10_000_000_000)] = 2_000_000
+    max_hashed_items_per_department_day: Annotated[StrictInt, between(0, 10**12)] = 10_000_000
     # Blinded sessions waiting for their second step; each holds the blinded batch in memory.
     max_open_sessions: Annotated[StrictInt, between(1, 1_000_000)] = 1024
     max_open_sessions_per_department: Annotated[StrictInt, between(1, 1_000_000)] = 16

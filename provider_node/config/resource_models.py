@@ -101,6 +101,10 @@ class ResourceConfig(Section):
         description='a non-empty list, e.g. ["match", "verify", "count"]',
     )
     expose_record_count: StrictBool = False
+    # A department's items per day in China on this resource, by mode; absent: the node's
+    # [node] max_items_per_department_day / max_hashed_items_per_department_day; 0: no limit.
+    max_items_per_department_day: Annotated[StrictInt, between(0, 10**12)] | None = None
+    max_hashed_items_per_department_day: Annotated[StrictInt, between(0, 10**12)] | None = None
     key_version: Annotated[StrictInt, between(1, MAX_KEY_VERSION)] = 1
     # Declared before keys: the keys validator reads the validated fields.
     fields: Mapping[FieldName, FieldType] = Field(

@@ -132,6 +132,13 @@ class NodeMetrics:
         self.refusals = Counter(
             "bidui_refusals_total", "Requests refused, by reason.", ["reason"], registry=registry
         )
+        self.enumeration_suspected = Counter(
+            "bidui_enumeration_suspected_total",
+            "Days on which a department's run against a resource looked like an enumeration "
+            "(many items, almost none matched).",
+            ["requester", "resource"],
+            registry=registry,
+        )
         self.rpc_duration = Histogram(
             "bidui_rpc_duration_seconds",
             "Duration of gRPC calls handled by the node.",
@@ -192,6 +199,9 @@ class NodeMetrics:
             self.comparison_items.labels(*labels).inc(items)
         if matches:
             self.comparison_matches.labels(*labels[1:3]).inc(matches)
+
+    def record_enumeration_suspected(self, requester: str, resource: str) -> None:
+        self.enumeration_suspected.labels(requester or UNKNOWN, self._resource(resource)).inc()
 
     def record_answer(
         self,

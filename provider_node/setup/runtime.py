@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from comparator.oprf import OprfServer, VoprfServer
-from provider_node.access.policy import AccessPolicy, ItemsPerMinute
+from provider_node.access.policy import AccessPolicy, ItemsPerDay, ItemsPerMinute
 from provider_node.access.quotas import QuotaPruner
 from provider_node.audit.checkpoints import Checkpointer
 from provider_node.audit.log import AuditLog
@@ -148,7 +148,19 @@ def open_node(
     gate = StoreGate(
         workers=config.audit.store_slots, deadline=config.audit.request_deadline_seconds
     )
-    access = AccessPolicy(sessions, per_minute, gate=gate, clock=clock)
+    per_day = {
+        resource.id: ItemsPerDay(
+            hashed=_first(
+                resource.max_hashed_items_per_department_day,
+                config.node.max_hashed_items_per_department_day,
+            ),
+            blinded=_first(
+                resource.max_items_per_department_day, config.node.max_items_per_department_day
+            ),
+        )
+        for resource in config.resources
+    }
+    access = AccessPolicy(sessions, per_minute, gate=gate, clock=clock, items_per_day=per_day)
     limits = NodeLimits(
         max_batch_items=config.node.max_batch_items,
         session_seconds=config.node.blinded_session_seconds,
@@ -191,6 +203,10 @@ def open_node(
 
 # How long before the working-day calendar runs out the node warns at each start.
 _CALENDAR_WARNING = timedelta(days=45)
+
+
+def _first(given: int | None, default: int) -> int:
+    return default if given is None else given
 
 
 def use_calendar(config: NodeConfig, now: datetime) -> None:
