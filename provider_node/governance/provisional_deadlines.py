@@ -36,8 +36,8 @@ def settle(audit: AuditLog, *, operator: str) -> tuple[int, int]:
         ):
             exact = working_deadline(application.submitted_at, DECISION_WORKING_DAYS)
             if not exact.provisional:
-                changes.append(f"application {application.id}: {application.decision_deadline}"
-                               f" -> {exact.day}")  # fmt: skip
+                was = application.decision_deadline
+                changes.append(f"application {application.id}: {was} -> {exact.day}")
                 application.decision_deadline = exact.day
                 application.deadline_provisional = False
         settled_applications = len(changes)
@@ -47,21 +47,21 @@ def settle(audit: AuditLog, *, operator: str) -> tuple[int, int]:
             reporting = working_deadline(china_date(report.compared_at), REPORT_WORKING_DAYS)
             answering = working_deadline(report.filed_at, ANSWER_WORKING_DAYS)
             if not (reporting.provisional or answering.provisional):
-                changes.append(f"report {report.id}: answer by {report.answer_deadline}"
-                               f" -> {answering.day}")  # fmt: skip
+                was = report.answer_deadline
+                changes.append(f"report {report.id}: answer by {was} -> {answering.day}")
                 report.report_deadline = reporting.day
                 report.answer_deadline = answering.day
                 report.deadlines_provisional = False
         counts[:] = [settled_applications, len(changes) - settled_applications]
         if not changes:
             return None
+        listed = "; ".join(changes)
         return AuditEntry.answered(
             Action.DEADLINE_RECOMPUTATION,
             requester=operator,
             item_count=len(changes),
-            reason=("provisional deadlines recounted on the announced calendar: "
-                    + "; ".join(changes))[:4000],
-        )  # fmt: skip
+            reason=f"provisional deadlines recounted on the announced calendar: {listed}"[:4000],
+        )
 
     counts = [0, 0]
     audit.append_unless(act)
