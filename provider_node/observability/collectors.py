@@ -45,18 +45,27 @@ __all__ = [
 
 
 class IndexCollector(Collector):
-    """bidui_index_records and bidui_index_age_seconds, age computed at scrape time."""
+    """bidui_index_records, bidui_index_age_seconds (computed at scrape time), the resource's
+    bidui_index_update_period_seconds, and bidui_index_stale: 1 while the index is older than
+    its update period (article 8: a stale index answers a false 库无)."""
 
     def __init__(self, clock: Callable[[], _dt.datetime]) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._indexes: dict[tuple[str, str, str], tuple[int, _dt.datetime]] = {}
+        self._indexes: dict[tuple[str, str, str], tuple[int, _dt.datetime, float]] = {}
 
-    def set(self, labels: tuple[str, str, str], records: int, built_at: _dt.datetime) -> None:
+    def set(
+        self,
+        labels: tuple[str, str, str],
+        records: int,
+        built_at: _dt.datetime,
+        update_period: float = 0.0,
+    ) -> None:
+        """``update_period``: seconds the resource promises between refreshes (0: none)."""
         if built_at.tzinfo is None:
             raise ValueError("built_at must be timezone-aware")
         with self._lock:
-            self._indexes[labels] = (records, built_at)
+            self._indexes[labels] = (records, built_at, update_period)
 
     def remove(self, labels: tuple[str, str, str]) -> None:
         with self._lock:
@@ -72,14 +81,30 @@ class IndexCollector(Collector):
             "Seconds since the loaded match index was built from its source.",
             labels=names,
         )
+        period = GaugeMetricFamily(
+            "bidui_index_update_period_seconds",
+            "The resource's update period (its catalog update_period), in seconds.",
+            labels=names,
+        )
+        stale = GaugeMetricFamily(
+            "bidui_index_stale",
+            "1 while the loaded index is older than its resource's update period.",
+            labels=names,
+        )
         now = self._clock()
         with self._lock:
             items = list(self._indexes.items())
-        for labels, (count, built_at) in items:
+        for labels, (count, built_at, update_period) in items:
+            seconds = max(0.0, (now - built_at).total_seconds())
             records.add_metric(list(labels), count)
-            age.add_metric(list(labels), max(0.0, (now - built_at).total_seconds()))
+            age.add_metric(list(labels), seconds)
+            if update_period:
+                period.add_metric(list(labels), update_period)
+                stale.add_metric(list(labels), 1.0 if seconds > update_period else 0.0)
         yield records
         yield age
+        yield period
+        yield stale
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return []

@@ -240,9 +240,16 @@ class NodeMetrics:
         self.rpc_duration.labels(method).observe(seconds)
 
     def set_index(
-        self, resource: str, key: str, mode: str, records: int, built_at: _dt.datetime
+        self,
+        resource: str,
+        key: str,
+        mode: str,
+        records: int,
+        built_at: _dt.datetime,
+        update_period: float = 0.0,
     ) -> None:
-        self._indexes.set((resource, key, mode), records, built_at)
+        """``update_period``: the resource's, in seconds (0: not compared)."""
+        self._indexes.set((resource, key, mode), records, built_at, update_period)
 
     def remove_index(self, resource: str, key: str, mode: str) -> None:
         self._indexes.remove((resource, key, mode))

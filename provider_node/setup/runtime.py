@@ -26,6 +26,7 @@ from provider_node.audit.log import AuditLog
 from provider_node.comparison.node import NodeLimits, ProviderNode
 from provider_node.config import ConfigError, NodeConfig
 from provider_node.config.models import metrics_listen_problem
+from provider_node.config.values import duration_seconds
 from provider_node.core.errors import AuditUnavailableError
 from provider_node.core.vocabulary import OprfMode
 from provider_node.core.workdays import announce, calendar_end, supported_years
@@ -111,7 +112,12 @@ def open_node(
         built = [t for t in (index_built_at(i) for i in indexes.values()) if t is not None]
         for (key_name, mode), index in indexes.items():
             metrics.set_index(
-                resource.id, key_name, mode, len(index), index_built_at(index) or clock()
+                resource.id,
+                key_name,
+                mode,
+                len(index),
+                index_built_at(index) or clock(),
+                duration_seconds(resource.update_period),
             )
         served[resource.id] = ServedResource(
             resource=resource,

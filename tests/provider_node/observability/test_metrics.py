@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from provider_node.config.values import duration_seconds
 from provider_node.core import errors
 from provider_node.governance import grant_lookup, grants
 from provider_node.observability.collectors import ApplicationsCollector, application_counts_reader
@@ -126,6 +127,27 @@ def test_scraped_over_loopback(
     # The age is computed at scrape time.
     clock.now += _dt.timedelta(hours=1)
     assert scrape(port)[("bidui_index_age_seconds", index)] == 3690
+    assert ("bidui_index_stale", index) not in samples  # no update period given
+
+
+def test_an_index_older_than_its_update_period_is_stale(registry: CollectorRegistry) -> None:
+    clock = [BUILT + _dt.timedelta(hours=23)]
+    metrics = NodeMetrics(registry, known_resources=["residents"], clock=lambda: clock[0])
+    metrics.set_index("residents", "id_number", "hashed", 200, BUILT, duration_seconds("P1D"))
+    where = {"resource": "residents", "key": "id_number", "mode": "hashed"}
+    assert registry.get_sample_value("bidui_index_update_period_seconds", where) == 86400
+    assert registry.get_sample_value("bidui_index_stale", where) == 0
+    clock[0] = BUILT + _dt.timedelta(hours=24, seconds=1)  # the daily refresh did not come
+    assert registry.get_sample_value("bidui_index_stale", where) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("P1D", 86400), ("PT12H", 43200), ("P2W", 1_209_600), ("P1M", 30 * 86400),
+     ("P1Y2M3DT4H5M6S", (428 * 24 + 4) * 3600 + 5 * 60 + 6)],
+)  # fmt: skip
+def test_update_periods_in_seconds(text: str, seconds: int) -> None:
+    assert duration_seconds(text) == seconds
 
 
 def test_label_values_stay_bounded(registry: CollectorRegistry) -> None:
