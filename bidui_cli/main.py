@@ -21,6 +21,7 @@ from bidui_cli.department.access import apply, department_applications
 from bidui_cli.department.access import keys as department_keys
 from bidui_cli.department.compare import compare
 from bidui_cli.department.discrepancies import discrepancy
+from bidui_cli.department.resources import resources
 from bidui_cli.department.verify import verify
 from bidui_cli.errors import OneLineUsage, fail
 
@@ -118,5 +119,6 @@ main.add_command(department_keys)
 main.add_command(apply)
 main.add_command(department_applications)
 main.add_command(discrepancy)
+main.add_command(resources)
 for node_command in node_commands():
     main.add_command(node_command)
