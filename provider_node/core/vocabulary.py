@@ -93,3 +93,5 @@ class Action(StrEnum):
     CA_ROTATION = "ca_rotation"
     #: Provisional deadlines recounted once the working-day calendar knows their year.
     DEADLINE_RECOMPUTATION = "deadline_recomputation"
+    #: The catalog as served differs from the last one recorded (an edited node.toml).
+    CATALOG_CHANGE = "catalog_change"

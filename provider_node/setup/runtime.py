@@ -30,7 +30,7 @@ from provider_node.config.values import duration_seconds
 from provider_node.core.errors import AuditUnavailableError
 from provider_node.core.vocabulary import OprfMode
 from provider_node.core.workdays import announce, calendar_end, supported_years
-from provider_node.governance import provisional_deadlines
+from provider_node.governance import catalog_changes, provisional_deadlines
 from provider_node.governance.discrepancies import DiscrepancyDesk
 from provider_node.governance.sharing import SharingDesk
 from provider_node.identity.auth import Authenticator, RevocationList
@@ -181,6 +181,9 @@ def open_node(
     # Comparisons a crashed node left open (kill -9 between the two steps) end as abandoned now;
     # younger ones may belong to another live process on this database: its reaper closes them.
     node.reconcile_open_comparisons(float(config.node.blinded_session_seconds))
+    changed = catalog_changes.record(audit, config.resources, operator=config.node.department)
+    if changed is not None:
+        _log.info("audited: %s", changed.split(" | ")[0])
     settled = provisional_deadlines.settle(audit, operator=config.node.department)
     if any(settled):
         _log.info(

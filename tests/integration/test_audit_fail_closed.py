@@ -89,9 +89,9 @@ def test_audit_verify_cli_catches_edit_delete_and_insert(own_node: NodeUnderTest
     config = str(node.config_path)
     ok = runner.invoke(main, ["audit", "verify", "--config", config])
     assert ok.exit_code == 0, ok.output
-    # One key fetch (the SDK keeps the key for its session), three comparisons, and the blinded
-    # one's opening record.
-    assert "audit chain OK: 5 records" in ok.output
+    # The catalog as the node opened with it, one key fetch (the SDK keeps the key for its
+    # session), three comparisons, and the blinded one's opening record.
+    assert "audit chain OK: 6 records" in ok.output
     node.started.stop(grace=0.5)  # the officer checks the database at rest
     db_path = node.directory / "audit.db"
     backup = db_path.read_bytes()
@@ -107,9 +107,9 @@ def test_audit_verify_cli_catches_edit_delete_and_insert(own_node: NodeUnderTest
         assert result.exit_code == 1, result.output
         return result.output
 
-    assert "seq 2" in tamper("UPDATE audit_record SET match_count = 0 WHERE seq = 2")
-    assert "seq 3" in tamper("DELETE FROM audit_record WHERE seq = 3")
-    assert "BROKEN" in tamper("DELETE FROM audit_record WHERE seq = 5")
+    assert "seq 3" in tamper("UPDATE audit_record SET match_count = 0 WHERE seq = 3")
+    assert "seq 4" in tamper("DELETE FROM audit_record WHERE seq = 4")
+    assert "BROKEN" in tamper("DELETE FROM audit_record WHERE seq = 6")
     inserted = tamper(
         "INSERT INTO audit_record (seq, comparison_id, occurred_at, action, requester, "
         "cert_fingerprint, resource_id, comparison_key, mode, purpose, item_count, match_count, "
@@ -121,8 +121,8 @@ def test_audit_verify_cli_catches_edit_delete_and_insert(own_node: NodeUnderTest
     )
     assert "BROKEN" in inserted
     # Values no column type can read are a broken chain too, not a crash.
-    unreadable = tamper("UPDATE audit_record SET occurred_at = 'not a time' WHERE seq = 3")
-    assert "seq 3" in unreadable
+    unreadable = tamper("UPDATE audit_record SET occurred_at = 'not a time' WHERE seq = 4")
+    assert "seq 4" in unreadable
 
 
 @pytest.fixture
@@ -146,7 +146,8 @@ def test_comparisons_audited_on_postgresql(tmp_path: Path, postgres_url: str) ->
                 )
                 assert result.matched_count == 4
         report = node.started.opened.audit.verify()
-        assert report.ok and report.records_checked == 4  # key fetch, hashed, opened, blinded
+        # The catalog as served, key fetch, hashed, opened, blinded.
+        assert report.ok and report.records_checked == 5
     finally:
         node.started.stop(grace=0.5)
     runner = CliRunner()
