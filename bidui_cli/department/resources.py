@@ -19,6 +19,7 @@ from bidui.v1 import catalog_pb2
 from bidui_cli import terminal
 from bidui_cli.department.connection import NodeAddress, node_options, reported
 from client_sdk.comparison.catalog import answers_from_wire, mode_from_wire
+from comparator.periods import duration_seconds
 
 __all__ = ["resources"]
 
@@ -38,23 +39,14 @@ _CATEGORY = {
     catalog_pb2.CATEGORY_THEMATIC: "thematic",
     catalog_pb2.CATEGORY_DEPARTMENTAL: "departmental",
 }
-# ISO 8601 periods as the catalog states them, e.g. P1D (the node validated them).
-_UNITS = {"Y": 365 * 86400, "M": 30 * 86400, "W": 7 * 86400, "D": 86400}
 
 
 def _period_seconds(period: str) -> float | None:
-    """Seconds of a date-only ISO 8601 period (P1D, P1W, P1M); None for others."""
-    if not period.startswith("P") or "T" in period:
+    """The update period in seconds; None where the node states none this reads."""
+    try:
+        return duration_seconds(period)
+    except ValueError:
         return None
-    total, number = 0, ""
-    for char in period[1:]:
-        if char.isdigit():
-            number += char
-        elif char in _UNITS and number:
-            total, number = total + int(number) * _UNITS[char], ""
-        else:
-            return None
-    return float(total) if total and not number else None
 
 
 def _facts(resource: catalog_pb2.Resource, now: _dt.datetime) -> dict[str, Any]:

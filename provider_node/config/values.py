@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from comparator.fields import FieldType
+from comparator.periods import DURATION_RE
 from provider_node.core.vocabulary import Answer, Category, ComparisonMode, OprfMode, SharingType
 
 __all__ = [
@@ -68,22 +69,6 @@ DEPARTMENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # Key names become file names (<key>.<mode>.idx): no dots, no separators.
 KEY_NAME_RE = re.compile(r"[A-Za-z0-9_+-]{1,128}")
-# ISO 8601 duration, e.g. P1D, PT12H, P1M.
-DURATION_RE = re.compile(r"P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?")
-
-
-def duration_seconds(text: str) -> float:
-    """An ISO 8601 duration (``DURATION_RE``) in seconds, a year counted as 365 days and a month
-    as 30: for comparing an index's age with its resource's ``update_period``."""
-    found = DURATION_RE.fullmatch(text)
-    if found is None:
-        raise ValueError(f"{text!r} is not an ISO 8601 duration (e.g. P1D)")
-    parts = found.groups()
-    years, months, weeks, days, hours, minutes, seconds = (
-        int(part[:-1]) if part else 0 for part in (*parts[:4], *parts[5:])
-    )
-    days += 365 * years + 30 * months + 7 * weeks
-    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
 class ConfigError(Exception):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from comparator.oprf import OprfServer, VoprfServer
+from comparator.periods import duration_seconds
 from provider_node.access.policy import AccessPolicy, ItemsPerDay, ItemsPerMinute
 from provider_node.access.quotas import QuotaPruner
 from provider_node.audit.checkpoints import Checkpointer
@@ -26,7 +27,6 @@ from provider_node.audit.log import AuditLog
 from provider_node.comparison.node import NodeLimits, ProviderNode
 from provider_node.config import ConfigError, NodeConfig
 from provider_node.config.models import metrics_listen_problem
-from provider_node.config.values import duration_seconds
 from provider_node.core.errors import AuditUnavailableError
 from provider_node.core.vocabulary import OprfMode
 from provider_node.core.workdays import announce, calendar_end, supported_years

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from provider_node.config.values import duration_seconds
+from comparator.periods import duration_seconds
 from provider_node.core import errors
 from provider_node.governance import grant_lookup, grants
 from provider_node.observability.collectors import ApplicationsCollector, application_counts_reader
@@ -139,15 +139,6 @@ def test_an_index_older_than_its_update_period_is_stale(registry: CollectorRegis
     assert registry.get_sample_value("bidui_index_stale", where) == 0
     clock[0] = BUILT + _dt.timedelta(hours=24, seconds=1)  # the daily refresh did not come
     assert registry.get_sample_value("bidui_index_stale", where) == 1
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("P1D", 86400), ("PT12H", 43200), ("P2W", 1_209_600), ("P1M", 30 * 86400),
-     ("P1Y2M3DT4H5M6S", (428 * 24 + 4) * 3600 + 5 * 60 + 6)],
-)  # fmt: skip
-def test_update_periods_in_seconds(text: str, seconds: int) -> None:
-    assert duration_seconds(text) == seconds
 
 
 def test_label_values_stay_bounded(registry: CollectorRegistry) -> None:
