@@ -176,20 +176,20 @@ def _bidui_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from bidui_cli.main import main; sys.exit(main())"]
 
 
-def forget_checkpoints(node: Node) -> None:
+def forget_checkpoints(config_path: Path) -> None:
     """Remove the signed audit checkpoints a previous run's node left in the cached node folder.
 
     The node signs its audit chain head into ``data_dir`` at every graceful stop; each run's audit
     database is fresh, so those checkpoints vouch for a log that no longer exists and ``bidui
     audit verify`` would report this run's log as cut."""
-    (node.config_path.parent / "data" / CHECKPOINT_FILE).unlink(missing_ok=True)
+    (config_path.parent / "data" / CHECKPOINT_FILE).unlink(missing_ok=True)
 
 
 class ServerProcess:
     """``bidui provider serve`` in a subprocess, audit log in ``audit_dir``."""
 
     def __init__(self, node: Node, audit_dir: Path) -> None:
-        forget_checkpoints(node)
+        forget_checkpoints(node.config_path)
         self.node = node
         self.env = dict(os.environ)
         self.env["BIDUI_AUDIT_DATABASE_URL"] = f"sqlite:///{audit_dir / 'audit.db'}"

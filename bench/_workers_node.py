@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import psutil
-from _e2e_node import Node, _free_port, forget_checkpoints
 from _e2e_node import _bidui_command as bidui_command
+from _e2e_node import _free_port, forget_checkpoints
 
 _SERVING = re.compile(r"serving on port (\d+) \(mutual TLS\)")
 _ONE_METRICS = re.compile(r"metrics on http://[^:]+:(\d+)/metrics")
@@ -28,23 +29,35 @@ _MANY_METRICS = re.compile(r"ports ([\d, ]+) \(label worker\)")
 
 
 class WorkersNode:
-    """``bidui provider serve --workers W`` with a fresh SQLite audit log in ``scratch``; the
-    per-minute item limits are lifted (a benchmark is not a department)."""
+    """``bidui provider serve --workers W`` on the node of ``config_path``, with a fresh audit
+    log (``audit_url``, or SQLite in ``scratch``); the per-minute item limits are lifted (a
+    benchmark is not a department). ``env``: more settings (``BIDUI_…`` variables)."""
 
-    def __init__(self, node: Node, workers: int, scratch: Path) -> None:
-        self.node = node
+    def __init__(
+        self,
+        config_path: Path,
+        workers: int,
+        scratch: Path,
+        *,
+        audit_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config_path = config_path
         self.workers = workers
         self.env = dict(os.environ)
-        self.env["BIDUI_AUDIT_DATABASE_URL"] = f"sqlite:///{scratch / f'audit-w{workers}.db'}"
+        self.env["BIDUI_AUDIT_DATABASE_URL"] = (
+            audit_url or f"sqlite:///{scratch / f'audit-w{workers}.db'}"
+        )
         self.env["BIDUI_NODE_MAX_ITEMS_PER_MINUTE"] = "0"
         self.env["BIDUI_NODE_MAX_HASHED_ITEMS_PER_MINUTE"] = "0"
-        forget_checkpoints(node)
+        self.env.update(env or {})
+        forget_checkpoints(config_path)
         self.log_path = scratch / f"serve-w{workers}.log"
         self.port = _free_port()
         self.metrics_ports: list[int] = []
         self._log_file = self.log_path.open("wb")
         command = [
-            *bidui_command(), "provider", "serve", "--config", str(node.config_path),
+            *bidui_command(), "provider", "serve", "--config", str(config_path),
             "--listen", f"127.0.0.1:{self.port}", "--metrics-listen", "127.0.0.1:0",
             "--workers", str(workers),
         ]  # fmt: skip
@@ -137,7 +150,7 @@ class WorkersNode:
     def verify_audit(self) -> str:
         """``bidui audit verify`` on this run's audit database: its one-line answer."""
         done = subprocess.run(
-            [*bidui_command(), "audit", "verify", "--config", str(self.node.config_path)],
+            [*bidui_command(), "audit", "verify", "--config", str(self.config_path)],
             env=self.env, capture_output=True, text=True,
         )  # fmt: skip
         if done.returncode != 0:

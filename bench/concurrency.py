@@ -36,11 +36,8 @@ import functools
 import json
 import multiprocessing
 import os
-import re
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,13 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from _e2e_report import machine_info
+from _workers_node import WorkersNode
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 DEPARTMENTS = [f"luzhou-bench-{n}" for n in range(1, 9)]
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-_SERVING = re.compile(r"serving on port (\d+) \(mutual TLS\)")
 
 
 def log(message: str) -> None:
@@ -82,72 +79,20 @@ def prepare(directory: Path) -> Path:
     return init.config_path
 
 
-class Node:
-    def __init__(self, config: Path, audit_url: str, before: bool, scratch: Path) -> None:
-        self.env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "BIDUI_AUDIT_DATABASE_URL": audit_url,
-            "BIDUI_NODE_MAX_ITEMS_PER_MINUTE": "0",
-            "BIDUI_NODE_MAX_HASHED_ITEMS_PER_MINUTE": "0",
-        }
-        if before:  # the store path as it was: 8 slots, one transaction per record
-            self.env["BIDUI_AUDIT_GROUP_COMMIT_MAX_RECORDS"] = "1"
-            self.env["BIDUI_AUDIT_STORE_SLOTS"] = "8"
-        self.config = config
-        self.audit_url = audit_url
-        self.log_path = scratch / "serve.log"
-        self._log = self.log_path.open("wb")
-        bidui = str(Path(sys.executable).with_name("bidui"))
-        self.process = subprocess.Popen(
-            [bidui, "provider", "serve", "--config", str(config),
-             "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.port = self._wait_serving()
+def records_in(audit_url: str) -> int:
+    """Records in the audit log at ``audit_url``."""
+    from sqlalchemy import create_engine, text
 
-    def _wait_serving(self, timeout: float = 60) -> int:
-        ends = time.monotonic() + timeout
-        while time.monotonic() < ends:
-            found = _SERVING.search(self.log_path.read_text(errors="replace"))
-            if found:
-                return int(found[1])
-            if self.process.poll() is not None:
-                sys.exit(f"the node exited:\n{self.log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
-        sys.exit("the node did not start")
+    engine = create_engine(audit_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM audit_record")).scalar())
+    finally:
+        engine.dispose()
 
-    def cpu_seconds(self) -> float:
-        """The node process's CPU time so far (user + system, every thread)."""
-        import psutil
 
-        times = psutil.Process(self.process.pid).cpu_times()
-        return times.user + times.system
-
-    def records(self) -> int:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(self.audit_url)
-        try:
-            with engine.connect() as connection:
-                return int(connection.execute(text("SELECT count(*) FROM audit_record")).scalar())
-        finally:
-            engine.dispose()
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(120)
-        self._log.close()
-        if code != 0:
-            sys.exit(f"the node exited {code}:\n{self.log_path.read_text(errors='replace')}")
-        done = subprocess.run(
-            [str(Path(sys.executable).with_name("bidui")), "audit", "verify",
-             "--config", str(self.config)],
-            env=self.env, capture_output=True, text=True,
-        )  # fmt: skip
-        if done.returncode != 0:
-            sys.exit(f"audit verify failed: {done.stdout}{done.stderr}")
-        return done.stdout.strip().splitlines()[0]
+#: The store path as it was before issue 17: 8 slots, one transaction per audit record.
+BEFORE = {"BIDUI_AUDIT_GROUP_COMMIT_MAX_RECORDS": "1", "BIDUI_AUDIT_STORE_SLOTS": "8"}
 
 
 # -- the clients ------------------------------------------------------------------------------
@@ -264,7 +209,7 @@ def load(port: int, pki: Path, departments: int, threads: int, seconds: float) -
 # -- one run ----------------------------------------------------------------------------------
 
 
-def _measured(node: Node, pki: Path, departments: int, threads: int, seconds: float) -> dict:
+def _measured(node: WorkersNode, pki: Path, departments: int, threads: int, seconds: float) -> dict:
     """``load``, with the node's CPU time per answer."""
     cpu = node.cpu_seconds()
     phase = load(node.port, pki, departments, threads, seconds)
@@ -320,21 +265,20 @@ def run_cell(
     config: Path, audit_url: str, before: bool, args: argparse.Namespace, scratch: Path
 ) -> dict[str, Any]:
     pki = config.parent / "pki"
-    # A fresh audit log: the checkpoints of the last one do not vouch for it.
-    for checkpoints in (config.parent / "data").glob("audit-checkpoints*"):
-        checkpoints.unlink()
-    node = Node(config, audit_url, before, scratch)
+    node = WorkersNode(config, 1, scratch, audit_url=audit_url, env=BEFORE if before else None)
     try:
-        before = node.records()
+        node.wait_serving(timeout=60)
+        at_start = records_in(audit_url)
         burst = load(node.port, pki, 1, 20, 0.0)
         log(f"  burst: {burst['codes']}")
         thirty_two = _measured(node, pki, 4, 8, args.seconds)
         log(f"  32 clients: {thirty_two['answered_per_s']}/s, {thirty_two['codes']}")
         sixty_four = _measured(node, pki, 8, 8, args.long_seconds)
         log(f"  8 x 8: {sixty_four['answered_per_s']}/s, {sixty_four['codes']}")
-        added = node.records() - before
+        added = records_in(audit_url) - at_start
     finally:
-        verified = node.stop()
+        node.stop()
+    verified = node.verify_audit().splitlines()[0]
     received = burst["answered"] + thirty_two["answered"] + sixty_four["answered"]
     if added != received:
         sys.exit(f"the audit log holds {added} records for {received} answers received")

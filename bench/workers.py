@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     pki = (node_dir.ca_cert, node_dir.client_cert, node_dir.client_key)
     with tempfile.TemporaryDirectory(prefix="bidui-workers-") as scratch_name:
         for workers in WORKERS:
-            node = WorkersNode(node_dir, workers, Path(scratch_name))
+            node = WorkersNode(node_dir.config_path, workers, Path(scratch_name))
             try:
                 log(f"starting `bidui provider serve --workers {workers}` on {node.target}")
                 startup = node.wait_serving(timeout=600)
